@@ -1,0 +1,51 @@
+"""`bnnlogic train`: train a BNN and save its exact integer form."""
+from __future__ import annotations
+
+from ..data import NAMES, load_dataset
+from ..spec import ALIASES, parse_arch
+from ._common import add_json_flag, emit
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a BNN and save it as one model file",
+                       description="Train a binarized network on a data set and save its exact integer "
+                                   "form (IR) with the trained parameters. Prints test accuracy and the "
+                                   "IR's agreement with the trained network (always 1.0).")
+    p.add_argument("--data", required=True, choices=NAMES, help="data set")
+    p.add_argument("--data-dir", help="folder with the data set's IDX files")
+    p.add_argument("--arch", default="mlp:100,100",
+                   help=f"architecture spec, e.g. mlp:500,300,200,100, cnn:c16k4s2,c32k4s2,d100, or {', '.join(ALIASES)}")
+    p.add_argument("--coding", default="levels:3",
+                   help="input coding: threshold:T | thermometer:T1,T2,.. | levels:M (default levels:3)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--scale", action="store_true", help="XNOR-Net per-channel scale alpha = mean|W|")
+    p.add_argument("--stochastic", action="store_true", help="stochastic binarization of activations in training")
+    p.add_argument("--ternary", type=float, metavar="PCT",
+                   help="ternary weights: zero band = this percentile of |w| per layer (e.g. 40)")
+    p.add_argument("--out", required=True, help="model file to write (e.g. model.bnn)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    parse_arch(args.arch)  # fail fast on a bad spec, before importing torch
+    if args.epochs < 1:
+        from ..errors import UserError
+        raise UserError("--epochs must be at least 1")
+    data = load_dataset(args.data, args.data_dir)
+    from ..nn import train
+
+    quant = {"mode": "ternary", "percentile": args.ternary} if args.ternary is not None else None
+    model = train(data, args.arch, epochs=args.epochs, seed=args.seed, coding=args.coding, quant=quant,
+                  scale=args.scale, stochastic=args.stochastic, batch_size=args.batch_size, lr=args.lr)
+    model.save(args.out)
+    m = model.meta
+    out = {"model": args.out, "data": m["dataset"], "split": m["split"], "arch": m["arch"],
+           "accuracy": m["test_accuracy"], "n": m["test_n"], "ir_agreement": m["ir_agreement"],
+           "seconds_per_epoch": m["training"]["seconds_per_epoch"]}
+    emit(out, args.json, f"saved {args.out}: test accuracy {out['accuracy']:.4f} on {out['n']} inputs, "
+                         f"IR agreement {out['ir_agreement']:.4f}, {out['seconds_per_epoch']:.2f} s/epoch")
+    return 0

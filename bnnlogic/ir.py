@@ -1,0 +1,216 @@
+"""The exact integer form of a trained BNN (the IR), with its reference semantics.
+
+Every consumer (inference engine, SAT encodings, explanations, counting) reads this,
+never the torch model. All values are integers; nothing here rounds.
+
+Semantics (see ``docs/ir.md`` for the file format)::
+
+    raw features x in Z^d, lo <= x_f <= hi              (feature_shape, e.g. (784,) or (1,28,28))
+    input bits   b[m, f] = [x_f >= tau[m, f]]           m = 0..M-1, tau strictly increasing in m
+                 laid out as (M*C, H, W) for images (level-major channels) or (M*d,) for vectors
+    dense        t_i = [ sum_j A_ij * u_j >= k_i ]       A_ij in {-1, 0, +1}, u in {0,1}^n (flattened)
+    conv         t[o,y,x] = [ sum_{c,i,j} A[o,c,i,j] * u[c, y*s+i, x*s+j] >= k_o ]   (no padding)
+    maxpool      t[c,y,x] = OR_{i,j < size} u[c, y*s+i, x*s+j]
+    output       score_c = scale * sum_j A_cj * u_j + offset_c   (integers, scale > 0)
+                 prediction = the smallest c with a maximal score (ties go to the lower class)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class InputCoding:
+    """Integer thresholds on raw features: ``b[m, f] = [x_f >= thresholds[m, f]]``.
+
+    ``thresholds`` has shape (M, d) with d = prod(feature_shape); M = 1 is a plain threshold,
+    M > 1 a thermometer code (thresholds strictly increasing in m, so b[m+1] implies b[m]).
+    """
+
+    feature_shape: tuple[int, ...]
+    lo: int
+    hi: int
+    thresholds: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.feature_shape))
+
+    @property
+    def n_levels(self) -> int:
+        return int(self.thresholds.shape[0])
+
+    @property
+    def bit_shape(self) -> tuple[int, ...]:
+        fs = self.feature_shape
+        return (self.n_levels * fs[0],) + tuple(fs[1:])
+
+    @property
+    def n_bits(self) -> int:
+        return self.n_levels * self.n_features
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Raw features (n, d) -> input bits (n, *bit_shape) as uint8 in {0, 1}."""
+        X = np.asarray(X).reshape(len(X), 1, self.n_features)
+        bits = (X >= self.thresholds[None]).astype(np.uint8)  # (n, M, d)
+        return bits.reshape((len(X),) + self.bit_shape)
+
+    def bit_feature(self, bit: int) -> tuple[int, int]:
+        """Flat bit index -> (level m, flat feature index f)."""
+        return divmod(int(bit), self.n_features)
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Threshold neurons ``t_i = [sum_j A[i, j] u_j >= k_i]`` over the flattened input u."""
+
+    A: np.ndarray  # int8 (n_out, n_in)
+    k: np.ndarray  # int64 (n_out,)
+    kind: str = field(default="dense", init=False)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.A.shape[1])
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(self.A.shape[0]),)
+
+    def apply(self, u: np.ndarray) -> np.ndarray:
+        s = u.reshape(len(u), -1).astype(np.int32) @ self.A.T.astype(np.int32)
+        return (s >= self.k).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Conv:
+    """Binary convolution, no padding: ``t[o,y,x] = [sum A[o,c,i,j] u[c,y*s+i,x*s+j] >= k_o]``."""
+
+    A: np.ndarray  # int8 (C_out, C_in, kh, kw)
+    k: np.ndarray  # int64 (C_out,)
+    stride: int
+    kind: str = field(default="conv", init=False)
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _, h, w = in_shape
+        _, _, kh, kw = self.A.shape
+        return (int(self.A.shape[0]), (h - kh) // self.stride + 1, (w - kw) // self.stride + 1)
+
+    def windows(self, u: np.ndarray) -> np.ndarray:
+        """(n, C, H, W) -> receptive fields (n, C, Ho, Wo, kh, kw)."""
+        kh, kw = self.A.shape[2:]
+        win = np.lib.stride_tricks.sliding_window_view(u, (kh, kw), axis=(2, 3))
+        return win[:, :, :: self.stride, :: self.stride]
+
+    def apply(self, u: np.ndarray) -> np.ndarray:
+        s = np.einsum("nchwij,ocij->nohw", self.windows(u).astype(np.int32), self.A.astype(np.int32))
+        return (s >= self.k[None, :, None, None]).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """Max-pool of binary values is an OR: ``t[c,y,x] = OR_{i,j<size} u[c,y*s+i,x*s+j]``."""
+
+    size: int
+    stride: int
+    kind: str = field(default="maxpool", init=False)
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = in_shape
+        return (c, (h - self.size) // self.stride + 1, (w - self.size) // self.stride + 1)
+
+    def apply(self, u: np.ndarray) -> np.ndarray:
+        win = np.lib.stride_tricks.sliding_window_view(u, (self.size, self.size), axis=(2, 3))
+        return win[:, :, :: self.stride, :: self.stride].max(axis=(4, 5))
+
+
+Layer = Union[Dense, Conv, MaxPool]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Exact integer scores ``score_c = scale * sum_j A[c, j] u_j + offset_c``; argmax, ties low."""
+
+    A: np.ndarray  # int8 (n_classes, n_in)
+    scale: int
+    offset: np.ndarray  # int64 (n_classes,)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.A.shape[0])
+
+    def scores(self, u: np.ndarray) -> np.ndarray:
+        s = u.reshape(len(u), -1).astype(np.int64) @ self.A.T.astype(np.int64)
+        return self.scale * s + self.offset
+
+
+@dataclass(frozen=True)
+class IR:
+    """A whole BNN: input coding, hidden threshold layers, exact output layer."""
+
+    coding: InputCoding
+    layers: tuple[Layer, ...]
+    output: Output
+
+    @property
+    def n_classes(self) -> int:
+        return self.output.n_classes
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Activation shape after the coding and after each hidden layer."""
+        shapes = [self.coding.bit_shape]
+        for layer in self.layers:
+            shapes.append(layer.out_shape(shapes[-1]))
+        return shapes
+
+    def activations(self, X: np.ndarray) -> list[np.ndarray]:
+        """Reference forward pass: [input bits, layer 1 bits, ...], each (n, *shape) uint8."""
+        acts = [self.coding.encode(X)]
+        for layer in self.layers:
+            acts.append(layer.apply(acts[-1]))
+        return acts
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Integer scores (n, n_classes), int64."""
+        return self.output.scores(self.activations(X)[-1])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted classes (n,), ties to the lowest class index."""
+        return np.argmax(self.scores(X), axis=1)
+
+    def validate(self) -> None:
+        """Raise ``UserError`` if shapes do not chain or values are out of their domains."""
+        c = self.coding
+        if c.thresholds.ndim != 2 or c.thresholds.shape[1] != c.n_features or c.n_levels < 1:
+            raise UserError(f"input coding: thresholds must have shape (M, {c.n_features})")
+        if c.n_levels > 1 and not np.all(np.diff(c.thresholds, axis=0) > 0):
+            raise UserError("input coding: thermometer thresholds must increase strictly per feature")
+        if c.lo > c.hi:
+            raise UserError(f"input coding: empty feature domain [{c.lo}, {c.hi}]")
+        shape = c.bit_shape
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, (Conv, MaxPool)) and len(shape) != 3:
+                raise UserError(f"layer {i} ({layer.kind}) needs a (C, H, W) input, got {shape}")
+            if isinstance(layer, Dense) and layer.n_in != int(np.prod(shape)):
+                raise UserError(f"layer {i} (dense) expects {layer.n_in} inputs, gets {int(np.prod(shape))}")
+            if isinstance(layer, Conv) and (layer.A.ndim != 4 or layer.A.shape[1] != shape[0]):
+                raise UserError(f"layer {i} (conv) expects {layer.A.shape[1]} channels, gets {shape[0]}")
+            if isinstance(layer, (Dense, Conv)):
+                _check_ternary(layer.A, f"layer {i}")
+                if layer.k.shape != (layer.A.shape[0],):
+                    raise UserError(f"layer {i}: thresholds k must have shape ({layer.A.shape[0]},)")
+            shape = layer.out_shape(shape)
+            if min(shape) < 1:
+                raise UserError(f"layer {i} ({layer.kind}) leaves an empty output {shape}")
+        o = self.output
+        _check_ternary(o.A, "output layer")
+        if o.A.shape[1] != int(np.prod(shape)) or o.offset.shape != (o.A.shape[0],) or o.scale <= 0:
+            raise UserError("output layer: shapes do not match the last hidden layer, or scale <= 0")
+
+
+def _check_ternary(A: np.ndarray, where: str) -> None:
+    if not np.isin(A, (-1, 0, 1)).all():
+        raise UserError(f"{where}: weights must be in {{-1, 0, +1}}")

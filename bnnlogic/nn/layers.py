@@ -1,0 +1,154 @@
+"""Binary layers: latent real weights in [-1, 1], binarized (or ternarized) in the forward pass.
+
+Training mode runs in float32 with STE gradients.  Evaluation mode is the *trained network*
+whose predictions the IR must match: the integer pre-activations are computed in float64
+(exact for sums of +-1 terms), then BN and the sign decision ``y >= 0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .quantizers import ste_sign, stochastic_sign, ternarize
+
+OUTPUT_FRAC_BITS = 16  # the output bias is a fixed-point number with this many fractional bits
+
+
+@dataclass(frozen=True)
+class WeightQuant:
+    """How latent weights become {-1,+1} (``binary``) or {-1,0,+1} (``ternary``).
+
+    Ternary zero band ``|w| <= delta``: a fixed ``delta``, or ``percentile`` of |w| per layer.
+    """
+
+    mode: str = "binary"
+    delta: float | None = None
+    percentile: float | None = None
+
+    def threshold(self, w: torch.Tensor) -> torch.Tensor:
+        if self.percentile is not None:
+            return torch.quantile(w.detach().abs().flatten().float(), self.percentile / 100.0)
+        return torch.tensor(self.delta or 0.0)
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        if self.mode == "binary":
+            return ste_sign(w)
+        return ternarize(w, self.threshold(w))
+
+
+class _BinaryWeights(nn.Module):
+    """Shared parts of binary dense and conv layers: quantized weights and XNOR-Net scale."""
+
+    weight: nn.Parameter
+
+    def __init__(self, quant: WeightQuant, scale: bool) -> None:
+        super().__init__()
+        self.quant = quant
+        self.scale = scale
+
+    def quantized_weight(self) -> torch.Tensor:
+        return self.quant(self.weight)
+
+    def alpha(self) -> torch.Tensor:
+        """Per-output-channel scale mean|W| (XNOR-Net), or ones."""
+        if not self.scale:
+            return torch.ones(self.weight.shape[0])
+        return self.weight.detach().abs().mean(dim=tuple(range(1, self.weight.dim())))
+
+    def clip_(self) -> None:
+        with torch.no_grad():
+            self.weight.clamp_(-1, 1)
+
+
+class BinaryLinear(_BinaryWeights):
+    def __init__(self, n_in: int, n_out: int, quant: WeightQuant = WeightQuant(), scale: bool = False) -> None:
+        super().__init__(quant, scale)
+        self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-1, 1))
+
+    def integer_sum(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.quantized_weight().to(x.dtype))
+
+
+class BinaryConv2d(_BinaryWeights):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1,
+                 quant: WeightQuant = WeightQuant(), scale: bool = False) -> None:
+        super().__init__(quant, scale)
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel, kernel).uniform_(-1, 1))
+
+    def integer_sum(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.quantized_weight().to(x.dtype), stride=self.stride)
+
+
+class SignBlock(nn.Module):
+    """binary layer -> BatchNorm -> sign:  t = sign(BN(alpha * s)),  s = sum_j w_j x_j."""
+
+    def __init__(self, layer: BinaryLinear | BinaryConv2d, stochastic: bool = False) -> None:
+        super().__init__()
+        self.layer = layer
+        self.conv = isinstance(layer, BinaryConv2d)
+        n = layer.weight.shape[0]
+        self.bn = nn.BatchNorm2d(n) if self.conv else nn.BatchNorm1d(n)
+        self.stochastic = stochastic
+
+    def _view(self, v: torch.Tensor) -> torch.Tensor:
+        return v.view(1, -1, 1, 1) if self.conv else v.view(1, -1)
+
+    def preactivation(self, x: torch.Tensor) -> torch.Tensor:
+        """BN output y (training semantics, float32); the block outputs sign(y)."""
+        return self.bn(self.layer.integer_sum(x) * self._view(self.layer.alpha()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            y = self.preactivation(x)
+            return stochastic_sign(y) if self.stochastic else ste_sign(y)
+        # exact evaluation: integer sums in float64, then BN, fire iff y >= 0
+        s = self.layer.integer_sum(x.double())
+        bn = self.bn
+        y = (self._view(self.layer.alpha().double()) * s - self._view(bn.running_mean.double())) \
+            / torch.sqrt(self._view(bn.running_var.double()) + bn.eps) \
+            * self._view(bn.weight.double()) + self._view(bn.bias.double())
+        return torch.where(y >= 0, 1.0, -1.0).to(x.dtype)
+
+
+class OutputLayer(nn.Module):
+    """Binary output layer: ``logit_c = sum_j w_cj x_j + b_c``.
+
+    During training the logits are multiplied by a learned temperature exp(log_temp) (argmax
+    does not change).  In evaluation b_c is the fixed-point value round(b_c * 2^16) / 2^16 and
+    the sum is float64, so every logit is exact.
+    """
+
+    def __init__(self, n_in: int, n_classes: int, quant: WeightQuant = WeightQuant()) -> None:
+        super().__init__()
+        self.linear = BinaryLinear(n_in, n_classes, quant)
+        self.bias = nn.Parameter(torch.zeros(n_classes))
+        self.log_temp = nn.Parameter(torch.tensor(-2.0))
+
+    def fixed_bias(self) -> torch.Tensor:
+        """The bias as integers B_c (the logit bias is B_c / 2^OUTPUT_FRAC_BITS)."""
+        return torch.round(self.bias.detach().double() * (1 << OUTPUT_FRAC_BITS)).long()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return (self.linear.integer_sum(x) + self.bias) * self.log_temp.exp()
+        s = self.linear.integer_sum(x.double())
+        return s + self.fixed_bias().double() / (1 << OUTPUT_FRAC_BITS)
+
+
+class Coding(nn.Module):
+    """Raw features -> +-1 input bits, ``+1 iff x_f >= tau[m, f]``; laid out as the IR's bits."""
+
+    def __init__(self, feature_shape: tuple[int, ...], thresholds: torch.Tensor) -> None:
+        super().__init__()
+        self.feature_shape = tuple(feature_shape)
+        self.register_buffer("thresholds", thresholds.float())  # (M, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        bits = x.reshape(n, 1, -1).float() >= self.thresholds[None]
+        fs = self.feature_shape
+        return torch.where(bits, 1.0, -1.0).reshape((n, -1) + fs[1:])

@@ -1,0 +1,65 @@
+"""Binarizers with straight-through estimators (STE).
+
+``sign(x)`` here is +1 for x >= 0 and -1 otherwise (the IR's tie rule: a neuron fires when
+its BN output is >= 0).  The STE passes the gradient where |x| <= 1 and cancels it elsewhere
+(Courbariaux/Hubara et al. 2016; Larq's ``ste_sign``).
+"""
+from __future__ import annotations
+
+import torch
+
+
+class _SignSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+class _StochasticSignSTE(torch.autograd.Function):
+    """+1 with probability hard_sigmoid(x) = clip((x + 1) / 2, 0, 1); STE backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        p = ((x + 1) / 2).clamp(0, 1)
+        return torch.where(torch.rand_like(x) < p, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+class _TernarySTE(torch.autograd.Function):
+    """0 where |w| <= delta, sign(w) elsewhere; STE backward (cancelled for |w| > 1)."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(w)
+        return torch.where(w.abs() <= delta, 0.0, torch.where(w >= 0, 1.0, -1.0)).to(w.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (w,) = ctx.saved_tensors
+        return grad * (w.abs() <= 1).to(grad.dtype), None
+
+
+def ste_sign(x: torch.Tensor) -> torch.Tensor:
+    """Deterministic sign in {-1, +1} with the gradient-cancelling STE."""
+    return _SignSTE.apply(x)
+
+
+def stochastic_sign(x: torch.Tensor) -> torch.Tensor:
+    """Stochastic binarization (training only): +1 with probability hard_sigmoid(x)."""
+    return _StochasticSignSTE.apply(x)
+
+
+def ternarize(w: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
+    """Ternary weights in {-1, 0, +1} with zero band |w| <= delta."""
+    return _TernarySTE.apply(w, torch.as_tensor(delta, dtype=w.dtype))

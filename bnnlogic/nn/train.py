@@ -1,0 +1,132 @@
+"""Training loop: Adam, cosine learning rate, latent weights clipped to [-1, 1] after each step.
+
+``train`` returns a ``bnnlogic.Model`` (the IR plus the trained parameters and metadata),
+after checking that the IR predicts exactly what the trained network predicts.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data import Dataset
+from ..model import Model
+from ..spec import parse_coding
+from .network import BNN, NetConfig
+
+Regularizer = Callable[[BNN, torch.Tensor], torch.Tensor]
+
+
+def set_seed(seed: int) -> None:
+    """Seed torch and numpy; fix the thread count to the machine's cores."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+def fit(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0,
+        batch_size: int = 128, lr: float = 1e-2, loss_fn: Callable | None = None,
+        regularizers: list[Regularizer] = (), progress: bool = True, desc: str = "train") -> list[dict]:
+    """Train ``net`` in place; returns per-epoch history (loss, train accuracy, seconds).
+
+    ``loss_fn(net, xb, yb, logits)`` defaults to cross-entropy on labels; each regularizer
+    ``r(net, xb)`` adds a term.  Latent binary weights are clipped after every step.
+    """
+    set_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = epochs * ((len(X) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    history = []
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        net.train()
+        t0, total, correct, seen = time.perf_counter(), 0.0, 0, 0
+        for idx in torch.randperm(len(X), generator=gen).split(batch_size):
+            xb, yb = Xt[idx], yt[idx]
+            logits = net(xb)
+            loss = loss_fn(net, xb, yb, logits) if loss_fn else F.cross_entropy(logits, yb)
+            for reg in regularizers:
+                loss = loss + reg(net, xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if hasattr(net, "clip_"):
+                net.clip_()
+            total += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(idx)
+        history.append({"epoch": epoch + 1, "loss": total / seen, "train_accuracy": correct / seen,
+                        "seconds": time.perf_counter() - t0})
+        bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
+    net.eval()
+    return history
+
+
+def build(data: Dataset, arch: str, coding: str = "levels:3", quant: dict | None = None,
+          scale: bool = False, stochastic: bool = False) -> BNN:
+    """A fresh BNN for ``data`` (architecture and coding by spec string)."""
+    cfg = NetConfig(arch=arch, feature_shape=data.feature_shape, lo=data.lo, hi=data.hi,
+                    thresholds=parse_coding(coding, data.lo, data.hi), n_classes=len(data.classes),
+                    quant=quant or {"mode": "binary"}, scale=scale, stochastic=stochastic)
+    return BNN(cfg)
+
+
+def to_model(net: BNN, data: Dataset, extra_meta: dict[str, Any] | None = None) -> Model:
+    """Export ``net`` to the IR and record metadata and test metrics (accuracy, ir_agreement)."""
+    ir = net.to_ir()
+    model = Model(ir, {}, net.state_arrays())
+    X, y = data.X_test, data.y_test
+    torch_pred = net.predict(X)
+    ir_pred = model.predict(X)
+    model.meta = {
+        "dataset": data.name, "split": data.split, "classes": data.classes,
+        "arch": net.cfg.arch, "net": net.cfg.to_json(),
+        "test_accuracy": float((ir_pred == y).mean()), "test_n": int(len(y)),
+        "ir_agreement": float((torch_pred == ir_pred).mean()),
+        **(extra_meta or {}),
+    }
+    return model
+
+
+def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str = "levels:3",
+          quant: dict | None = None, scale: bool = False, stochastic: bool = False,
+          batch_size: int = 128, lr: float = 1e-2, init_from: dict[str, Any] | None = None,
+          progress: bool = True) -> Model:
+    """Train a BNN on ``data`` and return its exact ``Model``.
+
+    ``init_from``: a float state dict of the same shape (see ``init_from_float``).
+    """
+    net = build(data, arch, coding, quant, scale, stochastic)
+    if init_from is not None:
+        init_from_float(net, init_from)
+    history = fit(net, data.X_train, data.y_train, epochs, seed, batch_size, lr, progress=progress)
+    return to_model(net, data, {"training": {
+        "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "coding": coding,
+        "history": history, "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
+    }})
+
+
+@torch.no_grad()
+def init_from_float(net: BNN, state: dict[str, Any]) -> int:
+    """Copy a float network's weights into the BNN's latent weights where shapes match.
+
+    Weight tensors are matched in order (first float weight of each layer to each binary
+    layer); each is scaled to max|w| = 1 (sign is what matters) and clipped.  BatchNorm
+    parameters of matching shape are copied too.  Returns how many layers were initialised.
+    """
+    weights = [torch.as_tensor(v) for k, v in state.items() if k.endswith("weight") and torch.as_tensor(v).dim() >= 2]
+    done = 0
+    for layer, w in zip(net.binary_layers(), weights):
+        if tuple(w.shape) == tuple(layer.weight.shape):
+            layer.weight.copy_((w / w.abs().max().clamp_min(1e-12)).clamp(-1, 1))
+            done += 1
+    return done
