@@ -1,0 +1,81 @@
+"""The standard models every benchmark uses, trained once and cached.
+
+    python benchmarks/models.py [--only NAME ...] [--json PATH]
+
+trains (or loads from ``benchmarks/out/models/``) each model below and prints a table of
+test accuracy, IR agreement and training time per epoch.  Other benchmarks call
+``get_model(name)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bnnlogic import load  # noqa: E402
+from bnnlogic.data import load_dataset  # noqa: E402
+from bnnlogic.evaluate import evaluate  # noqa: E402
+from bnnlogic.fileio import write_json, write_text  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+MODELS = OUT / "models"
+
+# name -> (data set, architecture, training keyword arguments)
+ZOO: dict[str, tuple[str, str, dict]] = {
+    "digits-mlp": ("digits", "mlp:64,32", {"epochs": 30}),
+    "fashion-mlp-small": ("fashion-mnist", "mlp-small", {"epochs": 10}),
+    "fashion-mlp-large": ("fashion-mnist", "mlp-large", {"epochs": 10}),
+    "fashion-conv-small": ("fashion-mnist", "conv-small", {"epochs": 10}),
+    "mnist-mlp-small": ("mnist", "mlp-small", {"epochs": 20}),
+    "mnist-mlp-large": ("mnist", "mlp-large", {"epochs": 20}),
+}
+
+
+def get_model(name: str, retrain: bool = False):
+    """Load ``benchmarks/out/models/<name>.bnn``, training it first if absent."""
+    path = MODELS / f"{name}.bnn"
+    if path.exists() and not retrain:
+        return load(path)
+    from bnnlogic.nn import train
+
+    data_name, arch, kw = ZOO[name]
+    model = train(load_dataset(data_name), arch, **kw)
+    model.meta["zoo_name"] = name
+    model.save(path)
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", default=list(ZOO), help="model names")
+    ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--json", default=str(OUT / "models.json"))
+    args = ap.parse_args()
+    rows = []
+    for name in args.only:
+        t0 = time.perf_counter()
+        model = get_model(name, args.retrain)
+        res = evaluate(model)
+        tr = model.meta["training"]
+        rows.append({"model": name, "data": res["data"], "split": res["data_split"], "arch": model.meta["arch"],
+                     "epochs": tr["epochs"], "accuracy": res["accuracy"], "n": res["n"],
+                     "ir_agreement": res["ir_agreement"], "seconds_per_epoch": tr["seconds_per_epoch"],
+                     "eval_seconds": res["seconds"], "wall_seconds": time.perf_counter() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+    table = ["| model | data | arch | epochs | test accuracy | n | IR agreement | s/epoch |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    table += [f"| {r['model']} | {r['data']} | {r['arch']} | {r['epochs']} | {r['accuracy']:.4f} | {r['n']} | "
+              f"{r['ir_agreement']:.4f} | {r['seconds_per_epoch']:.1f} |" for r in rows]
+    print("\n".join(table))
+    os.makedirs(OUT, exist_ok=True)
+    write_json(args.json, rows)
+    write_text(OUT / "models.md", "\n".join(table) + "\n")
+
+
+if __name__ == "__main__":
+    main()
