@@ -1,0 +1,67 @@
+"""Shared test fixtures: random tiny IRs and brute-force enumeration of small raw boxes."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from bnnlogic.ir import IR, Conv, Dense, InputCoding, MaxPool, Output
+
+
+def random_coding(rng: np.random.Generator, feature_shape: tuple[int, ...], lo: int, hi: int,
+                  levels: int = 1) -> InputCoding:
+    """Per-feature strictly increasing thresholds drawn from (lo, hi]."""
+    d = int(np.prod(feature_shape))
+    thr = np.stack([np.sort(rng.choice(np.arange(lo + 1, hi + 1), size=levels, replace=False)) for _ in range(d)], 1)
+    return InputCoding(tuple(feature_shape), lo, hi, thr.astype(np.int64))
+
+
+def _ternary(rng, shape, p_zero):
+    A = rng.choice([-1, 1], size=shape)
+    A[rng.random(shape) < p_zero] = 0
+    return A.astype(np.int8)
+
+
+def _thresholds(rng, A):
+    """Thresholds spread around the reachable range of sum A_ij u_j, so neurons vary."""
+    rows = A.reshape(A.shape[0], -1)
+    neg, pos = (rows < 0).sum(1), (rows > 0).sum(1)
+    return np.array([rng.integers(-n, p + 2) for n, p in zip(neg, pos)], dtype=np.int64)
+
+
+def random_ir(seed: int = 0, n_features: int = 4, lo: int = 0, hi: int = 3, levels: int = 1,
+              hidden: tuple[int, ...] = (5, 4), n_classes: int = 3, p_zero: float = 0.2,
+              image: tuple[int, int, int] | None = None, conv: tuple[tuple[int, int, int], ...] = (),
+              pool: int = 0) -> IR:
+    """A random valid IR.
+
+    Dense-only by default (``n_features`` flat features in [lo, hi]).  With ``image=(C, H, W)``
+    the features are an image; ``conv`` lists (out_channels, kernel, stride) conv layers, and
+    ``pool`` > 0 adds a max-pool of that size after the first conv.
+    """
+    rng = np.random.default_rng(seed)
+    coding = random_coding(rng, image or (n_features,), lo, hi, levels)
+    shape = coding.bit_shape
+    layers = []
+    for i, (c_out, k, s) in enumerate(conv):
+        A = _ternary(rng, (c_out, shape[0], k, k), p_zero)
+        layers.append(Conv(A, _thresholds(rng, A), s))
+        shape = layers[-1].out_shape(shape)
+        if i == 0 and pool:
+            layers.append(MaxPool(pool, pool))
+            shape = layers[-1].out_shape(shape)
+    for h in hidden:
+        A = _ternary(rng, (h, int(np.prod(shape))), p_zero)
+        layers.append(Dense(A, _thresholds(rng, A)))
+        shape = (h,)
+    A = _ternary(rng, (n_classes, int(np.prod(shape))), p_zero)
+    offset = rng.integers(-3, 4, size=n_classes).astype(np.int64)
+    ir = IR(coding, tuple(layers), Output(A, int(rng.choice([1, 2, 4])), offset))
+    ir.validate()
+    return ir
+
+
+def box_inputs(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Every integer point of the box [lower, upper] (inclusive), shape (n_points, d)."""
+    ranges = [range(int(a), int(b) + 1) for a, b in zip(lower, upper)]
+    return np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, len(ranges))
