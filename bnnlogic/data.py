@@ -150,7 +150,7 @@ def parse_idx(data: bytes) -> np.ndarray:
         raise ValueError(f"bad IDX magic {magic:#x}")
     ndim = magic & 0xFF
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
 
 
 def _idx_dataset(name: str, data_dir, download: bool) -> Dataset:
