@@ -105,6 +105,7 @@ def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str
 
     ``init_from``: a float state dict of the same shape (see ``init_from_float``).
     """
+    set_seed(seed)  # the initial latent weights are drawn here
     net = build(data, arch, coding, quant, scale, stochastic)
     if init_from is not None:
         init_from_float(net, init_from)
