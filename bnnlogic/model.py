@@ -172,7 +172,12 @@ class Model:
                 torch_state = ({name: np.lib.format.read_array(io.BytesIO(zf.read(f"torch.{name}.npy")),
                                                                allow_pickle=False)
                                 for name in header["torch"]} if header.get("torch") else None)
-                return cls(IR(coding, tuple(layers), output), header.get("meta", {}), torch_state)
+                ir = IR(coding, tuple(layers), output)
+                try:
+                    ir.validate()
+                except UserError as exc:
+                    raise UserError(f"{path}: invalid model ({exc}); {fix}") from None
+                return cls(ir, header.get("meta", {}), torch_state)
         except UserError:
             raise
         except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:

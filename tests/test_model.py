@@ -1,0 +1,80 @@
+"""Model file: round trip, input checks, rejection of corrupt and foreign files."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import bnnlogic
+from bnnlogic.errors import UserError
+from bnnlogic.model import Model
+from helpers import random_ir
+
+
+@pytest.fixture
+def model():
+    ir = random_ir(3, image=(1, 4, 4), conv=((2, 2, 1),), pool=2, hidden=(3,), levels=2, hi=5)
+    return Model(ir, {"dataset": "synthetic", "classes": ["a", "b", "c"]}, {"w": np.arange(4.0)})
+
+
+def test_round_trip_preserves_predictions_meta_and_state(model, tmp_path):
+    path = tmp_path / "m.bnn"
+    model.save(path)
+    back = bnnlogic.load(path)
+    X = np.random.default_rng(0).integers(0, 6, size=(50, 16))
+    np.testing.assert_array_equal(back.scores(X), model.ir.scores(X))
+    assert back.meta == model.meta and back.classes == ["a", "b", "c"]
+    np.testing.assert_array_equal(back.torch_state["w"], np.arange(4.0))
+    assert not list(tmp_path.glob(".*tmp"))  # no temp file left behind
+
+
+def test_check_inputs_accepts_rows_batches_and_images(model):
+    assert model.check_inputs(np.zeros(16)).shape == (1, 16)
+    assert model.check_inputs(np.zeros((3, 1, 4, 4), dtype=np.uint8)).shape == (3, 16)
+    assert model.predict(np.full((2, 16), 5.0)).shape == (2,)
+
+
+@pytest.mark.parametrize("X,msg", [(np.zeros(15), "shape"), (np.full(16, 0.5), "non-integer"),
+                                   (np.full(16, 6), "outside"), (np.array(["a"] * 16), "dtype")])
+def test_check_inputs_rejects_bad_inputs(model, X, msg):
+    with pytest.raises(UserError, match=msg):
+        model.check_inputs(X)
+
+
+def test_missing_corrupt_and_foreign_files_are_user_errors(model, tmp_path):
+    with pytest.raises(UserError, match="no such model file"):
+        bnnlogic.load(tmp_path / "nope.bnn")
+    bad = tmp_path / "bad.bnn"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(UserError, match="corrupt or foreign"):
+        bnnlogic.load(bad)
+    good = tmp_path / "good.bnn"
+    model.save(good)
+    truncated = tmp_path / "trunc.bnn"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(UserError):
+        bnnlogic.load(truncated)
+    for header, match in [({"format": "other"}, "not a bnnlogic model"), ({"format": "bnnlogic-ir", "version": 99}, "version 99")]:
+        foreign = tmp_path / "foreign.bnn"
+        with zipfile.ZipFile(foreign, "w") as zf:
+            zf.writestr("header.json", json.dumps(header))
+        with pytest.raises(UserError, match=match):
+            bnnlogic.load(foreign)
+
+
+def test_tampered_weights_are_rejected(model, tmp_path):
+    path, tampered = tmp_path / "m.bnn", tmp_path / "t.bnn"
+    model.save(path)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for item in src.namelist():
+            data = src.read(item)
+            if item == "layers.0.A.npy":
+                import io
+                A = np.lib.format.read_array(io.BytesIO(data)).copy()
+                A.flat[0] = 3
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, A)
+                data = buf.getvalue()
+            dst.writestr(item, data)
+    with pytest.raises(UserError, match="weights must be in"):
+        bnnlogic.load(tampered)
