@@ -5,7 +5,6 @@ after checking that the IR predicts exactly what the trained network predicts.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
@@ -23,10 +22,9 @@ Regularizer = Callable[[BNN, torch.Tensor], torch.Tensor]
 
 
 def set_seed(seed: int) -> None:
-    """Seed torch and numpy; fix the thread count to the machine's cores."""
+    """Seed torch and numpy."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-    torch.set_num_threads(os.cpu_count() or 1)
 
 
 def fit(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0,
