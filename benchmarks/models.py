@@ -27,7 +27,7 @@ MODELS = OUT / "models"
 
 # name -> (data set, architecture, training keyword arguments)
 ZOO: dict[str, tuple[str, str, dict]] = {
-    "digits-mlp": ("digits", "mlp:64,32", {"epochs": 30}),
+    "digits-mlp": ("digits", "mlp:100", {"epochs": 40}),
     "fashion-mlp-small": ("fashion-mnist", "mlp-small", {"epochs": 10}),
     "fashion-mlp-large": ("fashion-mnist", "mlp-large", {"epochs": 10}),
     "fashion-conv-small": ("fashion-mnist", "conv-small", {"epochs": 10}),
