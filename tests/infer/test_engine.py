@@ -1,0 +1,98 @@
+"""The bit-packed engine equals the IR's reference semantics exactly (no timing here)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnnlogic.infer import Engine, compile_ir, pack_bits, unpack_bits
+from bnnlogic.infer.packing import layout
+from bnnlogic.ir import IR, Dense, Output
+from helpers import random_coding, random_ir
+
+BATCHES = (1, 7, 31, 33, 130)  # 1, odd, around the serial/parallel switch, > 64
+
+
+def _raw(ir: IR, n: int, seed: int = 0) -> np.ndarray:
+    c = ir.coding
+    return np.random.default_rng(seed).integers(c.lo, c.hi + 1, size=(n, c.n_features))
+
+
+def _check(ir: IR, batches=BATCHES) -> None:
+    engine = Engine(ir)
+    for n in batches:
+        X = _raw(ir, n, seed=n)
+        ref = ir.scores(X)
+        got = engine.scores(X)
+        assert got.dtype == np.int64 and got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(engine.predict(X), ir.predict(X))
+
+
+@pytest.mark.parametrize("n_features,hidden", [(1, (1,)), (63, (65, 1)), (65, (130, 63)), (64, (64, 128)),
+                                               (130, (3,)), (200, ())])
+@pytest.mark.parametrize("p_zero", [0.0, 0.3])
+def test_dense_awkward_widths(n_features, hidden, p_zero):
+    _check(random_ir(seed=n_features, n_features=n_features, lo=0, hi=7, hidden=hidden, p_zero=p_zero,
+                     n_classes=5))
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_dense_thermometer(levels):
+    _check(random_ir(seed=levels, n_features=45, lo=0, hi=9, levels=levels, hidden=(70, 9)))
+
+
+@pytest.mark.parametrize("image,conv,pool,levels,p_zero", [
+    ((1, 8, 8), ((3, 3, 1),), 0, 1, 0.0),
+    ((1, 12, 12), ((16, 4, 2), (32, 4, 2)), 0, 1, 0.0),  # conv-small's shape, smaller
+    ((2, 9, 11), ((5, 3, 1), (70, 2, 2)), 2, 3, 0.2),  # thermometer channels, pool, >64 channels
+    ((3, 10, 7), ((65, 2, 1),), 3, 1, 0.5),  # 65 channels through a pool of 3
+    ((1, 6, 6), ((1, 6, 1),), 0, 2, 0.2),  # kernel = image, one output pixel
+])
+def test_conv_pool(image, conv, pool, levels, p_zero):
+    _check(random_ir(seed=sum(image), image=image, lo=0, hi=5, levels=levels, conv=conv, pool=pool,
+                     hidden=(9,), p_zero=p_zero))
+
+
+def test_dense_on_image_input_and_extreme_thresholds():
+    """Dense directly on an image (channel-last permutation) and neurons always/never firing."""
+    rng = np.random.default_rng(3)
+    coding = random_coding(rng, (2, 5, 7), 0, 4, levels=2)
+    A = rng.choice([-1, 0, 1], size=(66, coding.n_bits)).astype(np.int8)
+    k = rng.integers(-20, 20, size=66)
+    k[:3] = (-10**6, 10**6, 0)
+    out = Output(rng.choice([-1, 1], size=(4, 66)).astype(np.int8), 3, np.array([5, -5, 0, 7]))
+    ir = IR(coding, (Dense(A, k.astype(np.int64)),), out)
+    ir.validate()
+    _check(ir)
+
+
+def test_ties_go_to_lowest_class():
+    ir = random_ir(seed=5, n_features=10, hidden=(4,))
+    ir = IR(ir.coding, ir.layers, Output(np.zeros_like(ir.output.A), 1, np.array([2, 2, 1])))
+    assert (Engine(ir).predict(_raw(ir, 50)) == 0).all()
+
+
+def test_empty_batch():
+    ir = random_ir(seed=6)
+    assert Engine(ir).scores(np.zeros((0, 4), dtype=np.int64)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("n_bits", [1, 63, 64, 65, 130])
+def test_pack_round_trip(n_bits):
+    bits = np.random.default_rng(n_bits).integers(0, 2, size=(5, n_bits)).astype(np.uint8)
+    words = pack_bits(bits)
+    assert words.dtype == np.uint64 and words.shape == (5, (n_bits + 63) // 64)
+    np.testing.assert_array_equal(unpack_bits(words, n_bits), bits)
+    q = [int(j) for j in np.flatnonzero(bits[0])]
+    assert all((int(words[0, j // 64]) >> (j % 64)) & 1 for j in q)  # bit q in word q//64, position q%64
+    assert not unpack_bits(words, 64 * words.shape[1])[:, n_bits:].any()  # zero padding
+
+
+def test_input_layout_matches_coding():
+    """The engine's packed input bits are the IR's input bits, permuted channel-last."""
+    ir = random_ir(seed=8, image=(2, 4, 5), lo=0, hi=5, levels=3, conv=((2, 2, 1),), hidden=())
+    p = compile_ir(ir)
+    X = _raw(ir, 6)
+    ref = ir.coding.encode(X).reshape(6, -1)[:, layout(ir.coding.bit_shape)]
+    np.testing.assert_array_equal((X[:, p.feat] >= p.thr).astype(np.uint8), ref)
+    assert sorted(layout((3, 2, 2))) == list(range(12))
