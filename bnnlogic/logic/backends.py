@@ -1,0 +1,244 @@
+"""Solver backends behind one interface: ``backend = make_backend(name, formula)``, then
+``backend.solve(assumptions, timeout) -> (status, value)`` with status in
+{"sat", "unsat", "unknown"} and ``value(var) -> bool`` reading the model after "sat".
+
+Names (``BACKENDS``):
+
+    cnf:<solver>:<encoding>   clauses through PySAT's cardinality encodings (``pysat.card``:
+                              seqcounter, totalizer, sortnetwrk, cardnetwrk, mtotalizer,
+                              kmtotalizer) solved by a PySAT SAT solver (cadical195, glucose4, ...)
+    native:<solver>           PySAT's native cardinality solvers (minicard, gluecard4):
+                              reified constraints become plain AtMost constraints
+    cpsat                     OR-Tools CP-SAT, Boolean linear constraints with enforcement literals
+    exact                     the Exact pseudo-Boolean solver, one reified constraint per neuron
+
+Every backend builds its solver once, so repeated ``solve`` calls with different assumptions
+(literals that must hold) reuse it.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence
+
+from ..errors import UserError
+from .formula import Card, Formula
+
+Status = str
+Value = Callable[[int], bool]
+
+ENCODINGS = ("seqcounter", "totalizer", "sortnetwrk", "cardnetwrk", "mtotalizer", "kmtotalizer")
+CNF_SOLVERS = ("cadical195", "glucose4", "glucose3", "minisat22", "maplechrono", "lingeling")
+NATIVE_SOLVERS = ("minicard", "gluecard4")
+DEFAULT = "cnf:cadical195:totalizer"
+BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("cadical195", "glucose4") for e in ENCODINGS]
+                 + [f"native:{s}" for s in NATIVE_SOLVERS] + ["cpsat", "exact"])
+
+
+def card_to_clauses(card: Card, top: int, encoding: str) -> tuple[list[list[int]], int]:
+    """CNF of one cardinality constraint (both directions if reified), fresh variables above
+    ``top``.  ``head => sum >= b`` is the encoding of ``sum >= b`` with ``-head`` added to each
+    clause; ``-head => sum <= b-1`` likewise with ``head``.  Repeated literals get copies."""
+    from pysat.card import CardEnc, EncType
+
+    enc = getattr(EncType, encoding)
+    lits, clauses, seen = [], [], set()
+    for l in card.lits:
+        if l in seen:  # a coefficient > 1: a fresh copy equal to l
+            top += 1
+            clauses += [[-top, l], [top, -l]]
+            l = top
+        seen.add(l)
+        lits.append(l)
+    n, b = len(lits), card.bound
+
+    def part(cnf, extra):
+        nonlocal top
+        top = max(top, cnf.nv)
+        clauses.extend(c + extra for c in cnf.clauses)
+
+    if card.head is None:
+        part(CardEnc.atleast(lits, b, top_id=top, encoding=enc), [])
+        return clauses, top
+    part(CardEnc.atleast(lits, b, top_id=top, encoding=enc), [-card.head])
+    if card.both:
+        part(CardEnc.atmost(lits, b - 1, top_id=top, encoding=enc), [card.head])
+    return clauses, top
+
+
+def to_cnf(formula: Formula, encoding: str = "totalizer") -> tuple[list[list[int]], int]:
+    """All of ``formula`` as clauses; returns (clauses, number of variables)."""
+    clauses, top = list(formula.clauses), formula.n_vars
+    for card in formula.cards:
+        cl, top = card_to_clauses(card, top, encoding)
+        clauses += cl
+    return clauses, top
+
+
+class _PySAT:
+    """A PySAT solver, fed clauses (and native AtMost constraints for minicard/gluecard)."""
+
+    def __init__(self, formula: Formula, solver: str, encoding: str | None) -> None:
+        from pysat.solvers import Solver
+
+        if encoding is None:
+            self.solver = Solver(name=solver)
+            for c in formula.clauses:
+                self.solver.add_clause(c)
+            top = formula.n_vars
+            for card in formula.cards:
+                for lits, bound in _native_atmost(card):
+                    self.solver.add_atmost(lits, bound)
+            self.n_clauses = len(formula.clauses)
+        else:
+            clauses, top = to_cnf(formula, encoding)
+            self.solver = Solver(name=solver, bootstrap_with=clauses)
+            self.n_clauses = len(clauses)
+        self.n_vars = top
+        self._model: set[int] = set()
+
+    def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
+        timer = None
+        if timeout:
+            timer = threading.Timer(timeout, self.solver.interrupt)
+            timer.start()
+        try:
+            res = self.solver.solve_limited(assumptions=list(assumptions), expect_interrupt=bool(timeout))
+        finally:
+            if timer:
+                timer.cancel()
+                self.solver.clear_interrupt()
+        if res is None:
+            return "unknown", _no_model
+        if not res:
+            return "unsat", _no_model
+        model = set(l for l in self.solver.get_model() if l > 0)
+        return "sat", lambda v: v in model
+
+    def close(self) -> None:
+        self.solver.delete()
+
+
+def _native_atmost(card: Card) -> list[tuple[list[int], int]]:
+    """``head => sum(L) >= b`` as ``AtMost(-L + b copies of head, n)`` and
+    ``-head => sum(L) <= b-1`` as ``AtMost(L + (n-b+1) copies of -head, n)`` (a repeated
+    literal counts once per copy in Minicard/Gluecard)."""
+    L, b, h = list(card.lits), card.bound, card.head
+    n = len(L)
+    neg = [-l for l in L]
+    if h is None:
+        return [(neg, n - b)]
+    out = [(neg + [h] * b, n)]
+    if card.both:
+        out.append((L + [-h] * (n - b + 1), n))
+    return out
+
+
+def _no_model(v: int) -> bool:
+    raise RuntimeError("no model: the last solve was not sat")
+
+
+class _CPSAT:
+    def __init__(self, formula: Formula, workers: int = 1) -> None:
+        from ortools.sat.python import cp_model
+
+        self.cp = cp_model
+        m = self.model = cp_model.CpModel()
+        self.x = [None] + [m.NewBoolVar(f"v{i}") for i in range(1, formula.n_vars + 1)]
+        lit = self.lit
+        for c in formula.clauses:
+            m.AddBoolOr([lit(l) for l in c])
+        for card in formula.cards:
+            s = sum(lit(l) for l in card.lits)
+            if card.head is None:
+                m.Add(s >= card.bound)
+                continue
+            m.Add(s >= card.bound).OnlyEnforceIf(lit(card.head))
+            if card.both:
+                m.Add(s <= card.bound - 1).OnlyEnforceIf(lit(-card.head))
+        self.workers = workers
+        self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
+
+    def lit(self, l: int):
+        return self.x[l] if l > 0 else self.x[-l].Not()
+
+    def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
+        self.model.ClearAssumptions()
+        self.model.AddAssumptions([self.lit(l) for l in assumptions])
+        solver = self.cp.CpSolver()
+        solver.parameters.num_workers = self.workers
+        if timeout:
+            solver.parameters.max_time_in_seconds = float(timeout)
+        st = solver.Solve(self.model)
+        if st in (self.cp.OPTIMAL, self.cp.FEASIBLE):
+            vals = {i for i in range(1, len(self.x)) if solver.BooleanValue(self.x[i])}
+            return "sat", lambda v: v in vals
+        if st == self.cp.INFEASIBLE:
+            return "unsat", _no_model
+        return "unknown", _no_model
+
+    def close(self) -> None:
+        pass
+
+
+class _Exact:
+    """Exact: one (reified) linear constraint per card, no auxiliary variables."""
+
+    def __init__(self, formula: Formula) -> None:
+        import exact
+
+        s = self.s = exact.Exact()
+        self.names = [f"v{i}" for i in range(formula.n_vars + 1)]
+        for name in self.names[1:]:
+            s.addVariable(name)
+        for c in formula.clauses:
+            terms, b = self._terms(c, 1)
+            s.addConstraint(terms, True, b)
+        for card in formula.cards:
+            terms, b = self._terms(card.lits, card.bound)
+            if card.head is None:
+                s.addConstraint(terms, True, b)
+            elif card.both:
+                s.addReification(self.names[card.head], True, terms, b)
+            else:
+                s.addRightReification(self.names[card.head], True, terms, b)
+        self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
+
+    def _terms(self, lits: Sequence[int], bound: int) -> tuple[list[tuple[int, str]], int]:
+        """``sum(lits) >= bound`` over variables: a negative literal -v is 1 - v."""
+        coef: dict[int, int] = {}
+        for l in lits:
+            coef[abs(l)] = coef.get(abs(l), 0) + (1 if l > 0 else -1)
+            if l < 0:
+                bound -= 1
+        return [(c, self.names[v]) for v, c in coef.items() if c], bound
+
+    def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
+        s = self.s
+        s.clearAssumptions()
+        if assumptions:
+            s.setAssumptions([(self.names[abs(l)], 1 if l > 0 else 0) for l in assumptions])
+        res = s.runFull(False, float(timeout or 0))
+        if res == "SAT":
+            vals = s.getLastSolutionFor(self.names[1:])
+            return "sat", lambda v: bool(vals[v - 1])
+        if res in ("UNSAT", "INCONSISTENT"):
+            return "unsat", _no_model
+        return "unknown", _no_model
+
+    def close(self) -> None:
+        pass
+
+
+def make_backend(name: str, formula: Formula):
+    """Build the solver ``name`` (see the module docstring) loaded with ``formula``."""
+    parts = name.split(":")
+    if parts[0] == "cnf" and len(parts) == 3 and parts[2] in ENCODINGS:
+        return _PySAT(formula, parts[1], parts[2])
+    if parts[0] == "native" and len(parts) == 2 and parts[1] in NATIVE_SOLVERS:
+        return _PySAT(formula, parts[1], None)
+    if name == "cpsat":
+        return _CPSAT(formula)
+    if name == "exact":
+        return _Exact(formula)
+    raise UserError(f"unknown backend {name!r}; choose auto, cpsat, exact, native:minicard|gluecard4 "
+                    f"or cnf:<solver>:<encoding> with encoding in {', '.join(ENCODINGS)}")

@@ -1,0 +1,64 @@
+"""Interval bound propagation on the IR: which neurons are fixed over a box of raw inputs.
+
+Every activation is a bit, so its bounds are a pair ``lo <= u <= hi`` in {0, 1}; ``lo == hi``
+means the bit is fixed over the whole box.  For raw bounds ``[l_f, h_f]``:
+
+    input bit [x_f >= tau]       lo = [l_f >= tau],   hi = [h_f >= tau]
+    neuron [sum_j a_j u_j >= k]  S_min = sum_{a>0} a lo_j + sum_{a<0} a hi_j,  S_max symmetric;
+                                 lo = [S_min >= k],   hi = [S_max >= k]
+    maxpool (OR)                 lo = OR lo_j,        hi = OR hi_j
+
+This is sound (every input of the box lies within the bounds), so a neuron with lo == hi can
+be replaced by its constant before encoding.  Batched: boxes (n, d) -> bounds (n, *shape).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import IR, Conv, Dense, MaxPool
+
+Bounds = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _sum_bounds(layer: Dense | Conv, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of each neuron's weighted sum over the bit box [lo, hi]."""
+    pos = np.maximum(layer.A, 0).astype(np.int32)
+    neg = np.minimum(layer.A, 0).astype(np.int32)
+    if isinstance(layer, Dense):
+        lo2, hi2 = lo.reshape(len(lo), -1).astype(np.int32), hi.reshape(len(hi), -1).astype(np.int32)
+        return lo2 @ pos.T + hi2 @ neg.T, hi2 @ pos.T + lo2 @ neg.T
+    wl, wh = layer.windows(lo).astype(np.int32), layer.windows(hi).astype(np.int32)
+    conv = lambda u, w: np.einsum("nchwij,ocij->nohw", u, w)  # noqa: E731
+    return conv(wl, pos) + conv(wh, neg), conv(wh, pos) + conv(wl, neg)
+
+
+def propagate(ir: IR, lo: np.ndarray, hi: np.ndarray) -> Bounds:
+    """Bit bounds after the coding and after each hidden layer for raw boxes (n, d) or (d,).
+
+    Returns ``[(lo_0, hi_0), (lo_1, hi_1), ...]`` with arrays (n, *shape) uint8.
+    """
+    lo = np.asarray(lo, dtype=np.int64).reshape(-1, ir.coding.n_features)
+    hi = np.asarray(hi, dtype=np.int64).reshape(-1, ir.coding.n_features)
+    out = [(ir.coding.encode(lo), ir.coding.encode(hi))]
+    for layer in ir.layers:
+        blo, bhi = out[-1]
+        if isinstance(layer, MaxPool):
+            out.append((layer.apply(blo), layer.apply(bhi)))
+            continue
+        smin, smax = _sum_bounds(layer, blo, bhi)
+        k = layer.k if isinstance(layer, Dense) else layer.k[None, :, None, None]
+        out.append(((smin >= k).astype(np.uint8), (smax >= k).astype(np.uint8)))
+    return out
+
+
+def stable_fraction(ir: IR, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Fraction of hidden threshold neurons (dense and conv; not pools) fixed over each box,
+    averaged over the boxes."""
+    bounds = propagate(ir, lo, hi)
+    fixed = total = 0
+    for layer, (blo, bhi) in zip(ir.layers, bounds[1:]):
+        if isinstance(layer, MaxPool):
+            continue
+        fixed += int(np.count_nonzero(blo == bhi))
+        total += blo.size
+    return fixed / total if total else 1.0

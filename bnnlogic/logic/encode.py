@@ -1,0 +1,272 @@
+"""IR + region + property -> ``Formula``.
+
+Inputs.  For each raw feature f the region allows ``lo_f <= x_f <= hi_f``.  Every coding
+threshold tau of f (of every network encoded, so two networks share their inputs) with
+``lo_f < tau <= hi_f`` gets a variable ``z[f,tau] = [x_f >= tau]``, chained
+``z[f,tau'] => z[f,tau]`` for tau < tau' (thermometer order); thresholds outside the box are
+constants.  An assignment of the z's picks an interval of raw values per feature, so a model
+decodes to a concrete raw input (the value nearest the region's center).  An L0 budget adds
+``changed_f <= (z leaves the center's interval)`` and ``sum_f changed_f <= k``.
+
+Neurons.  Bounds first (``bounds.propagate``): a neuron fixed over the box is the constant
+TRUE/-TRUE.  A free neuron ``t <=> sum_j a_j u_j >= k`` (a_j in {-1,0,1}) folds its fixed
+inputs into the bound and becomes the cardinality constraint
+``t <=> sum_{a_j=1} u_j + sum_{a_j=-1} -u_j >= k - const + #{a_j=-1 free}``.
+A free max-pool unit is ``t <=> OR u_j``.
+
+Output.  ``beats(c, d)``: class c is preferred to d, i.e. ``score_c > score_d`` or equal with
+``c < d``.  With ``score = scale * A u + offset`` this is the exact integer condition
+``sum_j (A_c - A_d)_j u_j >= ceil((offset_d - offset_c + [c > d]) / scale)`` (coefficients
+in {-2..2}: a coefficient 2 is a repeated literal).  ``pred in S`` holds iff some c in S beats
+every d outside S; a goal is an OR of ANDs of such atoms, one network or several (a miter).
+Only the direction ``literal => condition`` is encoded for the goal: a model is a real
+witness, and UNSAT means no input of the region reaches the goal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..ir import IR, Conv, Dense, MaxPool
+from .bounds import propagate
+from .formula import TRUE, Formula
+from .region import Region
+
+
+def nearest_in_interval(x: int, lo: int, hi: int, ts: Sequence[int], n_true: int) -> int:
+    """The raw value nearest x with exactly the first ``n_true`` of the sorted thresholds ``ts``
+    met, inside [lo, hi]: the interval [ts[n-1], ts[n] - 1] (ends replaced by lo, hi)."""
+    low = ts[n_true - 1] if n_true > 0 else lo
+    high = ts[n_true] - 1 if n_true < len(ts) else hi
+    return min(max(x, low), high)
+
+
+@dataclass
+class InputVars:
+    """The z variables of the region's free coding thresholds, per raw feature."""
+
+    region: Region
+    thresholds: dict[int, np.ndarray]  # feature -> sorted free thresholds (lo < tau <= hi)
+    vars: dict[int, np.ndarray]  # feature -> their variables (same order)
+    fixed_vars: dict[tuple[int, int], int] = field(default_factory=dict)  # naive mode only
+
+    def bit_lits(self, ir: IR) -> np.ndarray:
+        """Literal of every input bit of ``ir`` (flat, level-major), constants as +-TRUE."""
+        c, r = ir.coding, self.region
+        thr = c.thresholds  # (M, d)
+        lits = np.where(thr <= r.lo[None], TRUE, -TRUE).astype(np.int64)
+        for (f, tau), v in self.fixed_vars.items():
+            for m in np.nonzero(thr[:, f] == tau)[0]:
+                lits[m, f] = v
+        for f, ts in self.thresholds.items():
+            for m in range(c.n_levels):
+                i = np.searchsorted(ts, thr[m, f])
+                if i < len(ts) and ts[i] == thr[m, f]:
+                    lits[m, f] = self.vars[f][i]
+        return lits.reshape(-1)
+
+    def decode(self, value: Callable[[int], bool]) -> np.ndarray:
+        """A raw input (d,) from a model: per feature, the value of its z-interval nearest the
+        region's center (the box's low end without a center)."""
+        r = self.region
+        x = (r.center if r.center is not None else r.lo).copy()
+        x = np.clip(x, r.lo, r.hi)
+        for f, ts in self.thresholds.items():
+            x[f] = nearest_in_interval(int(x[f]), int(r.lo[f]), int(r.hi[f]), ts,
+                                       sum(1 for v in self.vars[f] if value(int(v))))
+        return x
+
+    def all_vars(self) -> list[int]:
+        return [int(v) for f in sorted(self.vars) for v in self.vars[f]]
+
+
+@dataclass
+class Network:
+    """One encoded network: literal arrays per layer (flat), output data, fixed-neuron stats."""
+
+    ir: IR
+    layers: list[np.ndarray]
+    neurons: int
+    fixed: int
+    beats_cache: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+@dataclass
+class Encoding:
+    formula: Formula
+    inputs: InputVars
+    nets: list[Network]
+
+    @property
+    def stats(self) -> dict:
+        f = self.formula
+        return {"variables": f.n_vars, "clauses": len(f.clauses), "cardinality": len(f.cards),
+                "neurons": sum(n.neurons for n in self.nets),
+                "fixed_by_bounds": sum(n.fixed for n in self.nets)}
+
+
+def _inputs(F: Formula, irs: Sequence[IR], region: Region, naive: bool) -> InputVars:
+    allthr = np.concatenate([ir.coding.thresholds for ir in irs], axis=0)  # (M, d)
+    free = (allthr > region.lo[None]) & (allthr <= region.hi[None])
+    thresholds, variables = {}, {}
+    for f in np.nonzero(free.any(axis=0))[0]:
+        ts = np.unique(allthr[free[:, f], f])
+        thresholds[int(f)] = ts
+        variables[int(f)] = np.array([F.new_var(f"x[{f}]>={t}") for t in ts], dtype=np.int64)
+        for a, b in zip(variables[f][:-1], variables[f][1:]):
+            F.add_clause([-int(b), int(a)])  # x >= t' implies x >= t  (t < t')
+    inp = InputVars(region, thresholds, variables)
+    if naive:  # every fixed input bit is a variable with a unit clause, as a plain encoder does
+        for m, f in zip(*np.nonzero(~free)):
+            tau = int(allthr[m, f])
+            if (int(f), tau) not in inp.fixed_vars:
+                v = F.new_var(f"x[{f}]>={tau}")
+                F.add_clause([v if tau <= region.lo[f] else -v])
+                inp.fixed_vars[(int(f), tau)] = v
+    if region.l0 is not None:
+        changed = []
+        for f, ts in thresholds.items():
+            i = int(np.searchsorted(ts, region.center[f], side="right"))  # ts[:i] <= center
+            ch = F.new_var(f"changed[{f}]")
+            if i > 0:
+                F.add_clause([ch, int(variables[f][i - 1])])  # dropped below the center's interval
+            if i < len(ts):
+                F.add_clause([ch, -int(variables[f][i])])  # rose above it
+            changed.append(ch)
+        if len(changed) > region.l0:
+            F.add_atmost(changed, region.l0)
+    return inp
+
+
+def _gather(layer: Conv | MaxPool, in_shape: tuple[int, ...]) -> np.ndarray:
+    """Flat input indices of each output position's receptive field: (Ho*Wo, C*kh*kw) for a
+    conv (channel-major, matching ``A[o].reshape(-1)``), (C*Ho*Wo, s*s) for a pool."""
+    c, h, w = in_shape
+    idx = np.arange(c * h * w).reshape(1, c, h, w)
+    if isinstance(layer, Conv):
+        win = layer.windows(idx)[0]  # (C, Ho, Wo, kh, kw)
+        return win.transpose(1, 2, 0, 3, 4).reshape(win.shape[1] * win.shape[2], -1)
+    win = np.lib.stride_tricks.sliding_window_view(idx, (layer.size, layer.size), axis=(2, 3))
+    win = win[0, :, :: layer.stride, :: layer.stride]
+    return win.reshape(-1, layer.size * layer.size)
+
+
+def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, names: list[str]) -> list[int]:
+    """Reify rows ``sum_j W[r,j] * L[r,j] >= k[r]`` (W in {-1,0,1}, L literals, +-TRUE folded)."""
+    is_true, is_false = L == TRUE, L == -TRUE
+    const = np.sum(W * is_true, axis=1)
+    live = (W != 0) & ~is_true & ~is_false
+    signed = np.where(W > 0, L, -L)
+    n_neg = np.sum(live & (W < 0), axis=1)
+    bounds = k - const + n_neg
+    return [F.reify_card(signed[r][live[r]].tolist(), int(bounds[r]), names[r]) for r in range(len(W))]
+
+
+def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str) -> Network:
+    shapes = ir.shapes()
+    if use_bounds:
+        bnds = propagate(ir, region.lo, region.hi)
+    else:
+        bnds = [(np.zeros((1,) + s, np.uint8), np.ones((1,) + s, np.uint8)) for s in shapes]
+    layers, neurons, fixed = [bits], 0, 0
+    for li, layer in enumerate(ir.layers):
+        lo, hi = (b[0].reshape(-1) for b in bnds[li + 1])
+        out = np.where(lo == 1, TRUE, -TRUE).astype(np.int64)
+        free = np.nonzero(lo != hi)[0]
+        prev = layers[-1]
+        if isinstance(layer, MaxPool):
+            G = _gather(layer, shapes[li])
+            for i in free:
+                out[i] = F.reify_or(prev[G[i]].tolist(), f"{tag}L{li}[{i}]")
+        else:
+            if isinstance(layer, Dense):
+                W, L, k = layer.A[free].astype(np.int64), prev[None, :], layer.k[free]
+                L = np.broadcast_to(L, W.shape)
+            else:
+                G = _gather(layer, shapes[li])
+                npos = G.shape[0]
+                o, p = np.divmod(free, npos)
+                W = layer.A.reshape(len(layer.A), -1)[o].astype(np.int64)
+                L, k = prev[G[p]], layer.k[o]
+            out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free])
+            neurons += lo.size
+            fixed += lo.size - len(free)
+        layers.append(out)
+    return Network(ir, layers, neurons, fixed)
+
+
+def beats(F: Formula, net: Network, c: int, d: int) -> int:
+    """A literal implying that class c is preferred to class d (see the module docstring)."""
+    key = (c, d)
+    if key not in net.beats_cache:
+        out, u = net.ir.output, net.layers[-1]
+        D = out.A[c].astype(np.int64) - out.A[d].astype(np.int64)
+        num = int(out.offset[d]) - int(out.offset[c]) + (1 if c > d else 0)
+        K = -((-num) // int(out.scale))  # ceil(num / scale), exact
+        const = int(np.sum(D * (u == TRUE)))
+        live = (D != 0) & (np.abs(u) != TRUE)
+        lits: list[int] = []
+        for j in np.nonzero(live)[0]:
+            lits += [int(u[j]) if D[j] > 0 else -int(u[j])] * int(abs(D[j]))
+        bound = K - const + int(np.sum(np.abs(D[live]) * (D[live] < 0)))
+        net.beats_cache[key] = F.reify_card(lits, bound, f"beats[{c},{d}]", both=False)
+    return net.beats_cache[key]
+
+
+def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
+    """A literal implying ``argmax score in classes`` (some c in S beats every d outside S)."""
+    S = sorted(set(int(c) for c in classes))
+    rest = [d for d in range(net.ir.n_classes) if d not in S]
+    if not S:
+        return -TRUE
+    if not rest:
+        return TRUE
+    alts = []
+    for c in S:
+        conds = [beats(F, net, c, d) for d in rest]
+        if -TRUE in conds:
+            continue
+        a = F.new_var(f"pred=={c}")
+        for b in conds:
+            F.add_clause([-a, b])
+        alts.append(a)
+    if not alts:
+        return -TRUE
+    if len(alts) == 1:
+        return alts[0]
+    atom = F.new_var(f"pred in {S}")
+    F.add_clause([-atom] + alts)
+    return atom
+
+
+def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple[int, Sequence[int]]]],
+           use_bounds: bool = True) -> Encoding:
+    """Encode networks over a shared region with a goal in disjunctive normal form.
+
+    ``goal`` is ``[[(net, classes), ...], ...]``: an OR over terms, each an AND of atoms
+    ``pred_net(x) in classes``.  A model of the formula is an input of the region that reaches
+    the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding (every
+    neuron encoded, every fixed input bit a unit clause).
+    """
+    irs = [irs] if isinstance(irs, IR) else list(irs)
+    F = Formula()
+    inputs = _inputs(F, irs, region, naive=not use_bounds)
+    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.") for i, ir in enumerate(irs)]
+    terms = []
+    for term in goal:
+        lits = [pred_in(F, nets[n], S) for n, S in term]
+        if -TRUE in lits:
+            continue
+        lits = [l for l in lits if l != TRUE]
+        if not lits:
+            terms.append(TRUE)
+            continue
+        s = lits[0] if len(lits) == 1 else F.new_var("term")
+        if len(lits) > 1:
+            for l in lits:
+                F.add_clause([-s, l])
+        terms.append(s)
+    F.add_clause(terms)
+    return Encoding(F, inputs, nets)

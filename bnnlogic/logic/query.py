@@ -1,0 +1,83 @@
+"""A question to the solvers: networks + region + goal, encoded once, solved (incrementally).
+
+``Query(irs, region, goal).solve()`` answers whether some raw input of the region reaches the
+goal (an OR of ANDs of atoms ``pred_net(x) in S``, see ``encode.encode``).  A witness is
+decoded to a raw input and replayed through concrete inference (``bnnlogic.infer.Engine``):
+it must lie in the region and reach the goal, else ``ReplayError`` is raised — a solver or
+encoder bug, never a result.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..ir import IR
+from .backends import DEFAULT, make_backend
+from .encode import Encoding, encode
+from .region import Region
+
+Goal = Sequence[Sequence[tuple[int, Sequence[int]]]]
+
+
+class ReplayError(RuntimeError):
+    """A solver's witness does not reach the goal under concrete inference (a bug)."""
+
+
+@dataclass
+class Answer:
+    status: str  # "sat" (witness found) | "unsat" (proved: no input reaches the goal) | "unknown"
+    witness: np.ndarray | None = None  # raw input (d,), replayed
+    predictions: list[int] = field(default_factory=list)  # of each network on the witness
+    time_s: float = 0.0
+
+
+def goal_holds(goal: Goal, preds: Sequence[int]) -> bool:
+    """Concrete truth of a goal for the predictions ``preds[net]``."""
+    return any(all(int(preds[n]) in set(int(c) for c in S) for n, S in term) for term in goal)
+
+
+class Query:
+    """Encode once (bounds first), build the backend once, solve under assumptions."""
+
+    def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
+                 use_bounds: bool = True) -> None:
+        from ..infer import Engine
+
+        self.irs = [irs] if isinstance(irs, IR) else list(irs)
+        self.region, self.goal, self.backend_name = region, goal, backend
+        t0 = time.perf_counter()
+        self.encoding: Encoding = encode(self.irs, region, goal, use_bounds)
+        self.backend = make_backend(backend, self.encoding.formula)
+        self.encode_s = time.perf_counter() - t0
+        self.engines = [Engine(ir) for ir in self.irs]
+
+    @property
+    def stats(self) -> dict:
+        s = self.encoding.stats
+        s.update(variables=self.backend.n_vars, clauses=self.backend.n_clauses,
+                 encode_s=round(self.encode_s, 6))
+        return s
+
+    def replay(self, x: np.ndarray) -> list[int]:
+        """Predictions of each network on x; raises ``ReplayError`` unless x is a real witness."""
+        preds = [int(e.predict(x[None])[0]) for e in self.engines]
+        if not self.region.contains(x[None])[0]:
+            raise ReplayError("solver witness lies outside the region (encoder bug)")
+        if not goal_holds(self.goal, preds):
+            raise ReplayError(f"solver witness does not reach the goal: predictions {preds} (encoder bug)")
+        return preds
+
+    def solve(self, assumptions: Sequence[int] = (), timeout: float | None = None) -> Answer:
+        t0 = time.perf_counter()
+        status, value = self.backend.solve(assumptions, timeout)
+        dt = time.perf_counter() - t0
+        if status != "sat":
+            return Answer(status, time_s=dt)
+        x = self.encoding.inputs.decode(value)
+        return Answer("sat", x, self.replay(x), dt)
+
+    def close(self) -> None:
+        self.backend.close()

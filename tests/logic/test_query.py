@@ -1,0 +1,125 @@
+"""Every backend x encoding agrees with brute force over tiny networks and regions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnnlogic.logic import BACKENDS, Query, propagate, region
+from tests.helpers import box_inputs, random_ir
+
+NETS = {
+    "dense": dict(n_features=4, hi=3, hidden=(5, 4)),
+    "thermometer": dict(n_features=3, hi=4, levels=2, hidden=(6,), n_classes=4),
+    "sparse": dict(n_features=5, hi=2, hidden=(4, 3), p_zero=0.5),
+    "conv": dict(image=(1, 3, 3), hi=2, conv=((2, 2, 1),), hidden=(3,)),
+    "conv-pool": dict(image=(1, 4, 3), hi=1, conv=((2, 2, 1),), pool=2, hidden=(3,)),
+}
+
+
+def brute(ir, R, goal_classes):
+    X = box_inputs(R.lo, R.hi)
+    X = X[R.contains(X)]
+    return bool(np.isin(ir.predict(X), goal_classes).any())
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("seed", range(4))
+def test_untargeted_linf_all_backends(net, seed):
+    ir = random_ir(seed, **NETS[net])
+    rng = np.random.default_rng(seed)
+    x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    y = int(ir.predict(x[None])[0])
+    for eps in range(min(2, ir.coding.hi) + 1):
+        R = region.linf(ir.coding, x, eps)
+        bad = [c for c in range(ir.n_classes) if c != y]
+        expected = brute(ir, R, bad)
+        for b in BACKENDS:
+            ans = Query(ir, R, [[(0, bad)]], backend=b).solve()
+            assert ans.status == ("sat" if expected else "unsat"), (net, seed, eps, b)
+            if expected:
+                assert ans.predictions[0] != y and R.contains(ans.witness[None])[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_targeted_and_sets_naive_and_default(seed):
+    ir = random_ir(seed, n_features=4, hi=3, hidden=(6, 4), n_classes=4)
+    R = region.box(ir.coding, 1, 2)
+    for S in ([0], [3], [1, 2], [0, 1, 2, 3]):
+        expected = brute(ir, R, S)
+        for use_bounds in (True, False):
+            for b in ("cnf:glucose4:seqcounter", "cnf:cadical195:totalizer", "exact"):
+                ans = Query(ir, R, [[(0, S)]], backend=b, use_bounds=use_bounds).solve()
+                assert ans.status == ("sat" if expected else "unsat"), (seed, S, use_bounds, b)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_l0_region(seed):
+    ir = random_ir(seed, n_features=5, hi=3, hidden=(5, 4))
+    x = np.random.default_rng(seed).integers(0, 4, 5)
+    y = int(ir.predict(x[None])[0])
+    bad = [c for c in range(ir.n_classes) if c != y]
+    for k in (0, 1, 2):
+        R = region.l0(ir.coding, x, k)
+        expected = brute(ir, R, bad)
+        for b in ("cnf:cadical195:seqcounter", "native:minicard", "cpsat", "exact"):
+            ans = Query(ir, R, [[(0, bad)]], backend=b).solve()
+            assert ans.status == ("sat" if expected else "unsat"), (seed, k, b)
+            if expected:
+                assert np.count_nonzero(ans.witness != x) <= k
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_miter_two_networks(seed):
+    a = random_ir(seed, n_features=4, hi=3, hidden=(4,), n_classes=3)
+    b = random_ir(seed + 100, n_features=4, hi=3, hidden=(5,), n_classes=3)  # other thresholds too
+    R = region.domain(a.coding)
+    X = box_inputs(R.lo, R.hi)
+    pa, pb = a.predict(X), b.predict(X)
+    goal = [[(0, [c]), (1, [d for d in range(3) if d != c])] for c in range(3)]
+    for back in ("cnf:cadical195:totalizer", "cpsat", "exact"):
+        ans = Query([a, b], R, goal, backend=back).solve()
+        assert ans.status == ("sat" if (pa != pb).any() else "unsat")
+        if ans.status == "sat":
+            assert ans.predictions[0] != ans.predictions[1]
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_bounds_are_sound(net):
+    ir = random_ir(7, **NETS[net])
+    rng = np.random.default_rng(0)
+    x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    R = region.linf(ir.coding, x, 1)
+    bounds = propagate(ir, R.lo, R.hi)
+    acts = ir.activations(box_inputs(R.lo, R.hi))
+    for (lo, hi), act in zip(bounds, acts):
+        assert (act >= lo).all() and (act <= hi).all()
+
+
+def test_incremental_assumptions_match_cold_solves():
+    ir = random_ir(3, n_features=4, hi=6, hidden=(6, 4))
+    x = np.array([3, 3, 3, 3])
+    y = int(ir.predict(x[None])[0])
+    bad = [c for c in range(ir.n_classes) if c != y]
+    R = region.linf(ir.coding, x, 3)
+    for b in ("cnf:cadical195:totalizer", "native:gluecard4", "cpsat", "exact"):
+        q = Query(ir, R, [[(0, bad)]], backend=b)
+        inp = q.encoding.inputs
+        for eps in (0, 1, 2, 3):
+            small = region.linf(ir.coding, x, eps)
+            assume = [int(v) if t <= small.lo[f] else -int(v)
+                      for f in inp.vars for v, t in zip(inp.vars[f], inp.thresholds[f])
+                      if t <= small.lo[f] or t > small.hi[f]]
+            ans = q.solve(assume)
+            assert ans.status == ("sat" if brute(ir, small, bad) else "unsat"), (b, eps)
+
+
+def test_region_errors_and_size():
+    from bnnlogic.errors import UserError
+    ir = random_ir(0, n_features=3, hi=3)
+    with pytest.raises(UserError):
+        region.linf(ir.coding, [0, 1, 2], 9)
+    with pytest.raises(UserError):
+        region.linf(ir.coding, [0, 1], 1)
+    R = region.l0(ir.coding, np.array([0, 1, 2]), 1)
+    assert R.size() == len(box_inputs(R.lo, R.hi)[R.contains(box_inputs(R.lo, R.hi))])
+    assert region.linf(ir.coding, [0, 1, 3], 1).size() == 2 * 3 * 2
