@@ -91,6 +91,24 @@ class FloatNet:
                 parts.append(type(layer).__name__)
         return "-".join(parts)
 
+    def scale_input(self, s: float) -> "FloatNet":
+        """The network applied to ``s * x``: the first Linear/Conv weight times s (pooling,
+        flattening and zero padding commute with a positive scale)."""
+        if s <= 0:
+            raise UserError(f"input scale must be positive, got {s}")
+        layers = list(self.layers)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Linear):
+                layers[i] = Linear(layer.W * s, layer.b)
+            elif isinstance(layer, Conv2d):
+                layers[i] = Conv2d(layer.W * s, layer.b, layer.stride, layer.padding)
+            elif not isinstance(layer, (Flatten, MaxPool2d)):
+                raise UserError(f"cannot fold an input scale into {type(layer).__name__} (layer {i})")
+            else:
+                continue
+            break
+        return FloatNet(self.feature_shape, layers)
+
     def affine_chain(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The network as affine maps ``z_l = W_l a_{l-1} + b_l`` with ReLU between them.
 
