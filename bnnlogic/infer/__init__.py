@@ -35,7 +35,7 @@ class Engine:
         X = np.ascontiguousarray(X, dtype=np.int64).reshape(len(X), self.ir.coding.n_features)
         p = self.program
         out = np.empty((len(X), self.ir.n_classes), dtype=np.int64)
-        args = (X, p.feat, p.thr, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc)
+        args = (X, p.feat, p.thr, p.ident, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc)
         if len(X) >= PARALLEL_MIN and numba.get_num_threads() > 1:
             kernels.run_parallel(*args, min(len(X), 8 * numba.get_num_threads()))
         elif len(X):

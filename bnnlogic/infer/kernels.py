@@ -24,6 +24,8 @@ from .packing import (BINARY, C_IN, CONV, DENSE, H, HO, K_OFF, KH, KIND, KW, N_O
                       POOL, SCALE, STRIDE, W, W_OFF, WO, WORDS)
 
 _U1 = np.uint64(1)
+_MAGIC = np.uint64(0x0102040810204080)
+_S56 = np.uint64(56)
 
 
 @intrinsic
@@ -62,26 +64,54 @@ def _or_bits(dst, off, v, nb):
 
 
 @njit(inline="always")
+def _add_words(acc, u, w, nw, masks, off, n_out, sign):
+    """acc[i] += sign * sum_{j < nw} popcount(u[w+j] & masks[off + (w+j)*n_out + i]), 4 words per pass."""
+    end = w + nw
+    while w < end:
+        if end - w >= 4:
+            u0, u1, u2, u3 = u[w], u[w + 1], u[w + 2], u[w + 3]
+            if (u0 | u1 | u2 | u3) != 0:
+                b = off + w * n_out
+                m0 = masks[b: b + n_out]
+                m1 = masks[b + n_out: b + 2 * n_out]
+                m2 = masks[b + 2 * n_out: b + 3 * n_out]
+                m3 = masks[b + 3 * n_out: b + 4 * n_out]
+                if sign > 0:
+                    for i in range(n_out):
+                        acc[i] += (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
+                                   + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
+                else:
+                    for i in range(n_out):
+                        acc[i] -= (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
+                                   + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
+            w += 4
+        else:
+            uw = u[w]
+            if uw != 0:
+                m0 = masks[off + w * n_out: off + (w + 1) * n_out]
+                if sign > 0:
+                    for i in range(n_out):
+                        acc[i] += popcount(uw & m0[i])
+                else:
+                    for i in range(n_out):
+                        acc[i] -= popcount(uw & m0[i])
+            w += 1
+
+
+@njit(inline="always")
 def _accumulate(u, words, pos, neg, w_off, n_out, binary, acc):
     """acc[i] = sum_j A_ij u_j for the packed input ``u`` (``words`` words) and one layer's masks."""
     for i in range(n_out):
         acc[i] = 0
-    pcu = 0
-    for w in range(words):
-        uw = u[w]
-        if uw == 0:
-            continue
-        pcu += popcount(uw)
-        base = w_off + w * n_out
-        if binary:
-            for i in range(n_out):
-                acc[i] += popcount(uw & pos[base + i])
-        else:
-            for i in range(n_out):
-                acc[i] += popcount(uw & pos[base + i]) - popcount(uw & neg[base + i])
+    _add_words(acc, u, 0, words, pos, w_off, n_out, 1)
     if binary:
+        pcu = 0
+        for w in range(words):
+            pcu += popcount(u[w])
         for i in range(n_out):
             acc[i] = 2 * acc[i] - pcu
+    else:
+        _add_words(acc, u, 0, words, neg, w_off, n_out, -1)
 
 
 @njit(inline="always")
@@ -93,17 +123,37 @@ def _threshold_bits(acc, k, k_off, c0, nb):
     return v
 
 
-@njit(cache=True)
-def _forward(x, feat, thr, ops, pos, neg, k, a, b, col, acc, out):
-    """All layers for one input row ``x`` (raw features); writes its scores into ``out``."""
-    nb = feat.shape[0]
+@njit(inline="always")
+def _encode(x, feat, thr, ident, bb, a):
+    """Input bits of raw features ``x`` into ``a``: bit q = [x[feat[q]] >= thr[q]].
+
+    With ``ident`` (the layout is the IR's own, feat[q] = q mod d) the reads are contiguous.
+    The bits go to bytes ``bb`` first (a vectorised compare), then 8 bytes b_0..b_7 in {0,1}
+    become 8 bits by one multiply: the top byte of (sum_t b_t 2^(8t)) * 0x0102040810204080 is
+    sum_t b_t 2^t (the partial products land on distinct bits, so nothing carries into it).
+    ``bb`` is 64*len(a) bytes whose tail past ``len(thr)`` stays 0.
+    """
+    nb = thr.shape[0]
+    d = x.shape[0]
+    if ident:
+        for q0 in range(0, nb, d):
+            for f in range(d):
+                bb[q0 + f] = x[f] >= thr[q0 + f]
+    else:
+        for q in range(nb):
+            bb[q] = x[feat[q]] >= thr[q]
+    g = bb.view(np.uint64)
     for w in range((nb + 63) >> 6):
-        m = min(64, nb - 64 * w)
         v = np.uint64(0)
-        for j in range(m):
-            q = 64 * w + j
-            v |= np.uint64(x[feat[q]] >= thr[q]) << np.uint64(j)
+        for t in range(8):
+            v |= ((g[8 * w + t] * _MAGIC) >> _S56) << np.uint64(8 * t)
         a[w] = v
+
+
+@njit(cache=True)
+def _forward(x, feat, thr, ident, ops, pos, neg, k, a, b, bb, col, acc, out):
+    """All layers for one input row ``x`` (raw features); writes its scores into ``out``."""
+    _encode(x, feat, thr, ident, bb, a)
     src, dst = a, b
     for layer in range(ops.shape[0]):
         op = ops[layer]
@@ -149,25 +199,26 @@ def _forward(x, feat, thr, ops, pos, neg, k, a, b, col, acc, out):
 
 
 @njit(cache=True)
-def _run_range(X, lo, hi, feat, thr, ops, pos, neg, k, out, max_words, max_col, max_acc):
+def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc):
     a = np.zeros(max_words, np.uint64)
     b = np.zeros(max_words, np.uint64)
+    bb = np.zeros(64 * ((thr.shape[0] + 63) >> 6), np.uint8)
     col = np.zeros(max_col, np.uint64)
     acc = np.zeros(max_acc, np.int64)
     for r in range(lo, hi):
-        _forward(X[r], feat, thr, ops, pos, neg, k, a, b, col, acc, out[r])
+        _forward(X[r], feat, thr, ident, ops, pos, neg, k, a, b, bb, col, acc, out[r])
 
 
 @njit(cache=True)
-def run_serial(X, feat, thr, ops, pos, neg, k, out, max_words, max_col, max_acc):
+def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc):
     """Scores of every row of X into ``out`` on the calling thread (small batches)."""
-    _run_range(X, 0, X.shape[0], feat, thr, ops, pos, neg, k, out, max_words, max_col, max_acc)
+    _run_range(X, 0, X.shape[0], feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc)
 
 
 @njit(parallel=True, cache=True)
-def run_parallel(X, feat, thr, ops, pos, neg, k, out, max_words, max_col, max_acc, n_chunks):
+def run_parallel(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, n_chunks):
     """Scores of every row of X into ``out``, ``n_chunks`` contiguous chunks spread over the threads."""
     n = X.shape[0]
     for c in prange(n_chunks):
-        _run_range(X, c * n // n_chunks, (c + 1) * n // n_chunks, feat, thr, ops, pos, neg, k, out,
+        _run_range(X, c * n // n_chunks, (c + 1) * n // n_chunks, feat, thr, ident, ops, pos, neg, k, out,
                    max_words, max_col, max_acc)

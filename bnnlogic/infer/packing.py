@@ -74,6 +74,7 @@ class Program:
 
     feat: np.ndarray  # int64 (n_input_bits,): raw feature feeding engine input bit q
     thr: np.ndarray  # int64 (n_input_bits,): its threshold, bit q = [x[feat[q]] >= thr[q]]
+    ident: bool  # feat[q] = q mod d (the IR's own bit order): the kernels read x contiguously
     ops: np.ndarray  # int64 (n_layers + 1, N_COLS)
     pos: np.ndarray  # uint64, all layers' pos masks concatenated
     neg: np.ndarray  # uint64, all layers' neg masks concatenated (empty segment for binary layers)
@@ -132,6 +133,7 @@ def compile_ir(ir: IR) -> Program:
             max_acc = max(max_acc, len(rows_a))
         max_words = max(max_words, n_words(row[N_OUT_BITS]))
         rows.append(row)
-    return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), np.stack(rows),
+    ident = bool(np.array_equal(perm, np.arange(len(perm))))
+    return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), ident, np.stack(rows),
                    np.concatenate(pos), np.concatenate(neg), np.concatenate(ks),
                    max_words + 1, max_col + 1, max_acc)
