@@ -27,10 +27,11 @@ Status = str
 Value = Callable[[int], bool]
 
 ENCODINGS = ("seqcounter", "totalizer", "sortnetwrk", "cardnetwrk", "mtotalizer", "kmtotalizer")
-CNF_SOLVERS = ("cadical195", "glucose4", "glucose3", "minisat22", "maplechrono", "lingeling")
 NATIVE_SOLVERS = ("minicard", "gluecard4")
-DEFAULT = "cnf:cadical195:totalizer"
-BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("cadical195", "glucose4") for e in ENCODINGS]
+#: PySAT cannot interrupt these (no time limit; a timeout is refused).
+UNINTERRUPTIBLE = ("cadical103", "cadical153", "cadical195", "cadical300", "lingeling")
+DEFAULT = "cnf:glucose4:totalizer"
+BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("glucose4", "cadical195") for e in ENCODINGS]
                  + [f"native:{s}" for s in NATIVE_SOLVERS] + ["cpsat", "exact"])
 
 
@@ -93,11 +94,12 @@ class _PySAT:
             clauses, top = to_cnf(formula, encoding)
             self.solver = Solver(name=solver, bootstrap_with=clauses)
             self.n_clauses = len(clauses)
-        self.n_vars = top
-        self._model: set[int] = set()
+        self.n_vars, self.name = top, solver
 
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
         timer = None
+        if timeout and self.name in UNINTERRUPTIBLE:
+            raise UserError(f"PySAT cannot interrupt {self.name}: drop the timeout or use another backend")
         if timeout:
             timer = threading.Timer(timeout, self.solver.interrupt)
             timer.start()
@@ -233,6 +235,10 @@ def make_backend(name: str, formula: Formula):
     """Build the solver ``name`` (see the module docstring) loaded with ``formula``."""
     parts = name.split(":")
     if parts[0] == "cnf" and len(parts) == 3 and parts[2] in ENCODINGS:
+        from pysat.solvers import SolverNames
+
+        if parts[1] not in vars(SolverNames) or parts[1].startswith("kissat"):  # kissat: no assumptions
+            raise UserError(f"unknown or unsuitable SAT solver {parts[1]!r}; try glucose4 or cadical195")
         return _PySAT(formula, parts[1], parts[2])
     if parts[0] == "native" and len(parts) == 2 and parts[1] in NATIVE_SOLVERS:
         return _PySAT(formula, parts[1], None)

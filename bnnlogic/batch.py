@@ -1,0 +1,136 @@
+"""Batch verification: many (input, eps) queries, one JSON line each, resumable.
+
+Each finished query is appended to the results file at once (flushed and fsynced), so a
+killed run loses at most the queries in flight; a rerun reads the file, drops a torn last
+line, and skips every (index, eps) already there.  Queries run in ``jobs`` worker processes,
+each loading the model once.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import statistics
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .model import Model, load
+
+_WORKER: dict[str, Any] = {}
+
+
+def read_done(path: str | os.PathLike) -> list[dict]:
+    """Results already in ``path``; a torn (unterminated) last line is cut off the file."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    raw = p.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]
+        with open(p, "r+b") as fh:
+            fh.truncate(len(raw))
+    return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+
+
+def _init(model_path: str, settings: dict) -> None:
+    _WORKER["model"] = load(model_path)
+    _WORKER["settings"] = settings
+
+
+def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
+              timeout: float | None, norm: str, cex_dir: str | None) -> dict:
+    """One query as a result record (the batch file's line format)."""
+    from .pictures import is_image, save_counterexample_png
+    from .verify import make_region, verify_region
+
+    R = make_region(model, x, eps, norm)
+    r = verify_region(model, R, [label], label, backend, timeout)
+    rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
+           "label": int(label), "backend": r.backend, "encoding": r.encoding,
+           "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
+    if r.status == "counterexample":
+        rec["adv_label"] = r.adv_label
+        rec["found_by"] = r.found_by
+        rec["counterexample"] = None
+        if cex_dir:
+            stem = Path(cex_dir) / f"idx{index}_eps{eps}"
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            from .fileio import atomic_open
+
+            with atomic_open(f"{stem}.npy", "wb") as fh:
+                np.save(fh, r.counterexample.reshape(model.ir.coding.feature_shape))
+            rec["counterexample"] = f"{stem}.npy"
+            c = model.ir.coding
+            if is_image(c.feature_shape):
+                save_counterexample_png(f"{stem}.png", x, r.counterexample, c.feature_shape, c.lo, c.hi,
+                                        f"#{index} eps {eps}: {label} -> {r.adv_label}")
+    return rec
+
+
+def _work(task: tuple[int, np.ndarray, int, int]) -> dict:
+    index, x, label, eps = task
+    s = _WORKER["settings"]
+    return run_query(_WORKER["model"], index, x, label, eps, s["backend"], s["timeout"], s["norm"], s["cex_dir"])
+
+
+def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
+              out: str, jobs: int = 1, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
+              cex_dir: str | None = None, progress: bool = True) -> list[dict]:
+    """Run every (index, eps) not yet in ``out``; returns all records of ``out``."""
+    done = read_done(out)
+    seen = {(r["index"], r["eps"]) for r in done}
+    tasks = [(int(i), X[i], int(y[i]), int(e)) for i in indices for e in eps_list if (int(i), int(e)) not in seen]
+    settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as fh:
+        for rec in _progress(_results(model_path, settings, tasks, jobs), len(tasks), progress):
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            done.append(rec)
+    return done
+
+
+def _results(model_path: str, settings: dict, tasks: list, jobs: int) -> Iterable[dict]:
+    if jobs <= 1:
+        _init(model_path, settings)
+        yield from map(_work, tasks)
+        return
+    with mp.get_context("spawn").Pool(jobs, _init, (model_path, settings)) as pool:
+        yield from pool.imap_unordered(_work, tasks)
+
+
+def _progress(it: Iterable[dict], total: int, show: bool) -> Iterable[dict]:
+    if not show:
+        yield from it
+        return
+    from tqdm import tqdm
+
+    counts = {"robust": 0, "counterexample": 0, "unknown": 0}
+    with tqdm(total=total, desc="verify", unit="query") as bar:
+        for rec in it:
+            counts[rec["status"]] += 1
+            bar.set_postfix(counts)
+            bar.update()
+            yield rec
+
+
+def summarize(records: Sequence[dict]) -> list[dict]:
+    """Per eps: counts of each status, median and mean time."""
+    rows = []
+    for eps in sorted({r["eps"] for r in records}):
+        rs = [r for r in records if r["eps"] == eps]
+        t = [r["time_s"] for r in rs]
+        rows.append({"eps": eps, "n": len(rs),
+                     **{s: sum(r["status"] == s for r in rs) for s in ("robust", "counterexample", "unknown")},
+                     "median_time_s": statistics.median(t), "mean_time_s": statistics.fmean(t)})
+    return rows
+
+
+def table(rows: Sequence[dict]) -> str:
+    """Markdown table of ``summarize`` rows."""
+    head = "| eps | n | robust | counterexample | unknown | median s | mean s |\n|---|---|---|---|---|---|---|\n"
+    return head + "".join(f"| {r['eps']} | {r['n']} | {r['robust']} | {r['counterexample']} | {r['unknown']} | "
+                          f"{r['median_time_s']:.3f} | {r['mean_time_s']:.3f} |\n" for r in rows)
