@@ -9,6 +9,22 @@ from .ir import Conv, Dense, MaxPool
 from .model import Model
 
 
+def unique_filters(A: np.ndarray) -> dict[str, Any]:
+    """Distinct kh x kw filters among a conv layer's (out, in) slices A[o, c] (C_out*C_in of them).
+
+    ``possible`` is 2^(kh*kw) for a binary layer, 3^(kh*kw) for a ternary one; ``negated_pairs``
+    counts pairs {f, -f} of distinct non-zero filters that both occur (f and -f give negated
+    responses, so one computation serves both); ``distinct_up_to_sign`` = distinct - negated_pairs.
+    """
+    kk = int(A.shape[2] * A.shape[3])
+    rows = np.unique(A.reshape(-1, kk).astype(np.int8), axis=0)
+    present = {r.tobytes() for r in rows}
+    negated = sum(1 for r in rows if r.any() and (-r).tobytes() in present) // 2
+    return {"total": int(A.shape[0] * A.shape[1]), "distinct": len(rows),
+            "possible": (2 if np.all(A != 0) else 3) ** kk, "negated_pairs": negated,
+            "distinct_up_to_sign": len(rows) - negated}
+
+
 def summarize(model: Model) -> dict[str, Any]:
     """Layers with shapes, weight counts, non-zeros and storage (bits vs float32 bytes)."""
     ir = model.ir
@@ -24,7 +40,7 @@ def summarize(model: Model) -> dict[str, Any]:
             nz = int(np.count_nonzero(layer.A))
             entry.update(weights=w, nonzero=nz, neurons=int(layer.A.shape[0]))
             if isinstance(layer, Conv):
-                entry.update(kernel=list(layer.A.shape[2:]), stride=layer.stride)
+                entry.update(kernel=list(layer.A.shape[2:]), stride=layer.stride, filters=unique_filters(layer.A))
             n_weights += w
             nonzero += nz
             n_thresholds += int(layer.A.shape[0])

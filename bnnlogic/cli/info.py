@@ -22,6 +22,10 @@ def run(args) -> int:
     for layer in s["layers"]:
         extra = f"{layer['neurons']} neurons, {layer['nonzero']}/{layer['weights']} non-zero" if "weights" in layer else ""
         lines.append(f"  {layer['kind']:8s} {layer['in_shape']} -> {layer['out_shape']}  {extra}")
+        if "filters" in layer:
+            f = layer["filters"]
+            lines.append(f"           filters: {f['distinct']} distinct of {f['total']} (of {f['possible']} possible), "
+                         f"{f['negated_pairs']} negation pairs -> {f['distinct_up_to_sign']} up to sign")
     lines.append(f"parameters {s['parameters']}, non-zero {s['nonzero']}; storage {s['storage_bytes']} bytes "
                  f"vs float32 {s['float32_bytes']} bytes ({s['compression']:.1f}x)")
     emit(s, args.json, "\n".join(lines))
