@@ -18,6 +18,7 @@ The network must take *raw* features (e.g. pixels 0..255) of shape (n, *feature_
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -164,7 +165,8 @@ def save_float(seq: nn.Sequential | FloatNet, feature_shape: tuple[int, ...], pa
 def export_onnx(net: FloatNet, path: str | os.PathLike) -> None:
     """Write ``net`` as an ONNX file with ``torch.onnx.export`` (batch dimension dynamic)."""
     seq = to_torch(net)
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter needs no onnxscript
         torch.onnx.export(seq, torch.zeros((1,) + tuple(net.feature_shape)), fh, dynamo=False,
                           input_names=["x"], output_names=["logits"],
                           dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
