@@ -1,0 +1,344 @@
+"""Formal explanations of one BNN decision, by SAT over the exact IR.
+
+Let y be the prediction on x and R a region around it (the whole input domain, or the box
+``|x' - x| <= eps``).  For a set S of raw features, "fixing S" restricts R to the inputs with
+``x'_f = x_f`` for f in S (the network only sees x_f through its coding thresholds, so this is
+the same as fixing every coding bit of f).
+
+    abductive (AXp)    S such that fixing S entails ``pred = y`` on all of R; subset-minimal
+    contrastive (CXp)  S such that fixing every feature outside S allows ``pred != y`` in R
+                       (a replayed witness shows it); subset-minimal
+
+Entailment is monotone (fixing more features leaves fewer inputs), and the two kinds are
+minimal hitting sets of each other (every AXp meets every CXp).  One ``Query`` (goal
+``pred != y`` over R) is encoded once; fixing S is a set of assumption literals on the coding
+variables of S, so each check is one incremental solver call: UNSAT <=> S suffices.
+
+Algorithms: deletion (drop each feature in a given order if the rest still suffices, shrinking
+by the solver's UNSAT core when it has one), QuickXplain (divide and conquer), hitting-set
+enumeration of several AXps/CXps (MARCO style, a SAT solver over "feature fixed" selectors),
+and cardinality-minimum explanations (implicit hitting sets with PySAT's RC2 MaxSAT solver).
+Every reported explanation is re-checked by another solver (``verify``): an AXp's entailment
+by a fresh encoding of the restricted region, each single-feature removal (or a CXp's
+minimality) by the second backend, witnesses by concrete inference.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .ir import IR
+from .logic import DEFAULT, Answer, Query, Region, region
+
+CHECK_BACKEND = "cnf:glucose4:seqcounter"
+KINDS = ("abductive", "contrastive", "minimum")
+METHODS = ("deletion", "quickxplain")
+
+
+@dataclass
+class Explanation:
+    kind: str  # "abductive" | "contrastive" (a "minimum" search returns a cardinality-minimum AXp)
+    features: list[int]  # flat raw feature indices, sorted
+    prediction: int
+    method: str
+    time_s: float
+    calls: int  # solver calls of the search
+    verified: bool | None = None
+    verify_s: float = 0.0
+    witness: np.ndarray | None = None  # CXp: a raw input with only these features changed
+    witness_class: int | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.features)
+
+    def to_json(self) -> dict:
+        d = {"kind": self.kind, "features": self.features, "size": self.size, "prediction": self.prediction,
+             "method": self.method, "time_s": round(self.time_s, 6), "calls": self.calls,
+             "verified": self.verified, "verify_s": round(self.verify_s, 6)}
+        if self.witness is not None:
+            d.update(witness=self.witness.tolist(), witness_class=self.witness_class)
+        return d
+
+
+def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int]) -> list[int]:
+    """Least relevant first: features sorted by the worst margin ``score_y - max_{c != y} score_c``
+    reachable by changing that feature alone within R (largest first; ties by index).  One
+    batched forward pass over every interval of every feature's coding thresholds."""
+    if not features:
+        return []
+    y = int(ir.predict(x[None])[0])
+    thr = ir.coding.thresholds
+    rows, owner = [], []
+    for f in features:
+        vals = np.unique(np.concatenate([[R.lo[f], R.hi[f]], thr[:, f][(thr[:, f] > R.lo[f]) & (thr[:, f] <= R.hi[f])]]))
+        for v in vals:
+            x2 = x.copy()
+            x2[f] = v
+            rows.append(x2)
+            owner.append(f)
+    S = ir.scores(np.array(rows))
+    other = np.delete(S, y, axis=1).max(axis=1)
+    margin = S[:, y] - other - (ir.predict(np.array(rows)) != y)  # a lost tie counts below 0
+    worst = {f: np.inf for f in features}
+    for f, m in zip(owner, margin):
+        worst[f] = min(worst[f], int(m))
+    return sorted(features, key=lambda f: (-worst[f], f))
+
+
+class Explainer:
+    """Explanations of ``ir``'s decision on the raw input ``x`` over the domain (``eps=None``)
+    or the L-infinity box of radius ``eps`` (the robust variant)."""
+
+    def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = DEFAULT,
+                 check_backend: str = CHECK_BACKEND) -> None:
+        c = ir.coding
+        self.ir = ir
+        R0 = region.linf(c, x, 0)  # validates x
+        self.x = R0.center
+        if eps is None:  # the domain, centred on x so that witnesses change only what they must
+            D = region.domain(c)
+            self.region = Region(D.lo, D.hi, self.x, None, "domain", None)
+        else:
+            self.region = region.linf(c, self.x, eps)
+        self.eps = eps
+        self.prediction = int(ir.predict(self.x[None])[0])
+        self.other = [k for k in range(ir.n_classes) if k != self.prediction]
+        self.backend, self.check_backend = backend, check_backend
+        self.goal = [[(0, self.other)]]
+        self.query = Query(ir, self.region, self.goal, backend)
+        inp = self.query.encoding.inputs
+        # only features with a coding threshold inside their range can matter
+        self.features: list[int] = sorted(int(f) for f in inp.vars)
+        self._fix = {f: [int(v) if t <= self.x[f] else -int(v) for v, t in zip(inp.vars[f], inp.thresholds[f])]
+                     for f in self.features}
+        self._lit_feature = {l: f for f, ls in self._fix.items() for l in ls}
+        self._checker: Query | None = None
+        self.calls = 0
+
+    # ------------------------------------------------------------------ oracle
+    def _solve(self, fixed: Iterable[int], query: Query | None = None) -> Answer:
+        q = query or self.query
+        assumptions = [l for f in fixed for l in self._fix[f]]
+        ans = q.solve(assumptions)
+        if ans.status == "unknown":
+            raise UserError("the solver gave up (unknown); explanations need a definite answer")
+        if query is None:
+            self.calls += 1
+        return ans
+
+    def _core(self) -> set[int] | None:
+        """Features of the last UNSAT core (PySAT backends), or None."""
+        solver = getattr(self.query.backend, "solver", None)
+        core = solver.get_core() if solver is not None else None
+        return None if core is None else {self._lit_feature[l] for l in core if l in self._lit_feature}
+
+    def entails(self, S: Iterable[int]) -> bool:
+        """Does fixing S (to x's values) force the prediction over the region?"""
+        return self._solve([f for f in S if f in self._fix]).status == "unsat"
+
+    # ------------------------------------------------------------------ abductive
+    def _deletion(self, start: Sequence[int], order: Sequence[int] | None) -> list[int]:
+        keep = set(start)
+        for f in (order if order is not None else sorted(start)):
+            if f not in keep:
+                continue
+            if self._solve(keep - {f}).status == "unsat":
+                keep.discard(f)
+                core = self._core()
+                if core is not None:
+                    keep &= core
+        return sorted(keep)
+
+    def _quickxplain(self, C: Sequence[int]) -> list[int]:
+        def qx(B: list[int], delta: bool, C: list[int]) -> list[int]:
+            if delta and self.entails(B):
+                return []
+            if len(C) == 1:
+                return list(C)
+            C1, C2 = C[: len(C) // 2], C[len(C) // 2:]
+            X2 = qx(B + C1, bool(C1), C2)
+            X1 = qx(B + X2, bool(X2), C1)
+            return X1 + X2
+
+        C = list(C)
+        if not C or self.entails([]):
+            return []
+        return sorted(qx([], False, C))
+
+    def abductive(self, method: str = "deletion", order: Sequence[int] | None = None,
+                  verify: bool = True) -> Explanation:
+        """A subset-minimal AXp.  ``order``: features to try dropping first come first (the
+        deletion method; default: ``margin_order``, least relevant first)."""
+        t0, c0 = time.perf_counter(), self.calls
+        if order is None:
+            order = margin_order(self.ir, self.x, self.region, self.features)
+        order = [f for f in order if f in self._fix]
+        if method == "deletion":
+            S = self._deletion(self.features, order)
+        elif method == "quickxplain":
+            S = self._quickxplain(order)
+        else:
+            raise UserError(f"unknown method {method!r}; choose {', '.join(METHODS)}")
+        e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0)
+        return self.verify(e) if verify else e
+
+    # ------------------------------------------------------------------ contrastive
+    def _shrink_free(self, free: Iterable[int], order: Sequence[int] | None = None) -> tuple[list[int], Answer] | None:
+        """A subset-minimal set of freed features (all others fixed) that still allows another
+        class, found by deletion inside ``free``; with the witness of the last SAT call."""
+        free = set(free)
+        ans = self._solve(set(self.features) - free)
+        if ans.status == "unsat":
+            return None
+        for f in (order if order is not None else sorted(free)):
+            if f not in free:
+                continue
+            a = self._solve(set(self.features) - (free - {f}))
+            if a.status == "sat":
+                free.discard(f)
+                ans = a
+        return sorted(free), ans
+
+    def contrastive(self, order: Sequence[int] | None = None, verify: bool = True) -> Explanation | None:
+        """A subset-minimal CXp with its witness, or None when no input of the region changes
+        the prediction.  ``order``: features to try keeping fixed first (default: margin order)."""
+        t0, c0 = time.perf_counter(), self.calls
+        if order is None:
+            order = margin_order(self.ir, self.x, self.region, self.features)
+        res = self._shrink_free(self.features, [f for f in order if f in self._fix])
+        if res is None:
+            return None
+        S, ans = res
+        e = Explanation("contrastive", S, self.prediction, "deletion", time.perf_counter() - t0, self.calls - c0,
+                        witness=ans.witness, witness_class=ans.predictions[0])
+        return self.verify(e) if verify else e
+
+    # ------------------------------------------------------------------ duality
+    def enumerate(self, limit: int = 10, kind: str = "abductive", verify: bool = True) -> dict[str, list[Explanation]]:
+        """Up to ``limit`` explanations of ``kind`` (all of them if fewer exist), plus the
+        explanations of the other kind met on the way, by hitting-set duality: a SAT solver
+        over selectors s_f ("f fixed") proposes a seed not yet covered; a seed that suffices
+        shrinks to a new AXp (blocked: some of its features must be freed), one that does not
+        leaves a freed set that shrinks to a new CXp (blocked: one of them must be fixed)."""
+        from pysat.solvers import Solver
+
+        if kind not in ("abductive", "contrastive"):
+            raise UserError("enumerate explanations of kind abductive or contrastive")
+        sel = {f: i + 1 for i, f in enumerate(self.features)}
+        found: dict[str, list[Explanation]] = {"abductive": [], "contrastive": []}
+        with Solver(name="glucose4") as hs:
+            hs.add_clause([len(sel) + 1])  # a variable, so an empty feature list still has a model
+            phase = 1 if kind == "abductive" else -1  # big seeds yield AXps, small ones CXps
+            hs.set_phases([phase * v for v in sel.values()])
+            while len(found[kind]) < limit and hs.solve():
+                t0, c0 = time.perf_counter(), self.calls
+                model = set(l for l in hs.get_model() if l > 0)
+                seed = [f for f in self.features if sel[f] in model]
+                if self.entails(seed):
+                    S = self._deletion(seed, None)
+                    e = Explanation("abductive", S, self.prediction, "duality", 0.0, 0)
+                    hs.add_clause([-sel[f] for f in S])
+                else:
+                    S, ans = self._shrink_free(set(self.features) - set(seed))
+                    e = Explanation("contrastive", S, self.prediction, "duality", 0.0, 0,
+                                    witness=ans.witness, witness_class=ans.predictions[0])
+                    hs.add_clause([sel[f] for f in S])
+                e.time_s, e.calls = time.perf_counter() - t0, self.calls - c0
+                found[e.kind].append(self.verify(e) if verify else e)
+                if not S:
+                    break  # the empty AXp: the prediction is constant on the region
+        return found
+
+    def minimum(self, verify: bool = True, max_iter: int = 10_000) -> Explanation:
+        """A cardinality-minimum AXp: the minimum hitting set (RC2 MaxSAT) of the CXps found so
+        far, refined until it suffices (each failure adds a new CXp disjoint from it)."""
+        from pysat.examples.rc2 import RC2
+        from pysat.formula import WCNF
+
+        t0, c0 = time.perf_counter(), self.calls
+        sel = {f: i + 1 for i, f in enumerate(self.features)}
+        cxps: list[list[int]] = []
+        for _ in range(max_iter):
+            w = WCNF()
+            for S in cxps:
+                w.append([sel[f] for f in S])
+            for v in sel.values():
+                w.append([-v], weight=1)
+            with RC2(w) as rc2:
+                model = set(l for l in (rc2.compute() or []) if l > 0)
+            H = [f for f in self.features if sel[f] in model]
+            res = self._shrink_free(set(self.features) - set(H))
+            if res is None:
+                e = Explanation("abductive", H, self.prediction, "minimum", time.perf_counter() - t0, self.calls - c0)
+                return self.verify(e) if verify else e
+            cxps.append(res[0])
+        raise UserError(f"no minimum explanation after {max_iter} hitting-set rounds")
+
+    # ------------------------------------------------------------------ heuristic explanations
+    def sufficient(self, ranking: Sequence[int], k: int) -> bool:
+        """Do the top-k features of ``ranking`` (most important first) fix the prediction?"""
+        return self.entails(list(ranking)[:k])
+
+    def smallest_sufficient_k(self, ranking: Sequence[int]) -> int:
+        """The smallest k whose top-k features suffice (binary search: sufficiency is monotone
+        in k because the top-k sets are nested); len(ranking) + 1 if even all do not."""
+        ranking = list(ranking)
+        if not self.sufficient(ranking, len(ranking)):
+            return len(ranking) + 1
+        lo, hi = 0, len(ranking)  # invariant: top-hi suffices, and top-(lo-1) does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.sufficient(ranking, mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    # ------------------------------------------------------------------ independent checks
+    def _fixed_region(self, S: Iterable[int]) -> Region:
+        lo, hi = self.region.lo.copy(), self.region.hi.copy()
+        S = list(S)
+        lo[S] = hi[S] = self.x[S]
+        return Region(lo, hi, self.x, None, "box", None)
+
+    def _second(self) -> Query:
+        if self._checker is None:
+            self._checker = Query(self.ir, self.region, self.goal, self.check_backend)
+        return self._checker
+
+    def _independent_unsat(self, fixed: Iterable[int]) -> bool:
+        """No input of R with ``fixed`` pinned to x changes the prediction: a fresh encoding
+        of the restricted region, solved by the check backend."""
+        q = Query(self.ir, self._fixed_region(fixed), self.goal, self.check_backend)
+        try:
+            return q.solve().status == "unsat"
+        finally:
+            q.close()
+
+    def verify(self, e: Explanation) -> Explanation:
+        """Re-check ``e`` with other solvers and set ``e.verified``.  AXp: entailment holds and
+        dropping any one feature admits a (replayed) counterexample.  CXp: the witness replays
+        and differs from x only on S, and freeing S minus any one feature cannot change the
+        prediction."""
+        t0 = time.perf_counter()
+        S, rest = set(e.features), set(self.features) - set(e.features)
+        if e.kind == "abductive":
+            ok = self._independent_unsat(S) and all(
+                self._solve(S - {f}, self._second()).status == "sat" for f in S)
+        else:
+            w = e.witness
+            ok = (w is not None and self._second().replay(w)[0] != self.prediction
+                  and set(np.nonzero(w != self.x)[0].tolist()) <= S
+                  and all(self._independent_unsat(rest | {f}) for f in S))
+        e.verified, e.verify_s = bool(ok), time.perf_counter() - t0
+        return e
+
+    def close(self) -> None:
+        self.query.close()
+        if self._checker is not None:
+            self._checker.close()
