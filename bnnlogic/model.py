@@ -51,16 +51,18 @@ class Model:
         return self._engine
 
     def check_inputs(self, X: Any) -> np.ndarray:
-        """Raw features as an (n, d) int64 array; one row (d,) or (*feature_shape) is a batch of 1.
+        """Raw features as an (n, d) int64 array; one row (d,) or (*feature_shape) is a batch of 1
+        (a grey image may omit its channel axis: (H, W) or (n, H, W)).
 
         Raises ``UserError`` for a wrong shape, non-integer values or values outside [lo, hi].
         """
         c = self.ir.coding
         X = np.asarray(X)
         d, fs = c.n_features, tuple(c.feature_shape)
-        if X.shape in (fs, (d,)):
+        gray = fs[1:] if len(fs) == 3 and fs[0] == 1 else None  # (H, W) for a (1, H, W) model
+        if X.shape in (fs, (d,), gray):
             X = X.reshape(1, d)
-        elif X.ndim >= 2 and X.shape[1:] in (fs, (d,)):
+        elif X.ndim >= 2 and X.shape[1:] in (fs, (d,), gray):
             X = X.reshape(len(X), d)
         else:
             raise UserError(f"input has shape {X.shape}; this model takes raw features of shape "

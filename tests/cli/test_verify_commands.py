@@ -1,0 +1,59 @@
+"""CLI verify / encode: JSON contract, saved counterexamples, batch file, one-line errors."""
+import json
+
+import numpy as np
+import pytest
+
+from bnnlogic import Model
+from bnnlogic.cli import main
+from tests.helpers import random_ir
+
+
+@pytest.fixture()
+def model(tmp_path):
+    m = Model(random_ir(2, image=(1, 3, 3), hi=4, hidden=(8, 6), n_classes=3))
+    m.save(tmp_path / "m.bnn")
+    np.save(tmp_path / "x.npy", np.array([[0, 1, 2], [3, 4, 0], [1, 2, 3]]))
+    return tmp_path
+
+
+def test_verify_json_contract_and_counterexample_files(model, capsys):
+    capsys.readouterr()
+    assert main(["verify", str(model / "m.bnn"), "--input", str(model / "x.npy"), "--eps", "4",
+                 "--cex-dir", str(model / "cex"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] in ("robust", "counterexample") and {"time_s", "label", "backend", "stats"} <= set(out)
+    if out["status"] == "counterexample":
+        adv = np.load(out["counterexample"])
+        assert adv.shape == (1, 3, 3) and (model / "cex" / "counterexample_eps4.png").exists()
+        assert out["adv_label"] != out["label"]
+
+
+def test_min_eps_keys(model, capsys):
+    capsys.readouterr()
+    assert main(["verify", str(model / "m.bnn"), "--input", str(model / "x.npy"), "--min-eps",
+                 "--cex-dir", str(model / "cex"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"radius_robust", "radius_counterexample", "time_s"} <= set(out)
+
+
+def test_encode_writes_cnf_and_map(model, capsys):
+    capsys.readouterr()
+    assert main(["encode", str(model / "m.bnn"), "--input", str(model / "x.npy"), "--eps", "2",
+                 "--out", str(model / "q.cnf"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    header = [l for l in (model / "q.cnf").read_text().splitlines() if l.startswith("p cnf")][0]
+    assert header == f"p cnf {out['variables']} {out['clauses']}"
+    assert json.loads((model / "q.cnf.map.json").read_text())["format"] == "bnnlogic-dimacs-map"
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--eps", "99"], "eps must be an integer"),
+    (["--backend", "nope"], "unknown backend"),
+    (["--label", "9"], "out of range"),
+])
+def test_user_errors_are_one_line(model, capsys, argv, msg):
+    capsys.readouterr()
+    rc = main(["verify", str(model / "m.bnn"), "--input", str(model / "x.npy"), "--no-attack"] + argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and err.count("\n") == 1

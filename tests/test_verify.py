@@ -1,0 +1,130 @@
+"""verify / radius / property / equivalence / batch against brute force on tiny models."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bnnlogic import Model
+from bnnlogic.batch import read_done, run_batch
+from bnnlogic.errors import UserError
+from bnnlogic.logic import region
+from bnnlogic.verify import equivalent, load_property, robustness_radius, verify, verify_region
+from tests.helpers import box_inputs, random_ir
+
+
+def tiny(seed, **kw):
+    return Model(random_ir(seed, **{**dict(n_features=4, hi=5, hidden=(6, 4)), **kw}))
+
+
+def brute_cex(m, x, eps, allowed):
+    R = region.linf(m.ir.coding, x, eps)
+    return bool((~np.isin(m.ir.predict(box_inputs(R.lo, R.hi)), allowed)).any())
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("use_attack", [True, False])
+def test_verify_matches_brute_force(seed, use_attack):
+    m = tiny(seed)
+    x = np.random.default_rng(seed).integers(0, 6, 4)
+    y = int(m.predict(x)[0])
+    for eps in (0, 1, 2, 3):
+        r = verify(m, x, eps=eps, use_attack=use_attack)
+        assert r.status == ("counterexample" if brute_cex(m, x, eps, [y]) else "robust"), (seed, eps)
+        if r.status == "counterexample":
+            assert r.adv_label != y and np.abs(r.counterexample - x).max() <= eps
+            assert int(m.predict(r.counterexample)[0]) == r.adv_label
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_targeted_and_allowed_sets(seed):
+    m = tiny(seed, n_classes=4)
+    x = np.random.default_rng(seed).integers(0, 6, 4)
+    for t in range(4):
+        r = verify(m, x, eps=2, target=t)
+        assert r.status == ("counterexample" if brute_cex(m, x, 2, [c for c in range(4) if c != t]) else "robust")
+        if r.status == "counterexample":
+            assert r.adv_label == t
+    r = verify(m, x, eps=2, allowed=[0, 1])
+    assert r.status == ("counterexample" if brute_cex(m, x, 2, [0, 1]) else "robust")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_robustness_radius_is_exact(seed):
+    m = tiny(seed)
+    x = np.random.default_rng(seed).integers(0, 6, 4)
+    y = int(m.predict(x)[0])
+    first = next((e for e in range(6) if brute_cex(m, x, e, [y])), None)
+    r = robustness_radius(m, x)
+    assert r.complete
+    assert r.radius_counterexample == first
+    assert r.radius_robust == (5 if first is None else first - 1)
+    if first is not None:
+        assert int(m.predict(r.counterexample)[0]) != y
+
+
+def test_robustness_radius_of_a_misclassified_input_is_zero():
+    m = tiny(0)
+    x = np.array([1, 2, 3, 4])
+    other = (int(m.predict(x)[0]) + 1) % m.ir.n_classes
+    r = robustness_radius(m, x, label=other)
+    assert (r.radius_robust, r.radius_counterexample) == (None, 0)
+
+
+def test_property_file(tmp_path):
+    m = tiny(3, n_classes=3)
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"pre": {"norm": "box", "lo": 1, "hi": 3}, "post": {"not_in": [2]}}))
+    R, allowed = load_property(p, m, None)
+    assert allowed == [0, 1]
+    preds = m.ir.predict(box_inputs(R.lo, R.hi))
+    r = verify_region(m, R, allowed, 0)
+    assert r.status == ("counterexample" if (preds == 2).any() else "robust")
+    p.write_text("{not json")
+    with pytest.raises(UserError):
+        load_property(p, m, None)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_equivalence_miter(seed):
+    a, b = tiny(seed, n_classes=3), tiny(seed + 50, n_classes=3)
+    assert equivalent(a, a).status == "equivalent"
+    X = box_inputs(np.zeros(4), np.full(4, 5))
+    r = equivalent(a, b)
+    assert r.status == ("different" if (a.ir.predict(X) != b.ir.predict(X)).any() else "equivalent")
+    if r.status == "different":
+        assert r.predictions[0] != r.predictions[1]
+
+
+def test_verify_rejects_bad_input():
+    m = tiny(0)
+    with pytest.raises(UserError):
+        verify(m, [1, 2, 3], eps=1)
+    with pytest.raises(UserError):
+        verify(m, [1, 2, 3, 4], eps=6)
+    with pytest.raises(UserError):
+        verify(m, [1, 2, 3, 4], eps=1, label=7)
+
+
+def test_batch_writes_lines_and_resumes(tmp_path):
+    m = tiny(1)
+    path = tmp_path / "m.bnn"
+    m.save(path)
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 6, (6, 4))
+    y = m.predict(X)
+    out = tmp_path / "res.jsonl"
+    first = run_batch(str(path), X, y, range(3), [1, 2], str(out), progress=False, cex_dir=str(tmp_path / "cex"))
+    assert len(first) == 6
+    with open(out, "a") as fh:  # a run killed while writing a line
+        fh.write('{"index": 5, "ep')
+    recs = run_batch(str(path), X, y, range(6), [1, 2], str(out), progress=False)
+    assert sorted((r["index"], r["eps"]) for r in recs) == [(i, e) for i in range(6) for e in (1, 2)]
+    assert len(read_done(out)) == 12
+    for r in recs:
+        assert {"index", "eps", "status", "time_s", "label", "backend", "encoding", "stats"} <= set(r)
+        truth = brute_cex(m, X[r["index"]], r["eps"], [y[r["index"]]])
+        assert r["status"] == ("counterexample" if truth else "robust")
+        if r["status"] == "counterexample":
+            assert "adv_label" in r and "counterexample" in r
