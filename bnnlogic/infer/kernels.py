@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from .packing import (BINARY, C_IN, CONV, DENSE, H, HO, K_OFF, KH, KIND, KW, N_OUT, N_OUT_BITS, OUTPUT,
-                      POOL, SCALE, STRIDE, W, W_OFF, WO, WORDS)
+from .packing import (BINARY, C_IN, CONV, DENSE, HO, K_OFF, KH, KIND, KW, N_OUT, N_OUT_BITS, NEG_OFF,
+                      OUTPUT, POOL, SCALE, STRIDE, W, W_OFF, WO, WORDS)
 
 _U1 = np.uint64(1)
 _MAGIC = np.uint64(0x0102040810204080)
@@ -99,7 +99,7 @@ def _add_words(acc, u, w, nw, masks, off, n_out, sign):
 
 
 @njit(inline="always")
-def _accumulate(u, words, pos, neg, w_off, n_out, binary, acc):
+def _accumulate(u, words, pos, neg, w_off, neg_off, n_out, binary, acc):
     """acc[i] = sum_j A_ij u_j for the packed input ``u`` (``words`` words) and one layer's masks."""
     for i in range(n_out):
         acc[i] = 0
@@ -111,7 +111,7 @@ def _accumulate(u, words, pos, neg, w_off, n_out, binary, acc):
         for i in range(n_out):
             acc[i] = 2 * acc[i] - pcu
     else:
-        _add_words(acc, u, 0, words, neg, w_off, n_out, -1)
+        _add_words(acc, u, 0, words, neg, neg_off, n_out, -1)
 
 
 @njit(inline="always")
@@ -160,7 +160,7 @@ def _forward(x, feat, thr, ident, ops, pos, neg, k, a, b, bb, col, acc, out):
         kind, n_out, words, w_off, k_off = op[KIND], op[N_OUT], op[WORDS], op[W_OFF], op[K_OFF]
         binary = op[BINARY] != 0
         if kind == DENSE or kind == OUTPUT:
-            _accumulate(src, words, pos, neg, w_off, n_out, binary, acc)
+            _accumulate(src, words, pos, neg, w_off, op[NEG_OFF], n_out, binary, acc)
             if kind == OUTPUT:
                 for i in range(n_out):
                     out[i] = op[SCALE] * acc[i] + k[k_off + i]
@@ -183,7 +183,7 @@ def _forward(x, feat, thr, ident, ops, pos, neg, k, a, b, bb, col, acc, out):
                             for r0 in range(0, run, 64):
                                 n = min(64, run - r0)
                                 _or_bits(col, i * run + r0, _read_bits(src, so + r0, n), n)
-                        _accumulate(col, words, pos, neg, w_off, n_out, binary, acc)
+                        _accumulate(col, words, pos, neg, w_off, op[NEG_OFF], n_out, binary, acc)
                         for c0 in range(0, n_out, 64):
                             n = min(64, n_out - c0)
                             _or_bits(dst, p * n_out + c0, _threshold_bits(acc, k, k_off, c0, n), n)

@@ -27,9 +27,9 @@ from ..ir import IR, Conv, Dense, MaxPool
 
 # ops table: one row per layer (hidden layers, then the output layer)
 DENSE, CONV, POOL, OUTPUT = 0, 1, 2, 3
-(KIND, N_OUT, WORDS, W_OFF, K_OFF, BINARY, C_IN, H, W, KH, KW, STRIDE, HO, WO, SCALE, N_IN_BITS,
- N_OUT_BITS) = range(17)
-N_COLS = 17
+(KIND, N_OUT, WORDS, W_OFF, NEG_OFF, K_OFF, BINARY, C_IN, H, W, KH, KW, STRIDE, HO, WO, SCALE, N_IN_BITS,
+ N_OUT_BITS) = range(18)
+N_COLS = 18
 
 
 def n_words(n_bits: int) -> int:
@@ -77,11 +77,16 @@ class Program:
     ident: bool  # feat[q] = q mod d (the IR's own bit order): the kernels read x contiguously
     ops: np.ndarray  # int64 (n_layers + 1, N_COLS)
     pos: np.ndarray  # uint64, all layers' pos masks concatenated
-    neg: np.ndarray  # uint64, all layers' neg masks concatenated (empty segment for binary layers)
+    neg: np.ndarray  # uint64, the ternary layers' neg masks concatenated (binary layers need none)
     k: np.ndarray  # int64, thresholds (hidden layers) and offsets (output) concatenated
     max_words: int  # scratch sizes
     max_col: int
     max_acc: int
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the layers' parameters as the engine holds them: mask words and int64 thresholds."""
+        return int(self.pos.nbytes + self.neg.nbytes + self.k.nbytes)
 
 
 def compile_ir(ir: IR) -> Program:
@@ -92,7 +97,7 @@ def compile_ir(ir: IR) -> Program:
     thr = c.thresholds[level, feat].astype(np.int64)
     shapes = ir.shapes()
     rows, pos, neg, ks = [], [], [], []
-    w_off = k_off = 0
+    w_off = neg_off = k_off = 0
     max_words, max_col, max_acc = n_words(c.n_bits), 1, 1
     for i, layer in enumerate(list(ir.layers) + [ir.output]):
         shape = shapes[i]
@@ -120,10 +125,13 @@ def compile_ir(ir: IR) -> Program:
                 row[N_OUT_BITS] = len(rows_a)
             p, m = weight_masks(rows_a)
             binary = bool(np.all(rows_a != 0))
-            row[[N_OUT, WORDS, W_OFF, K_OFF, BINARY]] = (len(rows_a), p.shape[0], w_off, k_off, binary)
+            row[[N_OUT, WORDS, W_OFF, NEG_OFF, K_OFF, BINARY]] = (len(rows_a), p.shape[0], w_off, neg_off,
+                                                                 k_off, binary)
             pos.append(p.ravel())
-            neg.append(m.ravel())  # kept for binary layers too, so offsets agree; never read there
             w_off += p.size
+            if not binary:
+                neg.append(m.ravel())
+                neg_off += m.size
             if row[KIND] == OUTPUT:
                 row[SCALE] = layer.scale
                 ks.append(layer.offset.astype(np.int64))
@@ -135,5 +143,5 @@ def compile_ir(ir: IR) -> Program:
         rows.append(row)
     ident = bool(np.array_equal(perm, np.arange(len(perm))))
     return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), ident, np.stack(rows),
-                   np.concatenate(pos), np.concatenate(neg), np.concatenate(ks),
+                   np.concatenate(pos), np.concatenate(neg or [np.zeros(0, np.uint64)]), np.concatenate(ks),
                    max_words + 1, max_col + 1, max_acc)
