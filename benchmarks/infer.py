@@ -1,0 +1,263 @@
+"""bnnlogic's bit-packed engine vs PyTorch, same shapes, one process.
+
+    python benchmarks/infer.py [--quick] [--json PATH]
+
+Architectures: ``fc`` = 784-500-300-200-100-10 and ``conv`` = conv-small
+(cnn:c16k4s2,c32k4s2,d100 on 1x28x28), each run three ways on Fashion-MNIST test images:
+
+* ``torch f32``  nn.Linear/Conv2d + BatchNorm + Hardtanh, float32 (eval mode, inference_mode);
+* ``torch ±1``   how a Larq/Brevitas-style user runs a BNN: float32 tensors, weights
+                 binarised with sign() on every forward, sign activations;
+* ``bnnlogic``   the IR on ``bnnlogic.infer.Engine`` (bit-packed, numba).
+
+Weights are random (speed does not depend on their values; binary IR weights, thresholds
+around the middle of each neuron's range, so about half the neurons fire).  Torch uses
+``os.cpu_count()`` threads; numba its default (the same).  Throughput at batch 64 and 4096 is
+the best of a few timed repetitions; batch-1 latency is the median of many single calls.
+Also times ``bnnlogic eval --no-agreement`` on the full Fashion-MNIST test split for the fc
+net (inference seconds after compilation, as the command reports them), and the cold numba
+compile time (fresh cache dir, in a subprocess).  Writes ``benchmarks/out/infer.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bnnlogic.data import load_dataset  # noqa: E402
+from bnnlogic.fileio import write_json, write_text  # noqa: E402
+from bnnlogic.infer import Engine  # noqa: E402
+from bnnlogic.ir import IR, Conv, Dense, InputCoding, Output  # noqa: E402
+from bnnlogic.model import Model  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+ARCHS = {"fc": "784-500-300-200-100-10", "conv": "cnn:c16k4s2,c32k4s2,d100 (conv-small)"}
+
+
+# ---------------------------------------------------------------- the networks
+def random_ir(arch: str, seed: int = 0) -> IR:
+    """Binary weights, threshold 128 on pixels, k near the middle of each neuron's range."""
+    rng = np.random.default_rng(seed)
+    image = arch == "conv"
+    coding = InputCoding((1, 28, 28), 0, 255, np.full((1, 784), 128, np.int64))
+    shape, layers = coding.bit_shape, []
+
+    def k_of(A):
+        return rng.integers(-2, 3, size=len(A)).astype(np.int64)
+
+    if image:
+        for c_out in (16, 32):
+            A = rng.choice(np.array([-1, 1], np.int8), size=(c_out, shape[0], 4, 4))
+            layers.append(Conv(A, k_of(A), 2))
+            shape = layers[-1].out_shape(shape)
+    for h in ((100,) if image else (500, 300, 200, 100)):
+        A = rng.choice(np.array([-1, 1], np.int8), size=(h, int(np.prod(shape))))
+        layers.append(Dense(A, k_of(A)))
+        shape = (h,)
+    out = Output(rng.choice(np.array([-1, 1], np.int8), size=(10, shape[0])), 1, np.zeros(10, np.int64))
+    ir = IR(coding, tuple(layers), out)
+    ir.validate()
+    return ir
+
+
+class BinLinear(nn.Linear):
+    """Larq/Brevitas style: latent float weights, sign() of weights and inputs on every call."""
+
+    def forward(self, x):
+        return nn.functional.linear(torch.sign(x), torch.sign(self.weight), self.bias)
+
+
+class BinConv2d(nn.Conv2d):
+    def forward(self, x):
+        return nn.functional.conv2d(torch.sign(x), torch.sign(self.weight), self.bias, self.stride)
+
+
+class Sign(nn.Module):
+    def forward(self, x):
+        return torch.sign(x)
+
+
+def torch_net(arch: str, binary: bool) -> nn.Module:
+    """The same shapes in torch: float32 with hardtanh, or ±1 weights with sign activations."""
+    lin, conv = (BinLinear, BinConv2d) if binary else (nn.Linear, nn.Conv2d)
+    act = Sign if binary else nn.Hardtanh
+    mods: list[nn.Module] = []
+    if arch == "conv":
+        mods += [nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 16, 4, 2), nn.BatchNorm2d(16), act(),
+                 conv(16, 32, 4, 2), nn.BatchNorm2d(32), act(), nn.Flatten()]
+        dims = [800, 100]
+    else:
+        dims = [784, 500, 300, 200, 100]
+    for i, (a, b) in enumerate(zip(dims, dims[1:])):
+        first = i == 0 and arch == "fc"  # a BNN's first layer sees the real-valued input
+        mods += [(nn.Linear if first else lin)(a, b), nn.BatchNorm1d(b), act()]
+    mods.append(lin(dims[-1], 10))
+    return nn.Sequential(*mods).eval()
+
+
+# ---------------------------------------------------------------- timing
+def best_time(f, min_seconds: float, repeats: int = 3) -> float:
+    """Best over ``repeats`` of the mean time of f() in a loop of >= min_seconds."""
+    f()
+    best = float("inf")
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            f()
+            n += 1
+            t = time.perf_counter() - t0
+            if t >= min_seconds:
+                break
+        best = min(best, t / n)
+    return best
+
+
+def median_latency(f, n_calls: int) -> float:
+    for _ in range(10):
+        f()
+    ts = []
+    for _ in range(n_calls):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def cold_compile_seconds() -> float:
+    """Numba compile time of the engine with an empty cache (subprocess, fresh NUMBA_CACHE_DIR)."""
+    code = ("import sys; sys.path.insert(0, %r); sys.path.insert(0, %r); import infer as b; "
+            "from bnnlogic.infer import Engine; print(Engine(b.random_ir('conv')).warm_up())"
+            % (str(ROOT), str(Path(__file__).parent)))
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def eval_cli(ir: IR) -> dict:
+    """`bnnlogic eval --no-agreement` on the Fashion-MNIST test split: reported inference seconds and wall."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "fc.bnn")
+        Model(ir, {"arch": "mlp:500,300,200,100", "dataset": "fashion-mnist"}).save(path)
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "bnnlogic", "eval", path, "--no-agreement", "--json"],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+    res = json.loads(out.stdout)
+    return {"n": res["n"], "inference_seconds": res["seconds"], "command_wall_seconds": wall}
+
+
+# ---------------------------------------------------------------- main
+def bench_arch(arch: str, X: np.ndarray, batches: tuple[int, ...], min_seconds: float, n_calls: int) -> dict:
+    ir = random_ir(arch)
+    engine = Engine(ir)
+    warm = engine.warm_up()
+    Xb = {b: np.ascontiguousarray(np.resize(X, (b, X.shape[1]))) for b in batches}
+    assert np.array_equal(engine.scores(Xb[batches[-1]][:256]), ir.scores(Xb[batches[-1]][:256]))
+    runs = {"torch f32": torch_net(arch, False), "torch ±1": torch_net(arch, True), "bnnlogic": engine}
+    res: dict = {"arch": ARCHS[arch], "warm_up_seconds": warm, "runs": {}}
+    for name, net in runs.items():
+        r: dict = {}
+        for b in batches:
+            if name == "bnnlogic":
+                x = Xb[b]
+
+                def f(x=x):
+                    engine.scores(x)
+            else:
+                xt = torch.tensor(Xb[b], dtype=torch.float32)
+
+                def f(xt=xt, net=net):
+                    with torch.inference_mode():
+                        net(xt)
+            if b == 1:
+                r["latency_b1_us"] = median_latency(f, n_calls) * 1e6
+                r["throughput_b1"] = 1e6 / r["latency_b1_us"]
+            else:
+                r[f"throughput_b{b}"] = b / best_time(f, min_seconds)
+        if name == "bnnlogic":
+            r["weight_bytes"] = engine.program.weight_bytes
+        else:
+            r["weight_bytes"] = sum(t.numel() * 4 for t in list(net.parameters()) + list(net.buffers())
+                                    if t.dtype == torch.float32)
+        res["runs"][name] = r
+        print(f"  {arch} {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
+    # torch's batch-1 latency with one thread, for reference (threads hurt tiny batches)
+    torch.set_num_threads(1)
+    xt1 = torch.tensor(Xb[1], dtype=torch.float32)
+    with torch.inference_mode():
+        res["torch_f32_1thread_latency_b1_us"] = median_latency(lambda: runs["torch f32"](xt1), n_calls) * 1e6
+    torch.set_num_threads(os.cpu_count())
+    f32, ours = res["runs"]["torch f32"], res["runs"]["bnnlogic"]
+    big = max(batches)
+    res["speedup_b4096"] = ours[f"throughput_b{big}"] / f32[f"throughput_b{big}"]
+    res["speedup_b1"] = f32["latency_b1_us"] / ours["latency_b1_us"]
+    res["memory_ratio"] = f32["weight_bytes"] / ours["weight_bytes"]
+    return res
+
+
+def table(results: dict, batches: tuple[int, ...]) -> str:
+    big = max(batches)
+    head = (["| net | engine |"] + [f" img/s b{b} |" for b in batches if b > 1]
+            + [" latency b1 (µs) | weights (bytes) | vs f32: b%d | b1 latency | memory |" % big])
+    lines = ["".join(head), "|---|---|" + "---:|" * (len(batches) - 1 + 5)]
+    for arch, res in results.items():
+        f32 = res["runs"]["torch f32"]
+        for name, r in res["runs"].items():
+            cells = [f"{r[f'throughput_b{b}']:,.0f}" for b in batches if b > 1]
+            cells += [f"{r['latency_b1_us']:,.1f}", f"{r['weight_bytes']:,}",
+                      f"{r[f'throughput_b{big}'] / f32[f'throughput_b{big}']:.1f}x",
+                      f"{f32['latency_b1_us'] / r['latency_b1_us']:.1f}x",
+                      f"{f32['weight_bytes'] / r['weight_bytes']:.1f}x"]
+            lines.append(f"| {arch} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter timing loops, batches 1 and 4096 only")
+    ap.add_argument("--json", help="also write the results as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    batches = (1, 4096) if args.quick else (1, 64, 4096)
+    min_seconds, n_calls = (0.2, 200) if args.quick else (1.0, 2000)
+    X = load_dataset("fashion-mnist").split_arrays("test")[0].reshape(-1, 784).astype(np.int64)
+    load0 = os.getloadavg()[0]
+    results = {arch: bench_arch(arch, X, batches, min_seconds, n_calls) for arch in ("fc", "conv")}
+    extra = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+             "loadavg_1min_start": load0, "loadavg_1min_end": os.getloadavg()[0],
+             "eval_fashion_test_fc": eval_cli(random_ir("fc")), "cold_compile_seconds": cold_compile_seconds()}
+    tab = table(results, batches)
+    ev = extra["eval_fashion_test_fc"]
+    notes = (f"\n\n{os.cpu_count()} cores, torch threads {extra['torch_threads']}, 1-min load average "
+             f"{load0:.2f} at start, {extra['loadavg_1min_end']:.2f} at end (shared machine).\n"
+             f"torch f32 batch-1 latency with 1 thread: "
+             + ", ".join(f"{a} {r['torch_f32_1thread_latency_b1_us']:.1f} µs" for a, r in results.items())
+             + f".\n`bnnlogic eval` (fc, Fashion-MNIST test, {ev['n']} images): inference "
+             f"{ev['inference_seconds']:.3f} s after compilation, whole command {ev['command_wall_seconds']:.2f} s; "
+             f"numba compile of the engine with an empty cache {extra['cold_compile_seconds']:.1f} s "
+             f"(cached afterwards).\n")
+    print(tab + notes)
+    os.makedirs(OUT, exist_ok=True)
+    write_text(OUT / "infer.md", tab + notes)
+    if args.json:
+        summary = {a: {k: r[k] for k in ("speedup_b4096", "speedup_b1", "memory_ratio")} | {"detail": r}
+                   for a, r in results.items()}
+        write_json(args.json, summary | {"machine": extra})
+
+
+if __name__ == "__main__":
+    main()
