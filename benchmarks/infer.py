@@ -125,11 +125,12 @@ def best_time(f, min_seconds: float, repeats: int = 3) -> float:
     return best
 
 
-def median_latency(f, n_calls: int) -> float:
+def median_latency(f, n_calls: int, max_seconds: float = 3.0) -> float:
+    """Median of up to ``n_calls`` timed single calls (at least 20; stops after ``max_seconds``)."""
     for _ in range(10):
         f()
-    ts = []
-    for _ in range(n_calls):
+    ts: list[float] = []
+    while len(ts) < n_calls and (len(ts) < 20 or sum(ts) < max_seconds):
         t0 = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t0)
@@ -228,7 +229,7 @@ def table(results: dict, batches: tuple[int, ...]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="shorter timing loops, batches 1 and 4096 only")
+    ap.add_argument("--quick", action="store_true", help="shorter timing loops, batches 1 and 4096 only, no cold compile")
     ap.add_argument("--json", help="also write the results as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
@@ -239,7 +240,8 @@ def main() -> None:
     results = {arch: bench_arch(arch, X, batches, min_seconds, n_calls) for arch in ("fc", "conv")}
     extra = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
              "loadavg_1min_start": load0, "loadavg_1min_end": os.getloadavg()[0],
-             "eval_fashion_test_fc": eval_cli(random_ir("fc")), "cold_compile_seconds": cold_compile_seconds()}
+             "eval_fashion_test_fc": eval_cli(random_ir("fc")),
+             "cold_compile_seconds": None if args.quick else cold_compile_seconds()}
     tab = table(results, batches)
     ev = extra["eval_fashion_test_fc"]
     notes = (f"\n\n{os.cpu_count()} cores, torch threads {extra['torch_threads']}, 1-min load average "
@@ -248,8 +250,8 @@ def main() -> None:
              + ", ".join(f"{a} {r['torch_f32_1thread_latency_b1_us']:.1f} µs" for a, r in results.items())
              + f".\n`bnnlogic eval` (fc, Fashion-MNIST test, {ev['n']} images): inference "
              f"{ev['inference_seconds']:.3f} s after compilation, whole command {ev['command_wall_seconds']:.2f} s; "
-             f"numba compile of the engine with an empty cache {extra['cold_compile_seconds']:.1f} s "
-             f"(cached afterwards).\n")
+             + ("" if args.quick else f"numba compile of the engine with an empty cache "
+                                      f"{extra['cold_compile_seconds']:.1f} s (cached afterwards).") + "\n")
     print(tab + notes)
     os.makedirs(OUT, exist_ok=True)
     write_text(OUT / "infer.md", tab + notes)
