@@ -91,7 +91,7 @@ def exact_model(dnn, data, bits: int, percentile: float = 99.9, n_calib: int = 1
     dnn_pred = float_predict(dnn, X)
     meta = {"dataset": data.name, "split": data.split, "classes": data.classes,
             "arch": f"exact-{bits}bit({dnn.describe()})", "exact_bits": bits,
-            "quant": {k: v for k, v in q.info.items()},
+            "quant": dict(q.info),
             "test_accuracy": float((ir_pred == y).mean()), "test_n": int(len(y)),
             "ir_agreement": float((ir_pred == q_pred).mean()),
             "fidelity": float((ir_pred == dnn_pred).mean()),
