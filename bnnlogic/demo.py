@@ -18,6 +18,8 @@ from .summary import summarize
 
 DEMO_ARCH = "mlp:100"
 DEMO_EPOCHS = 40
+DEMO_VERIFY = 6  # test digits verified
+DEMO_EPS = (1, 2)  # raw units on 0..16 features
 
 
 def run_demo(out_dir: str | Path = "bnnlogic-demo", epochs: int = DEMO_EPOCHS, seed: int = 0,
@@ -29,7 +31,7 @@ def run_demo(out_dir: str | Path = "bnnlogic-demo", epochs: int = DEMO_EPOCHS, s
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data = load_dataset("digits")
-    log(f"[1/2] training {DEMO_ARCH} on digits ({len(data.X_train)} train / {len(data.X_test)} test images, "
+    log(f"[1/3] training {DEMO_ARCH} on digits ({len(data.X_train)} train / {len(data.X_test)} test images, "
         f"values 0..16, thermometer input coding)")
     t0 = time.perf_counter()
     model = train(data, DEMO_ARCH, epochs=epochs, seed=seed, progress=progress)
@@ -37,7 +39,7 @@ def run_demo(out_dir: str | Path = "bnnlogic-demo", epochs: int = DEMO_EPOCHS, s
     model_path = out / "digits.bnn"
     model.save(model_path)
 
-    log("[2/2] evaluating the exact integer form (IR) against the trained network")
+    log("[2/3] evaluating the exact integer form (IR) against the trained network")
     ev = evaluate(model, "digits")
     summary = summarize(model)
     pred = model.predict(data.X_test)
@@ -63,6 +65,9 @@ def run_demo(out_dir: str | Path = "bnnlogic-demo", epochs: int = DEMO_EPOCHS, s
         "| | " + " | ".join(map(str, range(10))) + " |", "|---" * 11 + "|",
         *[f"| **{i}** | " + " | ".join(map(str, row)) + " |" for i, row in enumerate(confusion)], "",
     ]
+    log(f"[3/3] verifying robustness of the first {DEMO_VERIFY} test digits at eps {DEMO_EPS} (raw units)")
+    report["verification"], vlines = _verify_section(model, data, out)
+    lines += vlines
     report["seconds"] = time.perf_counter() - t_start
     lines.append(f"Total demo time: {report['seconds']:.1f} s.")
     write_text(out / "report.md", "\n".join(lines) + "\n")
@@ -70,3 +75,38 @@ def run_demo(out_dir: str | Path = "bnnlogic-demo", epochs: int = DEMO_EPOCHS, s
     log(f"test accuracy {ev['accuracy']:.4f}, IR agreement {ev['ir_agreement']:.4f}; "
         f"report written to {out / 'report.md'}")
     return report
+
+
+def _verify_section(model, data, out: Path) -> tuple[list[dict], list[str]]:
+    """Verify the first test digits at a few eps; draw the first counterexample."""
+    from .pictures import save_counterexample_png
+    from .verify import robustness_radius, verify
+
+    X, y = data.X_test.reshape(len(data.X_test), -1), data.y_test
+    rows, picture = [], None
+    lines = ["## Robustness (SAT)", "",
+             "Each row: is every input within eps (raw units, features 0..16) of the digit classified as "
+             "its label? `robust` is a solver proof (UNSAT); a counterexample is a concrete input, replayed "
+             "through the engine. The radius is the largest eps proven robust.", "",
+             "| # | label | " + " | ".join(f"eps {e}" for e in DEMO_EPS) + " | radius | time s |",
+             "|---" * (4 + len(DEMO_EPS)) + "|"]
+    for i in range(DEMO_VERIFY):
+        t0 = time.perf_counter()
+        res = [verify(model, X[i], eps=e, label=int(y[i]), timeout=10) for e in DEMO_EPS]
+        rad = robustness_radius(model, X[i], label=int(y[i]), max_eps=3, timeout=10)
+        dt = time.perf_counter() - t0
+        rows.append({"index": i, "label": int(y[i]), "status": {str(e): r.status for e, r in zip(DEMO_EPS, res)},
+                     "radius_robust": rad.radius_robust, "radius_counterexample": rad.radius_counterexample,
+                     "time_s": dt})
+        cells = [r.status if r.status != "counterexample" else f"counterexample (-> {r.adv_label})" for r in res]
+        lines.append(f"| {i} | {y[i]} | " + " | ".join(cells) + f" | {rad.radius_robust} | {dt:.2f} |")
+        cex = next((r for r in res if r.status == "counterexample"), None)
+        if picture is None and cex is not None:
+            picture = out / "counterexample.png"
+            save_counterexample_png(picture, X[i], cex.counterexample, (8, 8), 0, 16,
+                                    f"digit {y[i]} -> {cex.adv_label} at eps {cex.eps}")
+    if picture is not None:
+        lines += ["", f"![counterexample]({picture.name})", "",
+                  "Left: the test digit; middle: an input within eps that the BNN misclassifies; right: the "
+                  "change (red up, blue down)."]
+    return rows, lines + [""]

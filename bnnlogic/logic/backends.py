@@ -30,7 +30,7 @@ ENCODINGS = ("seqcounter", "totalizer", "sortnetwrk", "cardnetwrk", "mtotalizer"
 NATIVE_SOLVERS = ("minicard", "gluecard4")
 #: PySAT cannot interrupt these (no time limit; a timeout is refused).
 UNINTERRUPTIBLE = ("cadical103", "cadical153", "cadical195", "cadical300", "lingeling")
-DEFAULT = "cnf:glucose4:totalizer"
+DEFAULT = "exact"
 BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("glucose4", "cadical195") for e in ENCODINGS]
                  + [f"native:{s}" for s in NATIVE_SOLVERS] + ["cpsat", "exact"])
 
