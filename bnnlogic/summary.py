@@ -65,3 +65,25 @@ def summarize(model: Model) -> dict[str, Any]:
         "float32_bytes": float_bytes,
         "compression": float_bytes / max((weight_bits + 7) // 8, 1),
     }
+
+
+def verification_profile(model: Model, X: np.ndarray, eps: int, n_cnf: int = 10,
+                         encoding: str = "totalizer") -> dict[str, Any]:
+    """How hard robustness queries at ``eps`` (raw units, L-infinity) around inputs X (n, d) are.
+
+    ``stable_fraction``: hidden neurons fixed by bound propagation over each eps-box, averaged
+    over X; ``clauses``/``variables``: median CNF size (``encoding``) of the robustness query
+    (prediction stays the model's own) over the first ``n_cnf`` inputs.
+    """
+    from .logic import encode, region, stable_fraction, to_cnf
+
+    c = model.ir.coding
+    X = model.check_inputs(X)
+    lo, hi = np.maximum(X - eps, c.lo), np.minimum(X + eps, c.hi)
+    sizes = []
+    for x, y in zip(X[:n_cnf], model.predict(X[:n_cnf])):
+        bad = [k for k in range(model.ir.n_classes) if k != y]
+        clauses, n_vars = to_cnf(encode(model.ir, region.linf(c, x, eps), [[(0, bad)]]).formula, encoding)
+        sizes.append((len(clauses), n_vars))
+    return {"eps": int(eps), "inputs": len(X), "stable_fraction": stable_fraction(model.ir, lo, hi),
+            "clauses": int(np.median([s[0] for s in sizes])), "variables": int(np.median([s[1] for s in sizes]))}

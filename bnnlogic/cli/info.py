@@ -9,6 +9,11 @@ from ._common import add_json_flag, emit
 def register(sub) -> None:
     p = sub.add_parser("info", help="describe a model: layers, weights, storage, input coding")
     p.add_argument("model", help="model file")
+    p.add_argument("--eps", type=int, help="also report how verification-friendly the model is at this eps "
+                                           "(raw units): stable-neuron fraction and CNF size of robustness "
+                                           "queries around test inputs")
+    p.add_argument("--n", type=int, default=100, help="test inputs for --eps (CNF size: the first 10)")
+    p.add_argument("--data-dir", help="folder with the data set's IDX files")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -28,5 +33,16 @@ def run(args) -> int:
                          f"{f['negated_pairs']} negation pairs -> {f['distinct_up_to_sign']} up to sign")
     lines.append(f"parameters {s['parameters']}, non-zero {s['nonzero']}; storage {s['storage_bytes']} bytes "
                  f"vs float32 {s['float32_bytes']} bytes ({s['compression']:.1f}x)")
+    s.update(stable_fraction=None, clauses=None)
+    if args.eps is not None:
+        from ..data import load_dataset
+        from ..summary import verification_profile
+
+        X = load_dataset(model.meta.get("dataset", "digits"), args.data_dir).X_test[: args.n]
+        v = verification_profile(model, X.reshape(len(X), -1), args.eps)
+        s.update(v)
+        lines.append(f"at eps {args.eps} over {v['inputs']} test inputs: {100 * v['stable_fraction']:.1f}% of "
+                     f"hidden neurons stable; robustness query {v['variables']} variables, {v['clauses']} clauses "
+                     f"(median, totalizer CNF)")
     emit(s, args.json, "\n".join(lines))
     return 0

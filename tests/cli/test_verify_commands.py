@@ -57,3 +57,17 @@ def test_user_errors_are_one_line(model, capsys, argv, msg):
     rc = main(["verify", str(model / "m.bnn"), "--input", str(model / "x.npy"), "--no-attack"] + argv)
     err = capsys.readouterr().err
     assert rc == 2 and msg in err and err.count("\n") == 1
+
+
+def test_info_reports_verification_profile(tmp_path, capsys):
+    from bnnlogic.data import load_dataset
+    from bnnlogic.nn import train
+
+    m = train(load_dataset("digits"), "mlp:16", epochs=1, progress=False)
+    m.save(tmp_path / "d.bnn")
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "d.bnn"), "--eps", "1", "--n", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0.0 <= out["stable_fraction"] <= 1.0 and out["clauses"] > 0 and out["nonzero"] > 0
+    assert main(["info", str(tmp_path / "d.bnn"), "--eps", "0", "--n", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stable_fraction"] == 1.0
