@@ -34,7 +34,8 @@ from .errors import UserError
 from .ir import IR
 from .logic import DEFAULT, Answer, Query, Region, region
 
-CHECK_BACKEND = "cnf:glucose4:seqcounter"
+BACKEND = DEFAULT
+CHECK_BACKEND = "native:minicard"
 KINDS = ("abductive", "contrastive", "minimum")
 METHODS = ("deletion", "quickxplain")
 
@@ -92,10 +93,12 @@ def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int]) -> l
 
 class Explainer:
     """Explanations of ``ir``'s decision on the raw input ``x`` over the domain (``eps=None``)
-    or the L-infinity box of radius ``eps`` (the robust variant)."""
+    or the L-infinity box of radius ``eps`` (the robust variant).  ``timeout``: seconds per
+    solver call (a call that gives up raises ``UserError``)."""
 
-    def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = DEFAULT,
-                 check_backend: str = CHECK_BACKEND) -> None:
+    def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
+                 check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 14,
+                 timeout: float | None = None) -> None:
         c = ir.coding
         self.ir = ir
         R0 = region.linf(c, x, 0)  # validates x
@@ -119,17 +122,42 @@ class Explainer:
         self._lit_feature = {l: f for f, ls in self._fix.items() for l in ls}
         self._checker: Query | None = None
         self.calls = 0
+        self.enum_cells, self.timeout = enum_cells, timeout
+        # per feature, one raw value per interval of its thresholds: the one nearest x
+        self._cells = {f: np.array([min(max(int(self.x[f]), int(a)), int(b)) for a, b in zip(
+            np.concatenate([[self.region.lo[f]], inp.thresholds[f]]),
+            np.concatenate([inp.thresholds[f] - 1, [self.region.hi[f]]]))]) for f in self.features}
 
     # ------------------------------------------------------------------ oracle
     def _solve(self, fixed: Iterable[int], query: Query | None = None) -> Answer:
-        q = query or self.query
-        assumptions = [l for f in fixed for l in self._fix[f]]
-        ans = q.solve(assumptions)
-        if ans.status == "unknown":
-            raise UserError("the solver gave up (unknown); explanations need a definite answer")
+        """Can the region with ``fixed`` pinned to x reach another class?  By enumeration of
+        the threshold cells of the free features when there are at most ``enum_cells`` of
+        them (exact, and far faster than a solver's proof), else by the solver."""
+        fixed = set(fixed)
         if query is None:
             self.calls += 1
+            free = [f for f in self.features if f not in fixed]
+            if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
+                return self._enumerate(free)
+        q = query or self.query
+        ans = q.solve([l for f in fixed for l in self._fix[f]], self.timeout)
+        if ans.status == "unknown":
+            raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
         return ans
+
+    def _enumerate(self, free: list[int]) -> Answer:
+        """Every cell of the free features (value nearest x in each), through the engine."""
+        t0 = time.perf_counter()
+        grids = np.meshgrid(*[self._cells[f] for f in free], indexing="ij")
+        X = np.repeat(self.x[None], grids[0].size if free else 1, axis=0)
+        for f, g in zip(free, grids):
+            X[:, f] = g.reshape(-1)
+        pred = self.query.engines[0].predict(X)
+        bad = np.nonzero(pred != self.prediction)[0]
+        if not len(bad):
+            return Answer("unsat", time_s=time.perf_counter() - t0)
+        x = X[bad[0]]
+        return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
 
     def _core(self) -> set[int] | None:
         """Features of the last UNSAT core (PySAT backends), or None."""

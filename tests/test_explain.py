@@ -47,15 +47,16 @@ CASES = [("dense", s, None) for s in (0, 8, 22, 24)] + [("dense", 20, 1), ("dens
     + [("conv", s, e) for s in (16, 22) for e in (None, 1)]
 
 
-def make(net, seed, eps):
+def make(net, seed, eps, enum_cells=1 << 14):
     ir = random_ir(seed, **NETS[net])
     x = np.random.default_rng(seed).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
-    return ir, Explainer(ir, x, eps)
+    return ir, Explainer(ir, x, eps, enum_cells=enum_cells)
 
 
 @pytest.mark.parametrize("net,seed,eps", CASES)
-def test_axp_cxp_minimum_against_brute_force(net, seed, eps):
-    ir, ex = make(net, seed, eps)
+@pytest.mark.parametrize("oracle", ("sat", "enumeration"))
+def test_axp_cxp_minimum_against_brute_force(net, seed, eps, oracle):
+    ir, ex = make(net, seed, eps, 0 if oracle == "sat" else 1 << 14)
     axps, cxps = brute_axps(ir, ex), brute_cxps(ir, ex)
     for method in ("deletion", "quickxplain"):
         for order in (None, sorted(ex.features, reverse=True)):
@@ -82,7 +83,7 @@ def test_axp_cxp_minimum_against_brute_force(net, seed, eps):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_topk_and_smallest_k(seed):
-    ir, ex = make("dense", seed, None)
+    ir, ex = make("dense", seed, None, enum_cells=0)
     ranking = list(np.random.default_rng(seed).permutation(ir.coding.n_features))
     truth = [entails(ir, ex, ranking[:k]) for k in range(len(ranking) + 1)]
     assert [ex.sufficient(ranking, k) for k in range(len(ranking) + 1)] == truth
