@@ -25,6 +25,10 @@ def register(sub) -> None:
     p.add_argument("--stochastic", action="store_true", help="stochastic binarization of activations in training")
     p.add_argument("--ternary", type=float, metavar="PCT",
                    help="ternary weights: zero band = this percentile of |w| per layer (e.g. 40)")
+    p.add_argument("--preset", help="verification-friendly training: plain | ternary | l1-ternary | "
+                                    "stablesign-ternary | stablesign-l1-ternary (stored in the model's metadata)")
+    p.add_argument("--stable-eps", type=float, metavar="E",
+                   help="StableSign's eps in raw feature units (stablesign presets; default 5)")
     p.add_argument("--out", required=True, help="model file to write (e.g. model.bnn)")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -35,17 +39,25 @@ def run(args) -> int:
     if args.epochs < 1:
         from ..errors import UserError
         raise UserError("--epochs must be at least 1")
-    data = load_dataset(args.data, args.data_dir)
     from ..nn import train
+    from ..nn.presets import get_preset
+
+    if args.preset is not None or args.stable_eps is not None:
+        get_preset(args.preset or "plain", args.stable_eps)  # fail fast, before loading data
+    if args.preset is not None and args.ternary is not None:
+        from ..errors import UserError
+        raise UserError("--ternary and --preset both set the weights; use one of them")
+    data = load_dataset(args.data, args.data_dir)
 
     quant = {"mode": "ternary", "percentile": args.ternary} if args.ternary is not None else None
     model = train(data, args.arch, epochs=args.epochs, seed=args.seed, coding=args.coding, quant=quant,
-                  scale=args.scale, stochastic=args.stochastic, batch_size=args.batch_size, lr=args.lr)
+                  scale=args.scale, stochastic=args.stochastic, batch_size=args.batch_size, lr=args.lr,
+                  preset=args.preset, stable_eps=args.stable_eps)
     model.save(args.out)
     m = model.meta
     out = {"model": args.out, "data": m["dataset"], "split": m["split"], "arch": m["arch"],
            "accuracy": m["test_accuracy"], "n": m["test_n"], "ir_agreement": m["ir_agreement"],
-           "seconds_per_epoch": m["training"]["seconds_per_epoch"]}
+           "seconds_per_epoch": m["training"]["seconds_per_epoch"], "preset": m["preset"]}
     emit(out, args.json, f"saved {args.out}: test accuracy {out['accuracy']:.4f} on {out['n']} inputs, "
                          f"IR agreement {out['ir_agreement']:.4f}, {out['seconds_per_epoch']:.2f} s/epoch")
     return 0

@@ -14,9 +14,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data import Dataset
+from ..errors import UserError
 from ..model import Model
 from ..spec import parse_coding
 from .network import BNN, NetConfig
+from .presets import get_preset
 
 Regularizer = Callable[[BNN, torch.Tensor], torch.Tensor]
 
@@ -98,17 +100,25 @@ def to_model(net: BNN, data: Dataset, extra_meta: dict[str, Any] | None = None) 
 def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str = "levels:3",
           quant: dict | None = None, scale: bool = False, stochastic: bool = False,
           batch_size: int = 128, lr: float = 1e-2, init_from: dict[str, Any] | None = None,
-          progress: bool = True) -> Model:
+          progress: bool = True, preset: str | None = None, stable_eps: float | None = None) -> Model:
     """Train a BNN on ``data`` and return its exact ``Model``.
 
     ``init_from``: a float state dict of the same shape (see ``init_from_float``).
+    ``preset``: a verification-friendly preset (``bnnlogic.nn.presets``) that sets the weight
+    quantization and regularizers; recorded as ``meta["preset"]`` and ``meta["preset_settings"]``.
     """
+    p = get_preset(preset or "plain", stable_eps)
+    if preset is not None and quant is not None:
+        raise UserError("a preset sets the weight quantization; do not combine it with an explicit one")
     set_seed(seed)  # the initial latent weights are drawn here
-    net = build(data, arch, coding, quant, scale, stochastic)
+    net = build(data, arch, coding, quant or p.quant, scale, stochastic)
     if init_from is not None:
         init_from_float(net, init_from)
-    history = fit(net, data.X_train, data.y_train, epochs, seed, batch_size, lr, progress=progress)
-    return to_model(net, data, {"training": {
+    history = fit(net, data.X_train, data.y_train, epochs, seed, batch_size, lr,
+                  regularizers=p.regularizers(), progress=progress)
+    return to_model(net, data, {"preset": p.name if quant is None else "custom",
+                                "preset_settings": p.settings() if quant is None else {"quant": quant},
+                                "training": {
         "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "coding": coding,
         "history": history, "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
     }})

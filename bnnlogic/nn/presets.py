@@ -1,0 +1,79 @@
+"""Training presets for verification-friendly BNNs (``bnnlogic train --preset NAME``).
+
+    plain                   binary weights {-1,+1}
+    ternary                 ternary weights, zero band = the 60th percentile of |w| per layer
+    l1-ternary              ternary with a fixed zero band |w| <= 0.03, plus L1 on latent weights
+    stablesign-ternary      ternary + StableSign at the training eps
+    stablesign-l1-ternary   l1-ternary + StableSign at the training eps
+
+The zero band of ``l1-ternary`` is fixed, so the L1 term (which pulls weights that do not
+help the loss into the band) decides how many coefficients vanish; with a percentile band
+the fraction of zeros is fixed instead.  StableSign's eps is in raw feature units.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import UserError
+from .regularizers import L1, StableSign
+
+PERCENTILE = 60.0
+DELTA = 0.03
+L1_LAMBDA = 1e-5
+STABLE_LAMBDA = 0.5
+STABLE_EPS = 5.0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Weight quantization plus regularizer strengths (0 = off); stored in the model's metadata."""
+
+    name: str
+    quant: dict = field(default_factory=lambda: {"mode": "binary"})
+    l1: float = 0.0
+    stable: float = 0.0
+    stable_eps: float | None = None
+
+    def regularizers(self) -> list:
+        regs: list = []
+        if self.l1:
+            regs.append(L1(self.l1))
+        if self.stable:
+            regs.append(StableSign(self.stable, self.stable_eps))
+        return regs
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ternary_pct() -> dict:
+    return {"mode": "ternary", "percentile": PERCENTILE}
+
+
+def _ternary_fixed() -> dict:
+    return {"mode": "ternary", "delta": DELTA}
+
+
+def get_preset(name: str, stable_eps: float | None = None) -> Preset:
+    """The preset called ``name``; ``stable_eps`` (raw units) overrides StableSign's eps."""
+    if stable_eps is not None and stable_eps < 0:
+        raise UserError(f"--stable-eps must be >= 0, got {stable_eps}")
+    eps = STABLE_EPS if stable_eps is None else float(stable_eps)
+    presets = {
+        "plain": lambda: Preset("plain"),
+        "ternary": lambda: Preset("ternary", _ternary_pct()),
+        "l1-ternary": lambda: Preset("l1-ternary", _ternary_fixed(), l1=L1_LAMBDA),
+        "stablesign-ternary": lambda: Preset("stablesign-ternary", _ternary_pct(), stable=STABLE_LAMBDA,
+                                             stable_eps=eps),
+        "stablesign-l1-ternary": lambda: Preset("stablesign-l1-ternary", _ternary_fixed(), l1=L1_LAMBDA,
+                                                stable=STABLE_LAMBDA, stable_eps=eps),
+    }
+    if name not in presets:
+        raise UserError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+    if stable_eps is not None and "stablesign" not in name:
+        raise UserError(f"--stable-eps only applies to the stablesign presets, not {name!r}")
+    return presets[name]()
+
+
+PRESETS = ("plain", "ternary", "l1-ternary", "stablesign-ternary", "stablesign-l1-ternary")

@@ -1,0 +1,122 @@
+"""Verification-friendly presets: ternary zeros, exact IR agreement, L1 and StableSign, metadata."""
+import numpy as np
+import pytest
+import torch
+
+from bnnlogic import load
+from bnnlogic.data import load_dataset
+from bnnlogic.errors import UserError
+from bnnlogic.nn import BNN, NetConfig, train
+from bnnlogic.nn.presets import PRESETS, get_preset
+from bnnlogic.nn.regularizers import L1, StableSign, interval_bounds, stable_fraction
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_dataset("digits")
+    d.X_train, d.y_train = d.X_train[:600], d.y_train[:600]
+    return d
+
+
+@pytest.fixture(scope="module")
+def models(digits):
+    return {p: train(digits, "mlp:24,16", epochs=6, batch_size=32, preset=p, stable_eps=1 if "stable" in p else None,
+                     progress=False) for p in PRESETS}
+
+
+def test_presets_keep_exact_ir_agreement_and_are_recorded(models, tmp_path):
+    for name, m in models.items():
+        assert m.meta["ir_agreement"] == 1.0
+        assert m.meta["test_accuracy"] > 0.4
+        m.save(tmp_path / "m.bnn")
+        back = load(tmp_path / "m.bnn")
+        assert back.meta["preset"] == name
+        assert back.meta["preset_settings"] == get_preset(name, 1 if "stable" in name else None).settings()
+
+
+def test_ternary_zeros_are_exact_zeros_in_the_ir(models):
+    for name in ("ternary", "l1-ternary"):
+        m = models[name]
+        net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state)
+        zeros = 0
+        for layer, ir_layer in zip(net.binary_layers(), list(m.ir.layers) + [m.ir.output]):
+            w = layer.quantized_weight().detach().numpy().reshape(ir_layer.A.shape[0], -1)
+            A = ir_layer.A.reshape(len(w), -1)
+            constant = ~A.any(1)  # gamma = 0 neurons drop all inputs
+            np.testing.assert_array_equal(A[~constant] == 0, w[~constant] == 0)
+            zeros += int((w == 0).sum())
+        assert zeros > 0.1 * sum(layer.weight.numel() for layer in net.binary_layers())
+    assert np.count_nonzero(models["plain"].ir.layers[0].A) == models["plain"].ir.layers[0].A.size
+
+
+def test_l1_value_and_gradient():
+    torch.manual_seed(0)
+    net = BNN(NetConfig("mlp:3", (4,), 0, 3, [2], 2))
+    with torch.no_grad():
+        for layer in net.binary_layers():
+            layer.weight.copy_(torch.linspace(-0.5, 0.5, layer.weight.numel()).view_as(layer.weight))
+    reg = L1(0.1)(net, torch.zeros(1, 4))
+    expected = 0.1 * sum(float(layer.weight.detach().abs().sum()) for layer in net.binary_layers())
+    assert float(reg) == pytest.approx(expected)
+    reg.backward()
+    w = net.binary_layers()[0].weight
+    np.testing.assert_allclose(w.grad.numpy(), 0.1 * np.sign(w.detach().numpy()))
+
+
+def test_bounds_contain_every_sampled_preactivation(models, digits):
+    m = models["stablesign-ternary"]
+    net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state)
+    x = torch.as_tensor(digits.X_test[:20], dtype=torch.float64)
+    eps = 2
+    bounds = interval_bounds(net, x, eps)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        xs = np.clip(digits.X_test[:20] + rng.integers(-eps, eps + 1, size=x.shape), 0, 16)
+        h = net.coding(torch.as_tensor(xs)).double()
+        for block, (lb, ub) in zip(net.blocks, bounds):
+            h = h.flatten(1)
+            s = block.layer.integer_sum(h)
+            bn = block.bn
+            y = (s - bn.running_mean.double()) / torch.sqrt(bn.running_var.double() + bn.eps) \
+                * bn.weight.double() + bn.bias.double()
+            assert bool(((lb - 1e-9 <= y) & (y <= ub + 1e-9)).all())
+            h = torch.where(y >= 0, 1.0, -1.0).double()
+
+
+def test_stablesign_value_on_a_hand_computed_case():
+    net = BNN(NetConfig("mlp:1", (2,), 0, 10, [5], 2))
+    with torch.no_grad():
+        net.blocks[0].layer.weight.copy_(torch.tensor([[0.5, -0.5]]))
+    net.eval()
+    bn = net.blocks[0].bn  # running stats: mean 0, var 1, gamma 1, beta 0 -> y = s / sqrt(1 + 1e-5)
+    x = torch.tensor([[5.0, 9.0]])  # eps 1: bit 0 free (4 < 5 <= 6), bit 1 fixed +1: s in [-2, 0]
+    (lb, ub), = interval_bounds(net, x, 1)
+    c = 1 / np.sqrt(1 + bn.eps)
+    assert float(lb) == pytest.approx(-2 * c) and float(ub) == pytest.approx(0.0)
+    assert float(StableSign(1.0, 1)(net, x)) == pytest.approx(-np.tanh(1.0))
+    assert stable_fraction(net, x, 1) == 0.0 and stable_fraction(net, x, 0) == 1.0
+
+
+def test_stablesign_makes_neurons_stable(models, digits):
+    X = digits.X_test[:200]
+    frac = {}
+    for name in ("ternary", "stablesign-ternary"):
+        m = models[name]
+        net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state)
+        frac[name] = stable_fraction(net, X, 1)
+    assert frac["stablesign-ternary"] > frac["ternary"] + 0.05
+
+
+@pytest.mark.parametrize("name,eps,msg", [("nope", None, "unknown preset"), ("ternary", 3, "only applies"),
+                                          ("stablesign-ternary", -1, ">= 0")])
+def test_bad_preset_is_a_user_error(name, eps, msg):
+    with pytest.raises(UserError, match=msg):
+        get_preset(name, eps)
+
+
+def test_cli_bad_preset_is_one_line(capsys):
+    from bnnlogic.cli import main
+
+    assert main(["train", "--data", "digits", "--preset", "bogus", "--out", "x.bnn"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown preset 'bogus'") and err.count("\n") == 1
