@@ -18,9 +18,11 @@ Algorithms: deletion (drop each feature in a given order if the rest still suffi
 by the solver's UNSAT core when it has one), QuickXplain (divide and conquer), hitting-set
 enumeration of several AXps/CXps (MARCO style, a SAT solver over "feature fixed" selectors),
 and cardinality-minimum explanations (implicit hitting sets with PySAT's RC2 MaxSAT solver).
-Every reported explanation is re-checked by another solver (``verify``): an AXp's entailment
-by a fresh encoding of the restricted region, each single-feature removal (or a CXp's
-minimality) by the second backend, witnesses by concrete inference.
+Each check with few free threshold cells is answered by enumerating them through the engine
+(exact, faster than a proof).  Every reported explanation is re-checked (``verify``): an AXp's
+entailment by another backend (CP-SAT) on a fresh encoding of the restricted region, each
+single-feature removal by a counterexample replayed through concrete inference; a CXp's
+witness by replay and its minimality by CP-SAT on fresh encodings.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from .ir import IR
 from .logic import DEFAULT, Answer, Query, Region, region
 
 BACKEND = DEFAULT
-CHECK_BACKEND = "native:minicard"
+CHECK_BACKEND = "cpsat"
 KINDS = ("abductive", "contrastive", "minimum")
 METHODS = ("deletion", "quickxplain")
 
@@ -120,7 +122,6 @@ class Explainer:
         self._fix = {f: [int(v) if t <= self.x[f] else -int(v) for v, t in zip(inp.vars[f], inp.thresholds[f])]
                      for f in self.features}
         self._lit_feature = {l: f for f, ls in self._fix.items() for l in ls}
-        self._checker: Query | None = None
         self.calls = 0
         self.enum_cells, self.timeout = enum_cells, timeout
         # per feature, one raw value per interval of its thresholds: the one nearest x
@@ -129,18 +130,16 @@ class Explainer:
             np.concatenate([inp.thresholds[f] - 1, [self.region.hi[f]]]))]) for f in self.features}
 
     # ------------------------------------------------------------------ oracle
-    def _solve(self, fixed: Iterable[int], query: Query | None = None) -> Answer:
+    def _solve(self, fixed: Iterable[int]) -> Answer:
         """Can the region with ``fixed`` pinned to x reach another class?  By enumeration of
         the threshold cells of the free features when there are at most ``enum_cells`` of
         them (exact, and far faster than a solver's proof), else by the solver."""
         fixed = set(fixed)
-        if query is None:
-            self.calls += 1
-            free = [f for f in self.features if f not in fixed]
-            if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
-                return self._enumerate(free)
-        q = query or self.query
-        ans = q.solve([l for f in fixed for l in self._fix[f]], self.timeout)
+        self.calls += 1
+        free = [f for f in self.features if f not in fixed]
+        if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
+            return self._enumerate(free)
+        ans = self.query.solve([l for f in fixed for l in self._fix[f]], self.timeout)
         if ans.status == "unknown":
             raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
         return ans
@@ -334,11 +333,6 @@ class Explainer:
         lo[S] = hi[S] = self.x[S]
         return Region(lo, hi, self.x, None, "box", None)
 
-    def _second(self) -> Query:
-        if self._checker is None:
-            self._checker = Query(self.ir, self.region, self.goal, self.check_backend)
-        return self._checker
-
     def _independent_unsat(self, fixed: Iterable[int]) -> bool:
         """No input of R with ``fixed`` pinned to x changes the prediction: a fresh encoding
         of the restricted region, solved by the check backend."""
@@ -349,18 +343,18 @@ class Explainer:
             q.close()
 
     def verify(self, e: Explanation) -> Explanation:
-        """Re-check ``e`` with other solvers and set ``e.verified``.  AXp: entailment holds and
-        dropping any one feature admits a (replayed) counterexample.  CXp: the witness replays
-        and differs from x only on S, and freeing S minus any one feature cannot change the
-        prediction."""
+        """Re-check ``e`` and set ``e.verified``.  AXp: entailment holds by the check backend on
+        a fresh encoding of the restricted region, and dropping any one feature admits a
+        counterexample replayed by concrete inference.  CXp: the witness replays and differs
+        from x only on S, and freeing S minus any one feature cannot change the prediction
+        (check backend, fresh encodings)."""
         t0 = time.perf_counter()
         S, rest = set(e.features), set(self.features) - set(e.features)
         if e.kind == "abductive":
-            ok = self._independent_unsat(S) and all(
-                self._solve(S - {f}, self._second()).status == "sat" for f in S)
+            ok = self._independent_unsat(S) and all(self._solve(S - {f}).status == "sat" for f in S)
         else:
             w = e.witness
-            ok = (w is not None and self._second().replay(w)[0] != self.prediction
+            ok = (w is not None and self.query.replay(w)[0] != self.prediction
                   and set(np.nonzero(w != self.x)[0].tolist()) <= S
                   and all(self._independent_unsat(rest | {f}) for f in S))
         e.verified, e.verify_s = bool(ok), time.perf_counter() - t0
@@ -368,5 +362,28 @@ class Explainer:
 
     def close(self) -> None:
         self.query.close()
-        if self._checker is not None:
-            self._checker.close()
+
+
+def save_explanation_png(path: str, coding, x: np.ndarray, features: Sequence[int], caption: str = "") -> None:
+    """The input in grey, with the explanation's pixels outlined in red (upscaled)."""
+    from PIL import Image, ImageDraw
+
+    from .fileio import atomic_open
+    from .pictures import _panel, is_image
+
+    d = coding.n_features
+    side = int(round(d ** 0.5))
+    shape = tuple(coding.feature_shape) if is_image(coding.feature_shape) else (side, side)
+    if not is_image(coding.feature_shape) and side * side != d:
+        raise UserError(f"--png draws image inputs; features of shape {coding.feature_shape} are not an image")
+    h, w = shape[-2:]
+    scale = max(1, 240 // max(h, w))
+    img = Image.new("RGB", (w * scale, h * scale + 16), "white")
+    img.paste(Image.fromarray(_panel(x, shape, coding.lo, coding.hi, scale)), (0, 16))
+    draw = ImageDraw.Draw(img)
+    for f in features:
+        r, c = divmod(int(f), w)
+        draw.rectangle([c * scale, 16 + r * scale, (c + 1) * scale - 1, 16 + (r + 1) * scale - 1], outline="red", width=max(1, scale // 8))
+    draw.text((2, 2), caption or f"{len(features)} features suffice", fill="black")
+    with atomic_open(path, "wb") as fh:
+        img.save(fh, format="PNG")

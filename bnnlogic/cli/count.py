@@ -1,0 +1,66 @@
+"""`bnnlogic count`: how many raw inputs of a region a class gets (exact, or ApproxMC)."""
+from __future__ import annotations
+
+from ..errors import UserError
+from ..model import load
+from ._common import add_json_flag, emit, load_array
+
+
+def register(sub) -> None:
+    p = sub.add_parser("count", help="count the raw inputs of a region per class, or the misclassified ones",
+                       description="Count raw inputs of the L-inf box around x (or the whole domain without "
+                                   "--input) that the model predicts as --class, or that it misclassifies "
+                                   "(predicts other than --label, default: its prediction on x). Exact "
+                                   "(enumeration, Ganak, BDD) or approximate with ApproxMC's (epsilon, delta) "
+                                   "guarantee.")
+    p.add_argument("model", help="model file")
+    p.add_argument("--input", default=None, help="x.npy: the centre of the region (one raw input)")
+    p.add_argument("--eps", type=int, default=None, help="box radius in raw units (needs --input)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--class", dest="cls", type=int, default=None, help="count inputs predicted as this class")
+    g.add_argument("--misclassified", action="store_true", help="count inputs not predicted as --label")
+    p.add_argument("--label", type=int, default=None, help="true class for --misclassified (default: prediction on x)")
+    m = p.add_mutually_exclusive_group()
+    m.add_argument("--method", choices=("exact", "enumerate", "ganak", "bdd", "approx"), default="exact")
+    m.add_argument("--exact", dest="method", action="store_const", const="exact")
+    m.add_argument("--approx", dest="method", action="store_const", const="approx")
+    p.add_argument("--epsilon", type=float, default=0.8, help="ApproxMC tolerance (default 0.8)")
+    p.add_argument("--delta", type=float, default=0.2, help="ApproxMC confidence 1-delta (default 0.2)")
+    p.add_argument("--seed", type=int, default=1)
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..count import count
+    from ..logic import region
+
+    model = load(args.model)
+    ir = model.ir
+    x = None
+    if args.input is not None:
+        X = model.check_inputs(load_array(args.input))
+        if len(X) != 1:
+            raise UserError(f"{args.input} holds {len(X)} inputs; count takes one region centre")
+        x = X[0]
+    if args.eps is not None and x is None:
+        raise UserError("--eps needs --input (the centre of the box)")
+    R = region.domain(ir.coding) if args.eps is None else region.linf(ir.coding, x, args.eps)
+    if args.cls is not None:
+        if not 0 <= args.cls < ir.n_classes:
+            raise UserError(f"--class must be in 0..{ir.n_classes - 1}")
+        classes, what = [args.cls], f"class {args.cls}"
+    else:
+        label = args.label if args.label is not None else (int(ir.predict(x[None])[0]) if x is not None else None)
+        if label is None or not 0 <= label < ir.n_classes:
+            raise UserError("--misclassified needs --label (0..n_classes-1) or --input")
+        classes, what = [c for c in range(ir.n_classes) if c != label], f"not {label}"
+    if not (args.epsilon > 0 and 0 < args.delta < 1):
+        raise UserError("ApproxMC needs --epsilon > 0 and 0 < --delta < 1")
+    res = count(ir, R, classes, args.method, args.epsilon, args.delta, args.seed)
+    out = res.to_json()
+    out["region"] = "domain" if args.eps is None else f"linf eps={args.eps}"
+    approx = "" if res.exact else f" (ApproxMC, within x{1 + res.epsilon} with prob. >= {1 - res.delta})"
+    emit(out, args.json, f"{res.count} of {res.total} raw inputs ({res.fraction:.6g}) are {what}{approx}; "
+                         f"{res.method}, {res.time_s:.3f} s")
+    return 0

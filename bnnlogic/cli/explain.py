@@ -1,0 +1,68 @@
+"""`bnnlogic explain`: formal (abductive / contrastive / minimum) explanations of one decision."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from ..model import load
+from ._common import add_json_flag, emit, load_array
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explain", help="which input features provably suffice for a decision",
+                       description="Explain the model's decision on one raw input: an abductive explanation is "
+                                   "a subset-minimal set of features whose values alone force the prediction "
+                                   "(over the whole domain, or the eps-box with --eps); a contrastive one a "
+                                   "subset-minimal set whose change alone can flip it (with a witness); minimum "
+                                   "is a smallest abductive one (MaxSAT, small inputs). Every result is "
+                                   "re-checked by an independent solver call.")
+    p.add_argument("model", help="model file")
+    p.add_argument("--input", required=True, help="x.npy: one raw input (or a batch: --index picks a row)")
+    p.add_argument("--index", type=int, default=0, help="row of a batch input (default 0)")
+    p.add_argument("--eps", type=int, default=None, help="explain over the L-inf box of this radius (raw units)")
+    p.add_argument("--kind", choices=("abductive", "contrastive", "minimum"), default="abductive")
+    p.add_argument("--method", choices=("deletion", "quickxplain"), default="deletion")
+    p.add_argument("--all", type=int, default=None, metavar="N",
+                   help="enumerate up to N explanations of --kind (hitting-set duality)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per solver call")
+    p.add_argument("--png", default=None, help="draw the input with the explanation's pixels marked")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..explain import Explainer
+
+    model = load(args.model)
+    X = model.check_inputs(load_array(args.input))
+    if not 0 <= args.index < len(X):
+        raise UserError(f"--index {args.index} is outside the {len(X)} inputs of {args.input}")
+    x = X[args.index]
+    ex = Explainer(model.ir, x, args.eps, timeout=args.timeout)
+    if args.all is not None:
+        if args.kind == "minimum":
+            raise UserError("--all enumerates abductive or contrastive explanations, not minimum ones")
+        found = ex.enumerate(args.all, args.kind)[args.kind]
+    elif args.kind == "contrastive":
+        e = ex.contrastive()
+        if e is None:
+            emit({"kind": "contrastive", "features": None, "size": None, "prediction": ex.prediction,
+                  "robust": True, "verified": True},
+                 args.json, f"no contrastive explanation: every input of the region is predicted {ex.prediction}")
+            return 0
+        found = [e]
+    else:
+        found = [ex.minimum() if args.kind == "minimum" else ex.abductive(args.method)]
+    if args.png:
+        from ..explain import save_explanation_png
+
+        e = found[0]
+        save_explanation_png(args.png, model.ir.coding, x, e.features,
+                             f"{e.kind}: {e.size} px, class {model.classes[e.prediction]}")
+    out = found[0].to_json() if args.all is None else {"kind": args.kind, "explanations": [e.to_json() for e in found],
+                                                        "count": len(found)}
+    out.update(region="domain" if args.eps is None else f"linf eps={args.eps}", n_features=model.ir.coding.n_features)
+    lines = [f"{e.kind} explanation of prediction {model.classes[e.prediction]}: {e.size} features "
+             f"{e.features} ({e.time_s:.3f} s, verified: {e.verified})" for e in found]
+    emit(out, args.json, "\n".join(lines))
+    return 0 if all(e.verified for e in found) else 1
