@@ -3,8 +3,10 @@
 ``verify(model, x, eps=5)`` asks whether every raw input of the region around x is
 predicted in the allowed classes (by default: the label).  The answer is
 
-    robust          the solver proved it (UNSAT of "some input of the region is predicted
-                    outside the allowed classes") — the only source of "robust"
+    robust          a complete procedure proved it: a solver's UNSAT of "some input of the
+                    region is predicted outside the allowed classes", or (backend auto, boxes)
+                    branch and bound over input thresholds that closed every case (logic.bab);
+                    the attack never proves anything
     counterexample  a raw input of the region predicted outside them, found by the attack or
                     decoded from a solver model, and replayed through the inference engine
     unknown         the time limit ran out
@@ -28,8 +30,10 @@ from .errors import UserError
 from .logic import DEFAULT, Query, Region, region
 from .model import Model
 
-#: ``backend="auto"`` resolves to this (fastest measured by benchmarks/verify.py).
+#: ``backend="auto"``: attack, then branch and bound over input thresholds for ``BAB_SHARE``
+#: of the time limit (10 s without one), then this solver (fastest measured by benchmarks/verify.py).
 AUTO = DEFAULT
+BAB_SHARE = 0.5
 
 
 @dataclass
@@ -82,6 +86,9 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         res.status = "robust"
     elif use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
         _set_counterexample(model, R, bad, res, x, "attack")
+    elif (status := _bab_first(model, R, bad, backend, timeout, res)) is not None:
+        if status == "unsat":
+            res.status = "robust"
     else:
         q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
         left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 1e-3)
@@ -94,6 +101,23 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             _set_counterexample(model, R, bad, res, ans.witness, "solver")
     res.time_s = time.perf_counter() - t0
     return res
+
+
+def _bab_first(model: Model, R: Region, bad: list[int], backend: str, timeout: float | None,
+               res: VerifyResult) -> str | None:
+    """``auto`` on a box: branch and bound over input thresholds (``logic.bab``) with a share
+    of the time; its verdict ("unsat", or "sat" with a replayed witness) or None to go on."""
+    if backend != "auto" or R.l0 is not None:
+        return None
+    from .logic.bab import bab
+
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=BAB_SHARE * timeout if timeout else 10.0)
+    res.stats["bab_nodes"] = nodes
+    if status == "sat":
+        _set_counterexample(model, R, bad, res, x, "bab")
+    elif status == "unsat":
+        res.backend, res.encoding = "bab", "bab"
+    return None if status == "unknown" else status
 
 
 def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResult, x: np.ndarray,

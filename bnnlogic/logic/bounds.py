@@ -21,15 +21,18 @@ Bounds = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _sum_bounds(layer: Dense | Conv, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of each neuron's weighted sum over the bit box [lo, hi]."""
-    pos = np.maximum(layer.A, 0).astype(np.int32)
-    neg = np.minimum(layer.A, 0).astype(np.int32)
+    """Min and max of each neuron's weighted sum over the bit box [lo, hi] (exact integers)."""
+    # float32 BLAS products are exact here: every partial sum is an integer below 2^24
+    pos = np.maximum(layer.A, 0).astype(np.float32)
+    neg = np.minimum(layer.A, 0).astype(np.float32)
     if isinstance(layer, Dense):
-        lo2, hi2 = lo.reshape(len(lo), -1).astype(np.int32), hi.reshape(len(hi), -1).astype(np.int32)
-        return lo2 @ pos.T + hi2 @ neg.T, hi2 @ pos.T + lo2 @ neg.T
-    wl, wh = layer.windows(lo).astype(np.int32), layer.windows(hi).astype(np.int32)
-    conv = lambda u, w: np.einsum("nchwij,ocij->nohw", u, w)  # noqa: E731
-    return conv(wl, pos) + conv(wh, neg), conv(wh, pos) + conv(wl, neg)
+        lo2, hi2 = lo.reshape(len(lo), -1).astype(np.float32), hi.reshape(len(hi), -1).astype(np.float32)
+        smin, smax = lo2 @ pos.T + hi2 @ neg.T, hi2 @ pos.T + lo2 @ neg.T
+    else:
+        wl, wh = layer.windows(lo).astype(np.float32), layer.windows(hi).astype(np.float32)
+        conv = lambda u, w: np.einsum("nchwij,ocij->nohw", u, w, optimize=True)  # noqa: E731
+        smin, smax = conv(wl, pos) + conv(wh, neg), conv(wh, pos) + conv(wl, neg)
+    return np.rint(smin).astype(np.int64), np.rint(smax).astype(np.int64)
 
 
 def propagate(ir: IR, lo: np.ndarray, hi: np.ndarray) -> Bounds:

@@ -1,0 +1,110 @@
+"""Branch and bound over input thresholds: a complete decision procedure for one network.
+
+Question: does some raw input of the box R get a prediction in ``bad``?  A node is a sub-box
+of R.  For a batch of nodes at once:
+
+    1. the node's probe point (R's center clipped into the node) is run concretely: a bad
+       prediction is a witness (the caller replays it);
+    2. interval bounds (``bounds.propagate``) on the last hidden layer bound every score
+       difference: node is safe when for every c in bad, d = the probe's class,
+       ``max_u sum_j (A_c - A_d)_j u_j < ceil((off_d - off_c + [c > d]) / scale)``, i.e.
+       c can never be preferred to d inside the node (exact integers);
+    3. otherwise the node splits one feature's interval at a coding threshold inside it.
+
+Leaves have no threshold inside any feature's interval, so every bit is fixed, the bounds are
+exact, and the probe decides the leaf: the search is sound and complete (tests compare it
+with brute force).  Features are split in order of their weight into the free first-layer
+neurons.  It suits plain (not verification-friendly) networks at small eps, where a CDCL
+solver branching on hidden neurons struggles although few input bits are free.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from ..ir import IR, Conv, Dense
+from .bounds import propagate
+from .encode import _gather
+from .region import Region
+
+
+def _influence(ir: IR, R: Region) -> np.ndarray:
+    """Per raw feature: total |weight| of its input bits into first-layer neurons free on R."""
+    c, first = ir.coding, ir.layers[0] if ir.layers else None
+    infl_bits = np.zeros(c.n_bits)
+    if isinstance(first, (Dense, Conv)):
+        lo, hi = propagate(ir, R.lo, R.hi)[1]
+        free = (lo != hi).reshape(-1)
+        if isinstance(first, Dense):
+            infl_bits = np.abs(first.A[free]).sum(axis=0).astype(float)
+        else:
+            G = _gather(first, c.bit_shape)
+            o, p = np.divmod(np.nonzero(free)[0], G.shape[0])
+            W = np.abs(first.A.reshape(len(first.A), -1))[o]
+            np.add.at(infl_bits, G[p].reshape(-1), W.reshape(-1))
+    return infl_bits.reshape(c.n_levels, c.n_features).sum(axis=0) + 1e-9
+
+
+def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Nodes (n,) where no class in ``bad`` can be preferred to the node's probe class ``ref``."""
+    out = ir.output
+    A = out.A.astype(np.int64)
+    lo, hi = lo.reshape(len(lo), -1).astype(np.int64), hi.reshape(len(hi), -1).astype(np.int64)
+    safe = np.ones(len(lo), dtype=bool)
+    for c in np.nonzero(bad)[0]:
+        D = A[c][None, :] - A[ref]  # (n, m)
+        smax = np.sum(np.where(D > 0, D * hi, D * lo), axis=1)
+        num = out.offset[ref] - out.offset[c] + (c > ref)
+        K = -((-num) // out.scale)
+        safe &= smax < K
+    return safe
+
+
+def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
+        max_nodes: int = 2_000_000, batch: int = 2048) -> tuple[str, np.ndarray | None, int]:
+    """``("unsat" | "sat" | "unknown", witness or None, nodes explored)``; L0 regions unsupported."""
+    if R.l0 is not None:
+        raise ValueError("bab handles boxes only")
+    t0 = time.perf_counter()
+    bad = np.zeros(ir.n_classes, dtype=bool)
+    bad[list(bad_classes)] = True
+    thr = np.sort(ir.coding.thresholds, axis=0)  # (M, d)
+    order = np.argsort(-_influence(ir, R))  # split priority of features
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    center = R.center if R.center is not None else R.lo
+    stack = [(R.lo[None].copy(), R.hi[None].copy())]
+    nodes = 0
+    while stack:
+        if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes:
+            return "unknown", None, nodes
+        LO, HI = stack.pop()
+        nodes += len(LO)
+        probe = np.clip(center[None], LO, HI)
+        pred = engine.predict(probe)
+        hit = np.nonzero(bad[pred])[0]
+        if len(hit):
+            return "sat", probe[hit[0]], nodes
+        blo, bhi = propagate(ir, LO, HI)[-1]
+        keep = ~_safe(ir, blo, bhi, pred, bad)
+        LO, HI = LO[keep], HI[keep]
+        if not len(LO):
+            continue
+        # split each remaining node on its highest-priority feature with a threshold inside
+        inside = ((thr[:, None, :] > LO[None]) & (thr[:, None, :] <= HI[None])).any(axis=0)  # (n, d)
+        if not inside.any(axis=1).all():  # a leaf that is not safe: its probe would have been bad
+            raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
+        f = np.argmin(np.where(inside, rank[None], len(rank)), axis=1)  # (n,)
+        n = np.arange(len(LO))
+        ts = np.where((thr[:, f] > LO[n, f]) & (thr[:, f] <= HI[n, f]), thr[:, f], np.iinfo(np.int64).max)
+        cnt = (ts != np.iinfo(np.int64).max).sum(axis=0)
+        t_split = np.sort(ts, axis=0)[(cnt - 1) // 2, n]  # median threshold inside the interval
+        LO2, HI2 = LO.copy(), HI.copy()
+        HI[n, f] = t_split - 1  # x_f < t
+        LO2[n, f] = t_split  # x_f >= t
+        kids_lo, kids_hi = np.concatenate([LO, LO2]), np.concatenate([HI, HI2])
+        for s in range(0, len(kids_lo), batch):
+            stack.append((kids_lo[s:s + batch], kids_hi[s:s + batch]))
+    return "unsat", None, nodes

@@ -1,0 +1,40 @@
+"""Branch and bound over input thresholds agrees with brute force (sound and complete)."""
+import numpy as np
+import pytest
+
+from bnnlogic import Model
+from bnnlogic.logic import region
+from bnnlogic.logic.bab import bab
+from tests.helpers import box_inputs, random_ir
+from tests.logic.test_query import NETS
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("seed", range(5))
+def test_bab_matches_brute_force(net, seed):
+    ir = random_ir(seed, **NETS[net])
+    m = Model(ir)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    y = int(ir.predict(x[None])[0])
+    for eps in range(min(2, ir.coding.hi) + 1):
+        R = region.linf(ir.coding, x, eps)
+        for bad in ([c for c in range(ir.n_classes) if c != y], [ir.n_classes - 1]):
+            truth = bool(np.isin(ir.predict(box_inputs(R.lo, R.hi)), bad).any())
+            status, w, _ = bab(m.engine, ir, R, bad)
+            assert status == ("sat" if truth else "unsat")
+            if w is not None:
+                assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
+
+
+def test_bab_gives_up_on_budget():
+    """A query that needs splitting reports unknown when the node budget is exhausted."""
+    for seed in range(50):
+        ir = random_ir(seed, n_features=4, hi=5, levels=2, hidden=(8, 6))
+        m, R = Model(ir), region.domain(ir.coding)
+        bad = [ir.n_classes - 1]
+        status, _, nodes = bab(m.engine, ir, R, bad)
+        if status == "unsat" and nodes > 1:
+            assert bab(m.engine, ir, R, bad, max_nodes=0)[0] == "unknown"
+            return
+    pytest.fail("no seed needed splitting")
