@@ -8,8 +8,11 @@ Quantizer (K = ``bits`` >= 1, Qa = 2^K - 1 activation levels, Qw = max(1, 2^(K-1
 * **Input** (raw integers x in [lo, hi]): M = min(Qa, hi - lo) uniform levels of width
   s0 = (hi - lo) / M; ``a0 = #{m : x >= tau_m}`` with ``tau_m = lo + ceil((m - 1/2) s0)``
   (strictly increasing), so x ~ lo + s0 a0.  The shift by lo is folded into the first bias.
-* **Weights**: symmetric per layer, ``W_int = round(W / s_w)`` with ``s_w = max|W| / Qw``
-  (K = 1 and K = 2 both give ternary weights {-1, 0, +1}).  BatchNorm is folded first.
+* **Weights**: symmetric per layer, ``W_int = clip(round(W / s_w), -Qw, Qw)`` (K = 1 and K = 2
+  both give ternary weights {-1, 0, +1}).  The scale minimises the squared error of the layer's
+  float pre-activations on the calibration data, ``||A (s_w W_int - W)^T||^2`` (A: the layer's
+  float inputs), over ``s_w = f max|W| / Qw`` with f in a grid on (0, 1] (``weight_scale``);
+  ``max|W| / Qw`` alone rounds almost every weight to 0 at K <= 3.  BatchNorm is folded first.
 * **Hidden activations**: unsigned K-bit ReLU, ``a = clip(round(z / s_a), 0, Qa)`` where the
   float pre-activation is z ~ s_w s_prev S + b with the integer sum ``S = W_int a_prev``.
   The scale s_a is calibrated: ``Qa * s_a`` = the ``percentile`` of the positive float
@@ -85,6 +88,26 @@ def _float_forward(chain: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) ->
     return out
 
 
+def weight_scale(W: np.ndarray, qw: int, A: np.ndarray | None = None, grid: int = 64) -> float:
+    """The per-layer scale s minimising the error of ``W_q(s) = s clip(round(W / s), -qw, qw)``
+    over ``s = f max|W| / qw``, f in {1/grid, ..., 1} (1.0 for an all-zero W).
+
+    The error is ``||A (W_q - W)^T||^2`` on the layer's float calibration inputs A (n, n_in),
+    computed as ``sum((D G) * D)`` with the Gram matrix G = A^T A; without A, ``||W_q - W||^2``.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    top = float(np.abs(W).max(initial=0.0))
+    if top == 0.0:
+        return 1.0
+    G = None if A is None else A.T.astype(np.float64) @ A.astype(np.float64)
+    scales = top * np.arange(1, grid + 1) / (grid * qw)
+    err = []
+    for s in scales:
+        D = np.clip(np.round(W / s), -qw, qw) * s - W
+        err.append(float(((D @ G) * D).sum() if G is not None else (D * D).sum()))
+    return float(scales[int(np.argmin(err))])
+
+
 def reachable_sum(W: np.ndarray, a_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``S = W a`` over a in [0, a_max]^n: (S_min, S_max) per row."""
     return np.minimum(W, 0).sum(1) * a_max, np.maximum(W, 0).sum(1) * a_max
@@ -114,8 +137,8 @@ def quantize(net: FloatNet, bits: int, X_calib: np.ndarray, lo: int, hi: int,
     for li, (W, b) in enumerate(chain):
         if li == 0:
             b = b + W.sum(1) * lo  # x = lo + s0 a0
-        s_w = float(np.abs(W).max()) / qw or 1.0
-        W_int = np.round(W / s_w).astype(np.int64)
+        s_w = weight_scale(W, qw, X if li == 0 else float_acts[li - 1])
+        W_int = np.clip(np.round(W / s_w), -qw, qw).astype(np.int64)
         if li == len(chain) - 1:
             B = np.round(b * 2.0 ** frac_bits / (s_w * s_prev)).astype(np.int64)
             scales.append({"s_w": s_w})
