@@ -1,0 +1,83 @@
+"""Training the two BNNs of a bounding cascade (``bnnlogic.cascade``).
+
+Both are 2-class BNNs (0 = no, 1 = yes) on the raw inputs, trained on the *DNN's* yes/no
+on the training split (so they imitate the network they stand in front of) with an
+asymmetric weighted cross-entropy:
+
+    lower:  L = CE(z, t; weights w_no = W, w_yes = 1)   a false yes costs W times a false no
+    upper:  L = CE(z, t; weights w_no = 1, w_yes = W)   a false no costs W times a false yes
+
+then calibrated exactly on the same inputs by an integer shift of the yes-offset
+(``cascade.calibrate``): the lower BNN says yes on no DNN-no training input, the upper BNN
+says no on no DNN-yes training input.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cascade import Cascade, calibrate
+from ..data import Dataset
+from ..errors import UserError
+from ..model import Model
+from ..quant.graph import FloatNet
+from .floatnet import float_predict
+from .train import build, fit, set_seed, to_model
+
+
+def binary_dataset(data: Dataset, positive: int, train_target: np.ndarray) -> Dataset:
+    """``data`` as the task "positive vs rest": train targets given, test targets = labels."""
+    name = data.classes[positive]
+    return Dataset(f"{data.name}:{name}-vs-rest", data.X_train, train_target.astype(np.int64), data.X_test,
+                   (data.y_test == positive).astype(np.int64), data.lo, data.hi, ["rest", name], data.split)
+
+
+def train_side(task: Dataset, side: str, arch: str, epochs: int, weight: float, seed: int = 0,
+               coding: str = "levels:3", lr: float = 1e-2, batch_size: int = 128, progress: bool = True) -> Model:
+    """Train the lower or upper BNN of ``task`` (2 classes) with the asymmetric loss."""
+    if side not in ("lower", "upper"):
+        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    w = torch.tensor([weight, 1.0] if side == "lower" else [1.0, weight])
+    set_seed(seed)
+    net = build(task, arch, coding)
+    history = fit(net, task.X_train, task.y_train, epochs, seed, batch_size, lr,
+                  loss_fn=lambda _n, _x, yb, logits: F.cross_entropy(logits, yb, weight=w),
+                  progress=progress, desc=f"train {side}")
+    return to_model(net, task, {"cascade_side": side, "training": {
+        "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "coding": coding, "weight": weight,
+        "history": history}})
+
+
+def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:100", epochs: int = 10,
+                  weight: float = 4.0, seed: int = 0, coding: str = "levels:3", lr: float = 1e-2,
+                  dnn_path: str | os.PathLike | None = None, input_scale: float = 1.0,
+                  progress: bool = True) -> Cascade:
+    """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``."""
+    if not 0 <= positive < len(data.classes):
+        raise UserError(f"positive class {positive} is not one of 0..{len(data.classes) - 1}")
+    if weight < 1:
+        raise UserError(f"the asymmetric loss weight must be at least 1, got {weight}")
+    target = (float_predict(dnn, data.X_train) == positive).astype(np.int64)
+    if target.min() == target.max():
+        raise UserError(f"the DNN answers {'yes' if target[0] else 'no'} for class {positive} on every "
+                        "training input; nothing to learn")
+    task = binary_dataset(data, positive, target)
+    sides: dict[str, Any] = {}
+    for side in ("lower", "upper"):
+        model = train_side(task, side, arch, epochs, weight, seed, coding, lr, progress=progress)
+        model, delta = calibrate(model, data.X_train, target, side)
+        model.meta["calibration"] = {"offset_shift": delta, "on": "train split, DNN yes/no",
+                                     "rule": "never yes on a DNN-no input" if side == "lower"
+                                     else "never no on a DNN-yes input"}
+        sides[side] = model
+    meta = {"dataset": data.name, "split": data.split, "positive_name": data.classes[positive],
+            "arch": arch, "coding": coding, "epochs": epochs, "weight": weight, "seed": seed,
+            "input_scale": input_scale, "dnn_describe": dnn.describe(),
+            "train_dnn_yes_fraction": float(target.mean())}
+    c = Cascade(sides["lower"], sides["upper"], positive, None if dnn_path is None else os.fspath(dnn_path), meta)
+    c._dnn = dnn
+    return c

@@ -1,0 +1,136 @@
+"""Two-BNN bounding cascade: answer rule, calibration, metrics, consistency vs brute force, CLI."""
+import json
+
+import numpy as np
+import pytest
+
+from bnnlogic.cascade import NO, UNKNOWN, YES, Cascade, calibrate, consistent, evaluate, margin
+from bnnlogic.cli import main
+from bnnlogic.logic import region
+from bnnlogic.model import Model
+from bnnlogic.verify import equivalent
+from helpers import box_inputs, random_ir
+
+
+def _pair(seed: int, **kw) -> tuple[Model, Model]:
+    kw = {"n_features": 3, "hi": 3, "hidden": (4,), "n_classes": 2, **kw}
+    return Model(random_ir(seed, **kw)), Model(random_ir(seed + 100, **kw))
+
+
+def _all_inputs(m: Model) -> np.ndarray:
+    c = m.ir.coding
+    return box_inputs(np.full(c.n_features, c.lo), np.full(c.n_features, c.hi))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_consistency_miter_agrees_with_enumeration(seed):
+    lower, upper = _pair(seed)
+    X = _all_inputs(lower)
+    bad = (lower.predict(X) == YES) & (upper.predict(X) == NO)
+    r = equivalent(lower, upper, implies=([YES], [YES]))
+    assert r.status == ("different" if bad.any() else "equivalent")
+    c = Cascade(lower, upper, positive=0)
+    v = consistent(c, timeout=30)
+    assert v["status"] == ("inconsistent" if bad.any() else "consistent")
+    if bad.any():
+        w = np.array(v["witness"])
+        assert (v["lower_pred"], v["upper_pred"]) == (YES, NO)
+        assert bad[np.flatnonzero((X == w).all(1))[0]]
+
+
+def test_consistent_pair_by_construction():
+    """The same network with a higher yes-threshold as lower is consistent on every input."""
+    m, _ = _pair(3)
+    X = _all_inputs(m)
+    mg = margin(m, X)
+    lower, _ = calibrate(m, X, (mg > np.median(mg)).astype(int), "lower")
+    upper, _ = calibrate(m, X, (mg > np.median(mg)).astype(int), "upper")
+    assert consistent(Cascade(lower, upper, 0))["status"] == "consistent"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_calibration_is_exact_and_tight(seed):
+    m, _ = _pair(seed, n_features=4)
+    X = _all_inputs(m)
+    target = np.random.default_rng(seed).integers(0, 2, len(X))
+    lower, d = calibrate(m, X, target, "lower")
+    assert not np.any(lower.predict(X)[target == NO] == YES)
+    assert np.any(margin(m, X)[target == NO] + d + 1 > 0)  # one less shift would say yes on a no
+    upper, d = calibrate(m, X, target, "upper")
+    assert not np.any(upper.predict(X)[target == YES] == NO)
+    assert np.any(margin(m, X)[target == YES] + d - 1 <= 0)
+
+
+def test_answers_follow_the_rule_and_metrics_are_counted():
+    lower, upper = _pair(5)
+    X = _all_inputs(lower)
+    lo, up = lower.predict(X), upper.predict(X)
+    c = Cascade(lower, upper, positive=1)
+    expect = np.where(lo == YES, YES, np.where(up == NO, NO, UNKNOWN))
+    got = c.bnn_answers(X)
+    assert np.array_equal(got, expect) and (got == UNKNOWN).any() and (got != UNKNOWN).any()
+    dnn = (X.sum(1) % 2).astype(np.int64)  # a stand-in DNN's yes/no
+    final = c.answers(X, lambda Z: (Z.sum(1) % 2).astype(np.int64))
+    assert np.array_equal(final, np.where(expect == UNKNOWN, dnn, expect))
+
+    from bnnlogic.quant.graph import FloatNet, Linear
+
+    # a float "DNN" with logits (0, x0 - x1 - 0.5): yes iff x0 > x1 (positive class 1)
+    c._dnn = FloatNet((3,), [Linear(np.array([[0.0, 0, 0], [1, -1, 0]]), np.array([0.0, -0.5]))])
+    y = np.random.default_rng(0).integers(0, 2, len(X))
+    res = evaluate(c, X, y, repeat=1)
+    dnn = (X[:, 0] > X[:, 1]).astype(np.int64)
+    dec = expect != UNKNOWN
+    assert res["coverage"] == pytest.approx(dec.mean())
+    assert res["fidelity"] == pytest.approx((expect[dec] == dnn[dec]).mean())
+    assert res["accuracy"] == pytest.approx((np.where(dec, expect, dnn) == y).mean())
+    assert res["dnn_accuracy"] == pytest.approx((dnn == y).mean()) and res["speedup"] > 0
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A tiny float DNN on digits, saved, and a cascade for digit 0 built by the CLI."""
+    from bnnlogic.data import load_dataset
+    from bnnlogic.nn.floatnet import save_float, train_float
+
+    d = tmp_path_factory.mktemp("c")
+    data = load_dataset("digits")
+    dnn = train_float(data, "mlp:16", epochs=5, progress=False)
+    save_float(dnn, data.feature_shape, d / "dnn.pt")
+    assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "0", "--arch", "mlp:8",
+                 "--epochs", "3", "--out", str(d / "c0"), "--timeout", "20", "--json"]) == 0
+    return d, data
+
+
+def test_built_cascade_is_calibrated_and_evaluated(built, capsys):
+    d, data = built
+    c = Cascade.load(d / "c0")
+    assert sorted(p.name for p in (d / "c0").iterdir()) == ["cascade.json", "dnn.pt", "lower.bnn", "upper.bnn"]
+    dnn_train = c.dnn_yes(data.X_train)
+    bnn = c.bnn_answers(data.X_train)
+    assert np.all(bnn[bnn != UNKNOWN] == dnn_train[bnn != UNKNOWN])  # exact on the calibration inputs
+    assert c.meta["consistency"]["status"] in ("consistent", "inconsistent", "unknown")
+    capsys.readouterr()
+    assert main(["cascade", "eval", str(d / "c0"), "--data", "digits", "--region-n", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"coverage", "fidelity", "accuracy", "speedup", "consistent", "region_decided"} <= set(out)
+    assert 0 <= out["coverage"] <= 1 and out["n"] == len(data.y_test)
+    assert all(a in ("yes", "no", "undecided", "unknown") for a in out["region_decided"]["answers"])
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x"], "no such network file"),
+    (["cascade", "eval", ".", "--data", "digits"], "not a cascade folder"),
+])
+def test_user_errors_are_one_line(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and msg in err and err.count("\n") == 1
+
+
+def test_bad_positive_class_is_one_line(built, capsys):
+    d, _ = built
+    assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "12",
+                 "--out", str(d / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "classes 0..9" in err and err.count("\n") == 1
