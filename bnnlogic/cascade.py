@@ -17,6 +17,9 @@ DNN-no inputs), and that of the upper BNN so that m_upper + delta > 0 on every D
 (delta = 1 - min m_upper over DNN-yes inputs).  A shifted offset is an ordinary IR, so
 everything below is about the saved integer networks.
 
+``calibrate_shared`` instead takes *one* BNN with two thresholds on its margin
+(lower: m > a, upper: m <= b, a >= b), a pair that is consistent by construction.
+
 **Consistency** (``consistent``): the pair never says lower = yes while upper = no, on
 *every* raw input of the domain, i.e. ``verify.equivalent(lower, upper, implies=([1], [1]))``
 is "equivalent".  Otherwise the witness (replayed through both engines) is the
@@ -84,6 +87,21 @@ def calibrate(model: Model, X: np.ndarray, target: np.ndarray, side: str) -> tup
     else:
         raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
     return shift_yes(model, delta), delta
+
+
+def calibrate_shared(model: Model, X: np.ndarray, target: np.ndarray) -> tuple[Model, Model, int, int]:
+    """One network, two thresholds: lower says yes iff m > a, upper says no iff m <= b, with
+    a = max(max m_no, min m_yes - 1) >= b = min(min m_yes - 1, max m_no) over X.
+
+    Both are safe on X as with ``calibrate``, and a >= b makes the pair consistent on every
+    input; margins between the two (unseen on X) are left to the DNN.  Returns (lower, upper, a, b).
+    """
+    m, target = margin(model, X), np.asarray(target)
+    if not (target == YES).any() or not (target == NO).any():
+        raise UserError("calibration needs both yes and no inputs")
+    max_no, min_yes = int(m[target == NO].max()), int(m[target == YES].min())
+    a, b = max(max_no, min_yes - 1), min(min_yes - 1, max_no)
+    return shift_yes(model, -a), shift_yes(model, -b), a, b
 
 
 def _check_pair(lower: Model, upper: Model) -> None:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from bnnlogic.cascade import NO, UNKNOWN, YES, Cascade, calibrate, consistent, evaluate, margin
+from bnnlogic.cascade import NO, UNKNOWN, YES, Cascade, calibrate, calibrate_shared, consistent, evaluate, margin
 from bnnlogic.cli import main
 from bnnlogic.logic import region
 from bnnlogic.model import Model
@@ -38,13 +38,21 @@ def test_consistency_miter_agrees_with_enumeration(seed):
         assert bad[np.flatnonzero((X == w).all(1))[0]]
 
 
-def test_consistent_pair_by_construction():
-    """The same network with a higher yes-threshold as lower is consistent on every input."""
-    m, _ = _pair(3)
+@pytest.mark.parametrize("seed", range(4))
+def test_shared_calibration_is_safe_and_consistent(seed):
+    """One network, two thresholds a >= b: safe on the calibration inputs, consistent everywhere."""
+    m, _ = _pair(seed, n_features=4)
     X = _all_inputs(m)
     mg = margin(m, X)
-    lower, _ = calibrate(m, X, (mg > np.median(mg)).astype(int), "lower")
-    upper, _ = calibrate(m, X, (mg > np.median(mg)).astype(int), "upper")
+    # separable targets with a gap: the two safe thresholds would cross without the a >= b rule
+    target = (mg > np.median(mg)).astype(int)
+    keep = (mg <= np.median(mg) - 1) | (mg > np.median(mg) + 2)
+    lower, upper, a, b = calibrate_shared(m, X[keep], target[keep])
+    assert a >= b
+    assert not np.any(lower.predict(X[keep])[target[keep] == NO] == YES)
+    assert not np.any(upper.predict(X[keep])[target[keep] == YES] == NO)
+    lo, up = lower.predict(X), upper.predict(X)
+    assert not np.any((lo == YES) & (up == NO))
     assert consistent(Cascade(lower, upper, 0))["status"] == "consistent"
 
 
@@ -98,7 +106,7 @@ def built(tmp_path_factory):
     dnn = train_float(data, "mlp:16", epochs=5, progress=False)
     save_float(dnn, data.feature_shape, d / "dnn.pt")
     assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "0", "--arch", "mlp:8",
-                 "--epochs", "3", "--out", str(d / "c0"), "--timeout", "20", "--json"]) == 0
+                 "--epochs", "3", "--out", str(d / "c0"), "--timeout", "20", "--shared", "--json"]) == 0
     return d, data
 
 
@@ -109,7 +117,7 @@ def test_built_cascade_is_calibrated_and_evaluated(built, capsys):
     dnn_train = c.dnn_yes(data.X_train)
     bnn = c.bnn_answers(data.X_train)
     assert np.all(bnn[bnn != UNKNOWN] == dnn_train[bnn != UNKNOWN])  # exact on the calibration inputs
-    assert c.meta["consistency"]["status"] in ("consistent", "inconsistent", "unknown")
+    assert c.meta["consistency"]["status"] in ("consistent", "unknown")  # shared: never inconsistent
     capsys.readouterr()
     assert main(["cascade", "eval", str(d / "c0"), "--data", "digits", "--region-n", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -28,6 +28,8 @@ def register(sub) -> None:
     b.add_argument("--epochs", type=int, default=10)
     b.add_argument("--weight", type=float, default=4.0,
                    help="asymmetric loss weight: cost of a false yes (lower) / false no (upper); default 4")
+    b.add_argument("--shared", action="store_true",
+                   help="one BNN, two calibrated thresholds: consistent by construction (no --weight)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--input-scale", type=float, default=1.0,
                    help="the network expects raw features times this (e.g. 0.00392 for pixels/255)")
@@ -75,7 +77,8 @@ def run_build(args) -> int:
 
     dnn = load_float(args.network, data.feature_shape, args.input_scale)
     c = build_cascade(dnn, data, positive, args.arch, args.epochs, args.weight, args.seed, args.coding,
-                      dnn_path=args.network, input_scale=args.input_scale, progress=not args.json)
+                      dnn_path=args.network, input_scale=args.input_scale, shared=args.shared,
+                      progress=not args.json)
     c.meta["consistency"] = consistent(c, args.timeout)
     c.save(args.out)
     v = c.meta["consistency"]

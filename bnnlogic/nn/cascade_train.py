@@ -10,6 +10,11 @@ asymmetric weighted cross-entropy:
 then calibrated exactly on the same inputs by an integer shift of the yes-offset
 (``cascade.calibrate``): the lower BNN says yes on no DNN-no training input, the upper BNN
 says no on no DNN-yes training input.
+
+``shared=True`` trains one BNN (W = 1) and calibrates two copies of it
+(``cascade.calibrate_shared``): lower and upper are the same integer margin m with
+thresholds a >= b, so "lower yes => upper yes" holds on every input by construction (the
+miter still proves it).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cascade import Cascade, calibrate
+from ..cascade import Cascade, calibrate, calibrate_shared
 from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
@@ -55,7 +60,7 @@ def train_side(task: Dataset, side: str, arch: str, epochs: int, weight: float, 
 def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:100", epochs: int = 10,
                   weight: float = 4.0, seed: int = 0, coding: str = "levels:3", lr: float = 1e-2,
                   dnn_path: str | os.PathLike | None = None, input_scale: float = 1.0,
-                  progress: bool = True) -> Cascade:
+                  shared: bool = False, progress: bool = True) -> Cascade:
     """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``."""
     if not 0 <= positive < len(data.classes):
         raise UserError(f"positive class {positive} is not one of 0..{len(data.classes) - 1}")
@@ -67,15 +72,24 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
                         "training input; nothing to learn")
     task = binary_dataset(data, positive, target)
     sides: dict[str, Any] = {}
+    if shared:
+        one = train_side(task, "lower", arch, epochs, 1.0, seed, coding, lr, progress=progress)
+        lower, upper, a, b = calibrate_shared(one, data.X_train, target)
+        shifted = {"lower": (lower, -a), "upper": (upper, -b)}
     for side in ("lower", "upper"):
-        model = train_side(task, side, arch, epochs, weight, seed, coding, lr, progress=progress)
-        model, delta = calibrate(model, data.X_train, target, side)
+        if shared:
+            model, delta = shifted[side]
+        else:
+            model = train_side(task, side, arch, epochs, weight, seed, coding, lr, progress=progress)
+            model, delta = calibrate(model, data.X_train, target, side)
+        model.meta["cascade_side"] = side
         model.meta["calibration"] = {"offset_shift": delta, "on": "train split, DNN yes/no",
                                      "rule": "never yes on a DNN-no input" if side == "lower"
                                      else "never no on a DNN-yes input"}
         sides[side] = model
     meta = {"dataset": data.name, "split": data.split, "positive_name": data.classes[positive],
-            "arch": arch, "coding": coding, "epochs": epochs, "weight": weight, "seed": seed,
+            "arch": arch, "coding": coding, "epochs": epochs, "weight": 1.0 if shared else weight, "seed": seed,
+            "shared": shared,
             "input_scale": input_scale, "dnn_describe": dnn.describe(),
             "train_dnn_yes_fraction": float(target.mean())}
     c = Cascade(sides["lower"], sides["upper"], positive, None if dnn_path is None else os.fspath(dnn_path), meta)
