@@ -38,15 +38,17 @@ def test_consistency_miter_agrees_with_enumeration(seed):
         assert bad[np.flatnonzero((X == w).all(1))[0]]
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", [0, 2, 3, 4])  # seeds whose margin takes >= 3 values
 def test_shared_calibration_is_safe_and_consistent(seed):
     """One network, two thresholds a >= b: safe on the calibration inputs, consistent everywhere."""
-    m, _ = _pair(seed, n_features=4)
+    m, _ = _pair(seed, n_features=4, hidden=(8,))
     X = _all_inputs(m)
     mg = margin(m, X)
     # separable targets with a gap: the two safe thresholds would cross without the a >= b rule
-    target = (mg > np.median(mg)).astype(int)
-    keep = (mg <= np.median(mg) - 1) | (mg > np.median(mg) + 2)
+    u = np.unique(mg)
+    assert len(u) >= 3
+    no, yes = mg <= u[len(u) // 2 - 1], mg >= u[len(u) // 2 + 1]
+    target, keep = yes.astype(int), no | yes
     lower, upper, a, b = calibrate_shared(m, X[keep], target[keep])
     assert a >= b
     assert not np.any(lower.predict(X[keep])[target[keep] == NO] == YES)
