@@ -27,7 +27,7 @@ import numpy as np
 
 from .attack import attack
 from .errors import UserError
-from .logic import DEFAULT, Query, Region, region
+from .logic import DEFAULT, Answer, Query, Region, region
 from .model import Model
 
 #: ``backend="auto"``: attack, then branch and bound over input thresholds for ``BAB_SHARE``
@@ -91,8 +91,8 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             res.status = "robust"
     else:
         q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
-        left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 1e-3)
-        ans = q.solve(timeout=left)
+        left = None if timeout is None else timeout - (time.perf_counter() - t0)
+        ans = q.solve(timeout=left) if left is None or left > 0 else Answer("unknown")  # encoding ate it
         res.stats = q.stats
         q.close()
         if ans.status == "unsat":

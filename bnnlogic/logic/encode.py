@@ -50,16 +50,12 @@ class InputVars:
     region: Region
     thresholds: dict[int, np.ndarray]  # feature -> sorted free thresholds (lo < tau <= hi)
     vars: dict[int, np.ndarray]  # feature -> their variables (same order)
-    fixed_vars: dict[tuple[int, int], int] = field(default_factory=dict)  # naive mode only
 
     def bit_lits(self, ir: IR) -> np.ndarray:
         """Literal of every input bit of ``ir`` (flat, level-major), constants as +-TRUE."""
         c, r = ir.coding, self.region
         thr = c.thresholds  # (M, d)
         lits = np.where(thr <= r.lo[None], TRUE, -TRUE).astype(np.int64)
-        for (f, tau), v in self.fixed_vars.items():
-            for m in np.nonzero(thr[:, f] == tau)[0]:
-                lits[m, f] = v
         for f, ts in self.thresholds.items():
             for m in range(c.n_levels):
                 i = np.searchsorted(ts, thr[m, f])
@@ -107,7 +103,7 @@ class Encoding:
                 "fixed_by_bounds": sum(n.fixed for n in self.nets)}
 
 
-def _inputs(F: Formula, irs: Sequence[IR], region: Region, naive: bool) -> InputVars:
+def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
     allthr = np.concatenate([ir.coding.thresholds for ir in irs], axis=0)  # (M, d)
     free = (allthr > region.lo[None]) & (allthr <= region.hi[None])
     thresholds, variables = {}, {}
@@ -118,13 +114,6 @@ def _inputs(F: Formula, irs: Sequence[IR], region: Region, naive: bool) -> Input
         for a, b in zip(variables[f][:-1], variables[f][1:]):
             F.add_clause([-int(b), int(a)])  # x >= t' implies x >= t  (t < t')
     inp = InputVars(region, thresholds, variables)
-    if naive:  # every fixed input bit is a variable with a unit clause, as a plain encoder does
-        for m, f in zip(*np.nonzero(~free)):
-            tau = int(allthr[m, f])
-            if (int(f), tau) not in inp.fixed_vars:
-                v = F.new_var(f"x[{f}]>={tau}")
-                F.add_clause([v if tau <= region.lo[f] else -v])
-                inp.fixed_vars[(int(f), tau)] = v
     if region.l0 is not None:
         changed = []
         for f, ts in thresholds.items():
@@ -247,12 +236,12 @@ def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple
 
     ``goal`` is ``[[(net, classes), ...], ...]``: an OR over terms, each an AND of atoms
     ``pred_net(x) in classes``.  A model of the formula is an input of the region that reaches
-    the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding (every
-    neuron encoded, every fixed input bit a unit clause).
+    the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding: no bound
+    propagation, every hidden neuron encoded (only the inputs fixed by the region are folded).
     """
     irs = [irs] if isinstance(irs, IR) else list(irs)
     F = Formula()
-    inputs = _inputs(F, irs, region, naive=not use_bounds)
+    inputs = _inputs(F, irs, region)
     nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.") for i, ir in enumerate(irs)]
     terms = []
     for term in goal:
