@@ -142,7 +142,8 @@ def _gather(layer: Conv | MaxPool, in_shape: tuple[int, ...]) -> np.ndarray:
     return win.reshape(-1, layer.size * layer.size)
 
 
-def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, names: list[str]) -> list[int]:
+def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, names: list[str],
+                    fold: bool = True) -> list[int]:
     """Reify rows ``sum_j W[r,j] * L[r,j] >= k[r]`` (W in {-1,0,1}, L literals, +-TRUE folded)."""
     is_true, is_false = L == TRUE, L == -TRUE
     const = np.sum(W * is_true, axis=1)
@@ -150,7 +151,7 @@ def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, nam
     signed = np.where(W > 0, L, -L)
     n_neg = np.sum(live & (W < 0), axis=1)
     bounds = k - const + n_neg
-    return [F.reify_card(signed[r][live[r]].tolist(), int(bounds[r]), names[r]) for r in range(len(W))]
+    return [F.reify_card(signed[r][live[r]].tolist(), int(bounds[r]), names[r], fold=fold) for r in range(len(W))]
 
 
 def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str) -> Network:
@@ -179,7 +180,7 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
                 o, p = np.divmod(free, npos)
                 W = layer.A.reshape(len(layer.A), -1)[o].astype(np.int64)
                 L, k = prev[G[p]], layer.k[o]
-            out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free])
+            out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free], fold=use_bounds)
             neurons += lo.size
             fixed += lo.size - len(free)
         layers.append(out)
@@ -237,7 +238,8 @@ def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple
     ``goal`` is ``[[(net, classes), ...], ...]``: an OR over terms, each an AND of atoms
     ``pred_net(x) in classes``.  A model of the formula is an input of the region that reaches
     the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding: no bound
-    propagation, every hidden neuron encoded (only the inputs fixed by the region are folded).
+    propagation and no constant folding of neurons, every hidden neuron a variable with its full
+    fan-in (only the input bits fixed by the region are constants).
     """
     irs = [irs] if isinstance(irs, IR) else list(irs)
     F = Formula()

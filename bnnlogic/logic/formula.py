@@ -68,10 +68,18 @@ class Formula:
         """Hard ``sum(lits) <= bound``, i.e. ``sum(-lits) >= len(lits) - bound``."""
         self.add_card([-l for l in lits], len(lits) - bound)
 
-    def reify_card(self, lits: Sequence[int], bound: int, name: str | None = None, both: bool = True) -> int:
-        """A literal equal to (or, with ``both=False``, implying) ``sum(lits) >= bound``."""
+    def reify_card(self, lits: Sequence[int], bound: int, name: str | None = None, both: bool = True,
+                   fold: bool = True) -> int:
+        """A literal equal to (or, with ``both=False``, implying) ``sum(lits) >= bound``.
+
+        ``fold=False`` always returns a fresh variable (a constant one gets a unit clause), as
+        an encoder without any simplification does."""
         free = [l for l in lits if abs(l) != TRUE]
         b = bound - sum(1 for l in lits if l == TRUE)
+        if not fold:
+            head = self.new_var(name)
+            self.add_card(lits, bound, head, both)
+            return head
         if b <= 0:
             return TRUE
         if b > len(free):
