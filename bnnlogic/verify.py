@@ -30,9 +30,10 @@ from .errors import UserError
 from .logic import DEFAULT, Answer, Query, Region, region
 from .model import Model
 
-#: ``backend="auto"``: attack, then branch and bound over input thresholds for ``BAB_SHARE``
-#: of the time limit (10 s without one), then this solver (fastest measured by benchmarks/verify.py).
+#: ``backend="auto"`` (see ``verify_region``): this solver (fastest measured by
+#: benchmarks/verify.py) for FIRST_SLICE s, attack, branch and bound, this solver again.
 AUTO = DEFAULT
+FIRST_SLICE = 0.5
 BAB_SHARE = 0.5
 
 
@@ -76,48 +77,69 @@ def make_region(model: Model, x: np.ndarray, eps: int | None = None, norm: str =
 def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, backend: str = "auto",
                   timeout: float | None = None, use_attack: bool = True, use_bounds: bool = True,
                   seed: int = 0) -> VerifyResult:
-    """Is every input of R predicted in ``allowed``?  (see the module docstring)"""
+    """Is every input of R predicted in ``allowed``?  (see the module docstring)
+
+    ``backend="auto"`` runs a portfolio, cheapest first: the bounds-first encoding solved by
+    ``AUTO`` for ``FIRST_SLICE`` seconds (verification-friendly nets end here, in
+    milliseconds), the attack, branch and bound over input thresholds (boxes, ``BAB_SHARE`` of
+    the time left), then the same solver again for the rest.  A named backend runs the attack
+    (unless ``use_attack`` is False) and then that solver alone.
+    """
     t0 = time.perf_counter()
     name, enc = _backend(backend)
     allowed = sorted(set(int(c) for c in allowed))
     bad = [c for c in range(model.ir.n_classes) if c not in allowed]
     res = VerifyResult("unknown", R.eps, int(label), allowed, 0.0, name, enc)
-    if not bad:
-        res.status = "robust"
-    elif use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
-        _set_counterexample(model, R, bad, res, x, "attack")
-    elif (status := _bab_first(model, R, bad, backend, timeout, res)) is not None:
-        if status == "unsat":
-            res.status = "robust"
-    else:
-        q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
-        left = None if timeout is None else timeout - (time.perf_counter() - t0)
-        ans = q.solve(timeout=left) if left is None or left > 0 else Answer("unknown")  # encoding ate it
+
+    def left() -> float | None:
+        return None if timeout is None else timeout - (time.perf_counter() - t0)
+
+    def solve(q: Query, limit: float | None) -> bool:
+        """One solver call; True if it decided."""
+        ans = q.solve(timeout=limit) if limit is None or limit > 0 else Answer("unknown")
         res.stats = q.stats
-        q.close()
         if ans.status == "unsat":
             res.status = "robust"
         elif ans.status == "sat":
             _set_counterexample(model, R, bad, res, ans.witness, "solver")
+        return ans.status != "unknown"
+
+    if not bad:
+        res.status = "robust"
+    elif backend != "auto":
+        if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
+            _set_counterexample(model, R, bad, res, x, "attack")
+        else:
+            q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
+            solve(q, left())
+            q.close()
+    else:
+        q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
+        first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
+        if not solve(q, first):
+            if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
+                _set_counterexample(model, R, bad, res, x, "attack")
+            elif not _bab(model, R, bad, left(), res):
+                solve(q, left())
+        q.close()
     res.time_s = time.perf_counter() - t0
     return res
 
 
-def _bab_first(model: Model, R: Region, bad: list[int], backend: str, timeout: float | None,
-               res: VerifyResult) -> str | None:
-    """``auto`` on a box: branch and bound over input thresholds (``logic.bab``) with a share
-    of the time; its verdict ("unsat", or "sat" with a replayed witness) or None to go on."""
-    if backend != "auto" or R.l0 is not None:
-        return None
+def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult) -> bool:
+    """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``BAB_SHARE`` of
+    the time left (10 s without a limit); True if it decided."""
+    if R.l0 is not None:
+        return False
     from .logic.bab import bab
 
-    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=BAB_SHARE * timeout if timeout else 10.0)
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=BAB_SHARE * left if left is not None else 10.0)
     res.stats["bab_nodes"] = nodes
     if status == "sat":
         _set_counterexample(model, R, bad, res, x, "bab")
     elif status == "unsat":
-        res.backend, res.encoding = "bab", "bab"
-    return None if status == "unknown" else status
+        res.status, res.backend, res.encoding = "robust", "bab", "bab"
+    return status != "unknown"
 
 
 def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResult, x: np.ndarray,
