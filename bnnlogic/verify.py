@@ -110,11 +110,11 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
             _set_counterexample(model, R, bad, res, x, "attack")
         else:
-            q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
+            q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
             solve(q, left())
             q.close()
     else:
-        q = Query(model.ir, R, [[(0, bad)]], backend=name, use_bounds=use_bounds)
+        q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
         if not solve(q, first):
             if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
@@ -215,7 +215,7 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             break
     top = max_eps if U is None else U - 1
     lo_r, hi_c, calls = -1, U, 0
-    q = Query(model.ir, region.linf(c, x, top), [[(0, bad)]], backend=_backend(backend)[0])
+    q = Query(model.ir, region.linf(c, x, top), [[(0, bad)]], _backend(backend)[0], engines=[model.engine])
     inp = q.encoding.inputs
     span = [top]  # candidates to test, binary search over [lo_r + 1, hi_c - 1]
     while True:
@@ -314,7 +314,7 @@ def equivalent(a: Model, b: Model, R: Region | None = None, backend: str = "auto
         A, B = implies
         goal = [[(0, list(A)), (1, [j for j in range(n) if j not in set(B)])]]
     t0 = time.perf_counter()
-    q = Query([a.ir, b.ir], R, goal, backend=_backend(backend)[0])
+    q = Query([a.ir, b.ir], R, goal, _backend(backend)[0], engines=[a.engine, b.engine])
     ans = q.solve(timeout=timeout)
     stats = q.stats
     q.close()

@@ -20,11 +20,22 @@ from ..ir import IR, Conv, Dense, MaxPool
 Bounds = list[tuple[np.ndarray, np.ndarray]]
 
 
+_SPLITS: dict[int, tuple] = {}
+
+
+def _split(layer: Dense | Conv) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative parts of a layer's weights as float32, computed once per layer."""
+    hit = _SPLITS.get(id(layer))
+    if hit is None or hit[0] is not layer:
+        hit = (layer, np.maximum(layer.A, 0).astype(np.float32), np.minimum(layer.A, 0).astype(np.float32))
+        _SPLITS[id(layer)] = hit
+    return hit[1], hit[2]
+
+
 def _sum_bounds(layer: Dense | Conv, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of each neuron's weighted sum over the bit box [lo, hi] (exact integers)."""
     # float32 BLAS products are exact here: every partial sum is an integer below 2^24
-    pos = np.maximum(layer.A, 0).astype(np.float32)
-    neg = np.minimum(layer.A, 0).astype(np.float32)
+    pos, neg = _split(layer)
     if isinstance(layer, Dense):
         lo2, hi2 = lo.reshape(len(lo), -1).astype(np.float32), hi.reshape(len(hi), -1).astype(np.float32)
         smin, smax = lo2 @ pos.T + hi2 @ neg.T, hi2 @ pos.T + lo2 @ neg.T

@@ -43,7 +43,8 @@ class Query:
     """Encode once (bounds first), build the backend once, solve under assumptions."""
 
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
-                 use_bounds: bool = True) -> None:
+                 use_bounds: bool = True, engines: Sequence | None = None) -> None:
+        """``engines``: the networks' compiled inference engines, if the caller has them."""
         from ..infer import Engine
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
@@ -52,7 +53,7 @@ class Query:
         self.encoding: Encoding = encode(self.irs, region, goal, use_bounds)
         self.backend = make_backend(backend, self.encoding.formula)
         self.encode_s = time.perf_counter() - t0
-        self.engines = [Engine(ir) for ir in self.irs]
+        self.engines = list(engines) if engines is not None else [Engine(ir) for ir in self.irs]
 
     @property
     def stats(self) -> dict:
