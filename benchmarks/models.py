@@ -29,6 +29,7 @@ MODELS = OUT / "models"
 ZOO: dict[str, tuple[str, str, dict]] = {
     "digits-mlp": ("digits", "mlp:100", {"epochs": 40}),
     "fashion-mlp-small": ("fashion-mnist", "mlp-small", {"epochs": 10}),
+    "fashion-mlp-small-friendly": ("fashion-mnist", "mlp-small", {"epochs": 5, "preset": "stablesign-l1-ternary"}),
     "fashion-mlp-large": ("fashion-mnist", "mlp-large", {"epochs": 10}),
     "fashion-conv-small": ("fashion-mnist", "conv-small", {"epochs": 10}),
     "fashion-conv": ("fashion-mnist", "cnn:c32k3,p2,c64k3,p2,d256", {"epochs": 15}),

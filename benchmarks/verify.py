@@ -117,9 +117,10 @@ def fmt(x, nd=3):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="10 images, the small Fashion net, eps 1,3,5")
-    ap.add_argument("--models", default="fashion-mlp-small,fashion-mlp-large,mnist-mlp-small,mnist-mlp-large,"
-                                        "fashion-conv-small")
+    ap.add_argument("--quick", action="store_true", help="10 images, the small Fashion nets (friendly and plain), "
+                                                         "eps 1,3, 10 s timeout")
+    ap.add_argument("--models", default="fashion-mlp-small-friendly,fashion-mlp-small,fashion-mlp-large,"
+                                        "mnist-mlp-small,mnist-mlp-large,fashion-conv-small")
     ap.add_argument("--model-file", help="use this model file instead of the zoo (name: its file name)")
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--naive-images", type=int, default=20, help="images for the (slow) naive baseline")
@@ -131,8 +132,8 @@ def main() -> None:
     ap.add_argument("--json", default=str(OUT / "verify.json"))
     args = ap.parse_args()
     if args.quick:
-        args.models, args.images, args.naive_images, args.eps, args.solver_images = \
-            "fashion-mlp-small", 10, 10, "1,3,5", 5
+        args.models, args.images, args.naive_images, args.eps, args.solver_images, args.timeout = \
+            "fashion-mlp-small-friendly,fashion-mlp-small", 10, 2, "1,3", 2, 10.0
     eps_list = [int(e) for e in args.eps.split(",")]
     models = ([(Path(args.model_file).stem, load(args.model_file))] if args.model_file
               else [(n, get_model(n)) for n in args.models.split(",")])
