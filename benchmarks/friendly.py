@@ -28,7 +28,7 @@ from bnnlogic import load  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.logic import stable_fraction  # noqa: E402
-from bnnlogic.summary import verification_profile  # noqa: E402
+from bnnlogic.summary import summarize, verification_profile  # noqa: E402
 from models import OUT  # noqa: E402
 from verify import CONFIGS, run_model  # noqa: E402
 
@@ -61,8 +61,7 @@ def row(name: str, model, images: int, eps_list: list[int], timeout: float) -> d
         per_eps[str(e)] = {"solved": sum(r["status"] != "unknown" for r in rs) / len(rs),
                            "median_time_s": statistics.median(t), "mean_time_s": statistics.fmean(t),
                            "unknown": sum(r["status"] == "unknown" for r in rs)}
-    return {"model": name, "preset": model.meta.get("preset", "plain"), "nonzero": int(sum(
-        np.count_nonzero(l.A) for l in list(model.ir.layers) + [model.ir.output] if hasattr(l, "A"))),
+    return {"model": name, "preset": model.meta.get("preset", "plain"), "nonzero": summarize(model)["nonzero"],
         "accuracy": float(np.mean(model.predict(X) == data.y_test)), "stable_fraction": stable,
         "variables": prof["variables"], "clauses": prof["clauses"], "verify": per_eps,
         "median_time_s": {e: v["median_time_s"] for e, v in per_eps.items()},

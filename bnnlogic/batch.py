@@ -42,8 +42,7 @@ def _init(model_path: str, settings: dict) -> None:
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
               timeout: float | None, norm: str, cex_dir: str | None) -> dict:
     """One query as a result record (the batch file's line format)."""
-    from .pictures import is_image, save_counterexample_png
-    from .verify import make_region, verify_region
+    from .verify import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
     r = verify_region(model, R, [label], label, backend, timeout)
@@ -53,19 +52,9 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
     if r.status == "counterexample":
         rec["adv_label"] = r.adv_label
         rec["found_by"] = r.found_by
-        rec["counterexample"] = None
-        if cex_dir:
-            stem = Path(cex_dir) / f"idx{index}_eps{eps}"
-            stem.parent.mkdir(parents=True, exist_ok=True)
-            from .fileio import atomic_open
-
-            with atomic_open(f"{stem}.npy", "wb") as fh:
-                np.save(fh, r.counterexample.reshape(model.ir.coding.feature_shape))
-            rec["counterexample"] = f"{stem}.npy"
-            c = model.ir.coding
-            if is_image(c.feature_shape):
-                save_counterexample_png(f"{stem}.png", x, r.counterexample, c.feature_shape, c.lo, c.hi,
-                                        f"#{index} eps {eps}: {label} -> {r.adv_label}")
+        rec["counterexample"] = None if not cex_dir else save_counterexample(
+            model, x, r.counterexample, Path(cex_dir) / f"idx{index}_eps{eps}",
+            f"#{index} eps {eps}: {label} -> {r.adv_label}")
     return rec
 
 

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import UserError
-from .ir import IR, Conv, Dense, MaxPool
+from .ir import IR, Dense, MaxPool
 from .logic.bounds import propagate
 from .logic.encode import _gather
 from .logic.region import Region
@@ -216,8 +216,7 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
         for b in range(ir.n_classes):
             if a != b:
                 D = o.A[a].astype(np.int64) - o.A[b].astype(np.int64)
-                num = int(o.offset[b]) - int(o.offset[a]) + (1 if a > b else 0)
-                beats[a, b] = _signed_threshold(bdd, D, u, -((-num) // int(o.scale)))
+                beats[a, b] = _signed_threshold(bdd, D, u, int(o.beat_bound(a, b)))
                 check()
     pred = []
     for a in range(ir.n_classes):

@@ -27,7 +27,7 @@ witness by replay and its minimality by CP-SAT on fresh encodings.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -119,8 +119,7 @@ class Explainer:
         inp = self.query.encoding.inputs
         # only features with a coding threshold inside their range can matter
         self.features: list[int] = sorted(int(f) for f in inp.vars)
-        self._fix = {f: [int(v) if t <= self.x[f] else -int(v) for v, t in zip(inp.vars[f], inp.thresholds[f])]
-                     for f in self.features}
+        self._fix = inp.box_literals(self.x, self.x)
         self._lit_feature = {l: f for f, ls in self._fix.items() for l in ls}
         self.calls = 0
         self.enum_cells, self.timeout = enum_cells, timeout

@@ -146,6 +146,13 @@ class Output:
         s = u.reshape(len(u), -1).astype(np.int64) @ self.A.T.astype(np.int64)
         return self.scale * s + self.offset
 
+    def beat_bound(self, c, d):
+        """Class c is preferred to class d (``score_c > score_d``, or equal with ``c < d``) iff
+        ``sum_j (A_c - A_d)_j u_j >= ceil((offset_d - offset_c + [c > d]) / scale)``, this
+        exact integer bound.  c and d may be integer arrays (broadcast)."""
+        num = np.asarray(self.offset[d] - self.offset[c] + (np.asarray(c) > np.asarray(d)), dtype=np.int64)
+        return -((-num) // int(self.scale))
+
 
 @dataclass(frozen=True)
 class IR:

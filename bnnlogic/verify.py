@@ -63,6 +63,20 @@ def _backend(name: str) -> tuple[str, str]:
     return b, (parts[2] if parts[0] == "cnf" and len(parts) == 3 else parts[0])
 
 
+def save_counterexample(model: Model, x: np.ndarray, adv: np.ndarray, stem: str | Path, caption: str) -> str:
+    """Write ``stem.npy`` (raw features in the model's feature shape) and, for grey images,
+    ``stem.png`` (original | adversarial | difference); returns the .npy path."""
+    from .fileio import atomic_open
+    from .pictures import is_image, save_counterexample_png
+
+    c = model.ir.coding
+    with atomic_open(f"{stem}.npy", "wb") as fh:
+        np.save(fh, np.asarray(adv).reshape(c.feature_shape))
+    if is_image(c.feature_shape):
+        save_counterexample_png(f"{stem}.png", x, adv, c.feature_shape, c.lo, c.hi, caption)
+    return f"{stem}.npy"
+
+
 def make_region(model: Model, x: np.ndarray, eps: int | None = None, norm: str = "linf",
                 mask: np.ndarray | None = None) -> Region:
     """The region of a query: ``linf`` (|x'-x| <= eps, raw units) or ``l0`` (<= eps features)."""
@@ -227,9 +241,7 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             break
         mid = span.pop() if span else (lo_r + 1 + hi_end) // 2
         box = region.linf(c, x, mid)
-        assume = [int(v) if t <= box.lo[f] else -int(v)
-                  for f in inp.vars for v, t in zip(inp.vars[f], inp.thresholds[f])
-                  if t <= box.lo[f] or t > box.hi[f]]
+        assume = [l for ls in inp.box_literals(box.lo, box.hi).values() for l in ls]
         ans = q.solve(assume, timeout=left)
         calls += 1
         if ans.status == "unsat":

@@ -110,16 +110,9 @@ def run(args) -> int:
 
 
 def _save_cex(model, x, adv, cex_dir: str, tag: str, adv_label) -> str:
-    from ..fileio import atomic_open
-    from ..pictures import is_image, save_counterexample_png
+    from ..verify import save_counterexample
 
-    c = model.ir.coding
-    stem = Path(cex_dir) / f"counterexample_{tag}"
-    with atomic_open(f"{stem}.npy", "wb") as fh:
-        np.save(fh, np.asarray(adv).reshape(c.feature_shape))
-    if is_image(c.feature_shape):
-        save_counterexample_png(f"{stem}.png", x, adv, c.feature_shape, c.lo, c.hi, f"predicted {adv_label}")
-    return f"{stem}.npy"
+    return save_counterexample(model, x, adv, Path(cex_dir) / f"counterexample_{tag}", f"predicted {adv_label}")
 
 
 def _run_equivalence(model, x, args) -> int:

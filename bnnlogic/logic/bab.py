@@ -56,9 +56,7 @@ def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarr
     for c in np.nonzero(bad)[0]:
         D = A[c][None, :] - A[ref]  # (n, m)
         smax = np.sum(np.where(D > 0, D * hi, D * lo), axis=1)
-        num = out.offset[ref] - out.offset[c] + (c > ref)
-        K = -((-num) // out.scale)
-        safe &= smax < K
+        safe &= smax < out.beat_bound(c, ref)
     return safe
 
 

@@ -63,6 +63,13 @@ class InputVars:
                     lits[m, f] = self.vars[f][i]
         return lits.reshape(-1)
 
+    def box_literals(self, lo: np.ndarray, hi: np.ndarray) -> dict[int, list[int]]:
+        """Per feature with variables: the literals restricting ``x_f`` to ``[lo_f, hi_f]``
+        (``x_f >= t`` true for t <= lo_f, false for t > hi_f).  ``lo = hi = x`` fixes features to
+        x; a smaller box as assumptions reuses one encoding."""
+        return {f: [int(v) if t <= lo[f] else -int(v) for v, t in zip(self.vars[f], ts)
+                    if t <= lo[f] or t > hi[f]] for f, ts in self.thresholds.items()}
+
     def decode(self, value: Callable[[int], bool]) -> np.ndarray:
         """A raw input (d,) from a model: per feature, the value of its z-interval nearest the
         region's center (the box's low end without a center)."""
@@ -193,8 +200,7 @@ def beats(F: Formula, net: Network, c: int, d: int) -> int:
     if key not in net.beats_cache:
         out, u = net.ir.output, net.layers[-1]
         D = out.A[c].astype(np.int64) - out.A[d].astype(np.int64)
-        num = int(out.offset[d]) - int(out.offset[c]) + (1 if c > d else 0)
-        K = -((-num) // int(out.scale))  # ceil(num / scale), exact
+        K = int(out.beat_bound(c, d))
         const = int(np.sum(D * (u == TRUE)))
         live = (D != 0) & (np.abs(u) != TRUE)
         lits: list[int] = []

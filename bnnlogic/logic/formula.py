@@ -74,12 +74,12 @@ class Formula:
 
         ``fold=False`` always returns a fresh variable (a constant one gets a unit clause), as
         an encoder without any simplification does."""
-        free = [l for l in lits if abs(l) != TRUE]
-        b = bound - sum(1 for l in lits if l == TRUE)
         if not fold:
             head = self.new_var(name)
             self.add_card(lits, bound, head, both)
             return head
+        free = [l for l in lits if abs(l) != TRUE]
+        b = bound - sum(1 for l in lits if l == TRUE)
         if b <= 0:
             return TRUE
         if b > len(free):

@@ -106,9 +106,7 @@ def test_incremental_assumptions_match_cold_solves():
         inp = q.encoding.inputs
         for eps in (0, 1, 2, 3):
             small = region.linf(ir.coding, x, eps)
-            assume = [int(v) if t <= small.lo[f] else -int(v)
-                      for f in inp.vars for v, t in zip(inp.vars[f], inp.thresholds[f])
-                      if t <= small.lo[f] or t > small.hi[f]]
+            assume = [l for ls in inp.box_literals(small.lo, small.hi).values() for l in ls]
             ans = q.solve(assume)
             assert ans.status == ("sat" if brute(ir, small, bad) else "unsat"), (b, eps)
 
