@@ -54,6 +54,7 @@ class Explanation:
     verify_s: float = 0.0
     witness: np.ndarray | None = None  # CXp: a raw input with only these features changed
     witness_class: int | None = None
+    oracle: dict | None = None  # search calls answered by enumerate / replay / bounds / solver
 
     @property
     def size(self) -> int:
@@ -65,16 +66,20 @@ class Explanation:
              "verified": self.verified, "verify_s": round(self.verify_s, 6)}
         if self.witness is not None:
             d.update(witness=self.witness.tolist(), witness_class=self.witness_class)
+        if self.oracle is not None:
+            d.update(oracle=self.oracle)
         return d
 
 
-def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int]) -> list[int]:
+def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int], engine=None) -> list[int]:
     """Least relevant first: features sorted by the worst margin ``score_y - max_{c != y} score_c``
     reachable by changing that feature alone within R (largest first; ties by index).  One
-    batched forward pass over every interval of every feature's coding thresholds."""
+    batched forward pass over every interval of every feature's coding thresholds (through
+    ``engine``, the compiled inference engine, when given: same exact integer scores)."""
     if not features:
         return []
-    y = int(ir.predict(x[None])[0])
+    scores = engine.scores if engine is not None else ir.scores
+    y = int(np.argmax(scores(x[None])[0]))
     thr = ir.coding.thresholds
     rows, owner = [], []
     for f in features:
@@ -84,9 +89,9 @@ def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int]) -> l
             x2[f] = v
             rows.append(x2)
             owner.append(f)
-    S = ir.scores(np.array(rows))
+    S = scores(np.array(rows))
     other = np.delete(S, y, axis=1).max(axis=1)
-    margin = S[:, y] - other - (ir.predict(np.array(rows)) != y)  # a lost tie counts below 0
+    margin = S[:, y] - other - (np.argmax(S, axis=1) != y)  # a lost tie counts below 0
     worst = {f: np.inf for f in features}
     for f, m in zip(owner, margin):
         worst[f] = min(worst[f], int(m))
@@ -96,11 +101,13 @@ def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int]) -> l
 class Explainer:
     """Explanations of ``ir``'s decision on the raw input ``x`` over the domain (``eps=None``)
     or the L-infinity box of radius ``eps`` (the robust variant).  ``timeout``: seconds per
-    solver call (a call that gives up raises ``UserError``)."""
+    solver call (a call that gives up raises ``UserError``); ``fast``: try concrete witnesses
+    and interval bounds before the solver (see ``_solve``); ``engine``: a compiled inference
+    engine of ``ir`` to reuse across explanations."""
 
     def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
                  check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 14,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None) -> None:
         c = ir.coding
         self.ir = ir
         R0 = region.linf(c, x, 0)  # validates x
@@ -115,14 +122,20 @@ class Explainer:
         self.other = [k for k in range(ir.n_classes) if k != self.prediction]
         self.backend, self.check_backend = backend, check_backend
         self.goal = [[(0, self.other)]]
-        self.query = Query(ir, self.region, self.goal, backend)
+        self.query = Query(ir, self.region, self.goal, backend, engines=None if engine is None else [engine])
         inp = self.query.encoding.inputs
         # only features with a coding threshold inside their range can matter
         self.features: list[int] = sorted(int(f) for f in inp.vars)
         self._fix = inp.box_literals(self.x, self.x)
         self._lit_feature = {l: f for f, ls in self._fix.items() for l in ls}
         self.calls = 0
-        self.enum_cells, self.timeout = enum_cells, timeout
+        self.enum_cells, self.timeout, self.fast, self.pool = enum_cells, timeout, fast, pool
+        self.oracle = {"enumerate": 0, "replay": 0, "bounds": 0, "solver": 0}  # which branch answered
+        self.witnesses: list[np.ndarray] = []  # every witness met (replayed), for replay and verify
+        self._recent: list[int] = []  # indices into witnesses, most recently useful first
+        self._bad = np.isin(np.arange(ir.n_classes), self.other)
+        self._greedy: np.ndarray | None = None
+        self._bounds_tries = self._bounds_hits = 0
         # per feature, one raw value per interval of its thresholds: the one nearest x
         self._cells = {f: np.array([min(max(int(self.x[f]), int(a)), int(b)) for a, b in zip(
             np.concatenate([[self.region.lo[f]], inp.thresholds[f]]),
@@ -130,18 +143,113 @@ class Explainer:
 
     # ------------------------------------------------------------------ oracle
     def _solve(self, fixed: Iterable[int]) -> Answer:
-        """Can the region with ``fixed`` pinned to x reach another class?  By enumeration of
-        the threshold cells of the free features when there are at most ``enum_cells`` of
-        them (exact, and far faster than a solver's proof), else by the solver."""
+        """Can the region with ``fixed`` pinned to x reach another class?  Exact in every
+        branch, cheapest first (``self.oracle`` counts which branch answered):
+
+            enumerate  at most ``enum_cells`` threshold cells of the free features: every cell
+                       through the engine (exact, far faster than a solver's proof);
+            replay     a recent witness with ``fixed`` reset to x is still an input of the
+                       restricted region: "sat" if the engine gives it another class (the
+                       witness is replayed like any other);
+            bounds     interval bounds over the restricted box (exact integers) show that no
+                       other class can be preferred: "unsat";
+            solver     the incremental solver (its witnesses join the replay pool).
+
+        ``fast=False`` skips replay and bounds (the solver alone, for comparison and tests)."""
         fixed = set(fixed)
         self.calls += 1
         free = [f for f in self.features if f not in fixed]
         if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
-            return self._enumerate(free)
+            self.oracle["enumerate"] += 1
+            ans = self._enumerate(free)
+            if ans.status == "sat":
+                self._remember(ans.witness)
+            return ans
+        if self.fast:
+            ans = self._replay_pool(fixed)
+            if ans is not None:
+                self.oracle["replay"] += 1
+                return ans
+            # bounds are tried while they pay: always at first, then while >= 1 in 8 tries proves
+            if (self._bounds_tries < 16 or 8 * self._bounds_hits >= self._bounds_tries) and self._bounds_entail(fixed):
+                self.oracle["bounds"] += 1
+                return Answer("unsat")
+        self.oracle["solver"] += 1
         ans = self.query.solve([l for f in fixed for l in self._fix[f]], self.timeout)
         if ans.status == "unknown":
             raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
+        if ans.status == "sat":
+            self._remember(ans.witness)
         return ans
+
+    def _remember(self, w: np.ndarray) -> None:
+        self.witnesses.append(w)
+        self._recent.insert(0, len(self.witnesses) - 1)
+        del self._recent[self.pool:]
+
+    def _greedy_values(self) -> np.ndarray:
+        """Per other class c and feature f: the cell value of f that, changed alone, brings
+        ``score_y - score_c`` lowest (x_f if none lowers it); (n_other, d).  One batch through
+        the engine over every cell of every feature, computed once."""
+        if self._greedy is None:
+            G = np.repeat(self.x[None], len(self.other), axis=0)
+            rows, owner, vals = [], [], []
+            for f in self.features:
+                for v in self._cells[f]:
+                    if v != self.x[f]:
+                        rows.append(v)
+                        owner.append(f)
+            if rows:
+                owner = np.array(owner)
+                X = np.repeat(self.x[None], len(rows), axis=0)
+                X[np.arange(len(rows)), owner] = rows
+                S = self.query.engines[0].scores(X)
+                base = self.query.engines[0].scores(self.x[None])[0]
+                for i, c in enumerate(self.other):
+                    gain = (base[self.prediction] - base[c]) - (S[:, self.prediction] - S[:, c])  # > 0: closer to c
+                    best: dict[int, tuple[int, int]] = {}
+                    for f, g, v in zip(owner.tolist(), gain.tolist(), rows):
+                        if g > 0 and g > best.get(f, (0, 0))[0]:
+                            best[f] = (g, int(v))
+                    for f, (_, v) in best.items():
+                        G[i, f] = v
+            self._greedy = G
+        return self._greedy
+
+    def _replay_pool(self, fixed: set[int]) -> Answer | None:
+        """Concrete candidates of the restricted region through the engine in one batch: the
+        most recent witnesses with ``fixed`` reset to x, and per other class the input that
+        moves every free feature to its value closest to that class (``_greedy_values``).  The
+        first that gets another class is a witness (replayed); a witness from the pool moves
+        to its front."""
+        idx = np.fromiter(fixed, dtype=np.int64, count=len(fixed))
+        W = np.concatenate([np.array([self.witnesses[i] for i in self._recent]).reshape(-1, len(self.x)),
+                            self._greedy_values()])
+        W[:, idx] = self.x[idx]
+        bad = np.nonzero(self.query.engines[0].predict(W) != self.prediction)[0]
+        if not len(bad):
+            return None
+        j = int(bad[0])
+        if j < len(self._recent):
+            self._recent.insert(0, self._recent.pop(j))
+        else:
+            self._remember(W[j].copy())
+        return Answer("sat", W[j], self.query.replay(W[j]))
+
+    def _bounds_entail(self, fixed: Iterable[int]) -> bool:
+        """Interval bounds over the region with ``fixed`` pinned to x prove that no other class
+        can be preferred to the prediction (sound, not complete)."""
+        from .logic.bab import _safe
+        from .logic.bounds import propagate
+
+        lo, hi = self.region.lo.copy(), self.region.hi.copy()
+        idx = np.fromiter(fixed, dtype=np.int64)
+        lo[idx] = hi[idx] = self.x[idx]
+        blo, bhi = propagate(self.ir, lo, hi)[-1]
+        ok = bool(_safe(self.ir, blo, bhi, np.array([self.prediction]), self._bad)[0])
+        self._bounds_tries += 1
+        self._bounds_hits += ok
+        return ok
 
     def _enumerate(self, free: list[int]) -> Answer:
         """Every cell of the free features (value nearest x in each), through the engine."""
@@ -200,17 +308,19 @@ class Explainer:
                   verify: bool = True) -> Explanation:
         """A subset-minimal AXp.  ``order``: features to try dropping first come first (the
         deletion method; default: ``margin_order``, least relevant first)."""
-        t0, c0 = time.perf_counter(), self.calls
+        if method not in METHODS:
+            raise UserError(f"unknown method {method!r}; choose {', '.join(METHODS)}")
+        t0, c0, o0 = time.perf_counter(), self.calls, dict(self.oracle)
         if order is None:
-            order = margin_order(self.ir, self.x, self.region, self.features)
+            order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
         order = [f for f in order if f in self._fix]
         if method == "deletion":
-            S = self._deletion(self.features, order)
-        elif method == "quickxplain":
-            S = self._quickxplain(order)
+            # a robust decision has the empty explanation: one call instead of one per feature
+            S = [] if self.entails([]) else self._deletion(self.features, order)
         else:
-            raise UserError(f"unknown method {method!r}; choose {', '.join(METHODS)}")
-        e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0)
+            S = self._quickxplain(order)
+        e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0,
+                        oracle={k: v - o0[k] for k, v in self.oracle.items()})
         return self.verify(e) if verify else e
 
     # ------------------------------------------------------------------ contrastive
@@ -235,7 +345,7 @@ class Explainer:
         the prediction.  ``order``: features to try keeping fixed first (default: margin order)."""
         t0, c0 = time.perf_counter(), self.calls
         if order is None:
-            order = margin_order(self.ir, self.x, self.region, self.features)
+            order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
         res = self._shrink_free(self.features, [f for f in order if f in self._fix])
         if res is None:
             return None
@@ -341,6 +451,32 @@ class Explainer:
         finally:
             q.close()
 
+    def _removals_break(self, S: set[int]) -> bool:
+        """Dropping any one feature f of S admits an input of the region that agrees with x on
+        S - {f} and gets another class, by concrete inference.  Candidates: a witness met during
+        the search that differs from x on S only at f (deletion records one per kept feature),
+        else an oracle call (which replays recent witnesses with S - {f} reset to x before it
+        asks the solver); all candidates are then replayed in one batch."""
+        Sl = sorted(S)
+        if not Sl:
+            return True
+        cand: dict[int, np.ndarray] = {}
+        if self.witnesses:
+            W = np.array(self.witnesses)
+            M = W[:, Sl] != self.x[Sl]
+            for r in np.nonzero(M.sum(axis=1) == 1)[0]:
+                cand.setdefault(Sl[int(np.argmax(M[r]))], W[r])
+        for f in Sl:
+            if f not in cand:
+                ans = self._solve(S - {f})
+                if ans.status != "sat":
+                    return False
+                cand[f] = ans.witness
+        X, Sa = np.array([cand[f] for f in Sl]), np.array(Sl)
+        agree = ~np.any((X[:, Sa] != self.x[Sa]) & (Sa[None, :] != Sa[:, None]), axis=1)  # row i: off S only at Sl[i]
+        pred = self.query.engines[0].predict(X)
+        return bool(np.all(agree) and np.all(pred != self.prediction) and np.all(self.region.contains(X)))
+
     def verify(self, e: Explanation) -> Explanation:
         """Re-check ``e`` and set ``e.verified``.  AXp: entailment holds by the check backend on
         a fresh encoding of the restricted region, and dropping any one feature admits a
@@ -350,7 +486,7 @@ class Explainer:
         t0 = time.perf_counter()
         S, rest = set(e.features), set(self.features) - set(e.features)
         if e.kind == "abductive":
-            ok = self._independent_unsat(S) and all(self._solve(S - {f}).status == "sat" for f in S)
+            ok = self._independent_unsat(S) and self._removals_break(S)
         else:
             w = e.witness
             ok = (w is not None and self.query.replay(w)[0] != self.prediction
