@@ -235,7 +235,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count())
     batches = (1, 4096) if args.quick else (1, 64, 4096)
     min_seconds, n_calls = (0.2, 200) if args.quick else (1.0, 2000)
-    X = load_dataset("fashion-mnist").split_arrays("test")[0].reshape(-1, 784).astype(np.int64)
+    X = load_dataset("fashion-mnist").split_arrays("test")[0].reshape(-1, 784)  # raw uint8 pixels
     load0 = os.getloadavg()[0]
     results = {arch: bench_arch(arch, X, batches, min_seconds, n_calls) for arch in ("fc", "conv")}
     extra = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -15,8 +15,11 @@ import numba
 import numpy as np
 
 from ..ir import IR
-from . import kernels
-from .packing import Program, compile_ir, pack_bits, unpack_bits
+from . import tuning
+
+tuning.apply()
+from . import kernels  # noqa: E402  (after tuning: numba reads it when the first kernel is built)
+from .packing import Program, compile_ir, pack_bits, unpack_bits  # noqa: E402
 
 __all__ = ["Engine", "Program", "compile_ir", "pack_bits", "unpack_bits"]
 
@@ -32,10 +35,15 @@ class Engine:
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Exact integer scores, equal to ``ir.scores(X)``."""
-        X = np.ascontiguousarray(X, dtype=np.int64).reshape(len(X), self.ir.coding.n_features)
+        X = np.asarray(X)
         p = self.program
+        if X.dtype == np.uint8:  # pixels: compared as bytes against thresholds clipped to 0..256
+            X, thr = np.ascontiguousarray(X), p.thr_u8
+        else:
+            X, thr = np.ascontiguousarray(X, dtype=np.int64), p.thr
+        X = X.reshape(len(X), self.ir.coding.n_features)
         out = np.empty((len(X), self.ir.n_classes), dtype=np.int64)
-        args = (X, p.feat, p.thr, p.ident, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc)
+        args = (X, p.feat, thr, p.ident, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc)
         if len(X) >= PARALLEL_MIN and numba.get_num_threads() > 1:
             kernels.run_parallel(*args, min(len(X), 8 * numba.get_num_threads()))
         elif len(X):

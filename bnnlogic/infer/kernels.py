@@ -1,31 +1,40 @@
-"""Numba kernels: one fused forward pass per input, parallel over the batch.
+"""Numba kernels: a fused forward pass over tiles of inputs, tiles parallel over the batch.
 
-Every input runs all layers on its own scratch words (the activations stay in L1; the packed
-weights, 1-2 bits per coefficient, stay in L2).  Per layer (see ``packing`` for the layout):
+A tile of up to ``TILE`` inputs runs all layers on its own scratch words (the activations
+stay in L1).  Dense layers read each packed weight word once per tile, not once per input;
+conv and pool layers go input by input.  Per layer (see ``packing`` for the layout):
 
-    dense    acc_i = sum_w popcount(u_w & pos[w, i]) [- popcount(u_w & neg[w, i])]
-             (binary rows: acc_i = 2 * sum_w popcount(u_w & pos[w, i]) - popcount(u))
-             t_i = [acc_i >= k_i], packed 64 per word
+    dense    acc_ti = sum_w popcount(u_tw & pos[w, i]) [- popcount(u_tw & neg[w, i])]
+             (binary rows: acc_ti = 2 * sum_w popcount(u_tw & pos[w, i]) - popcount(u_t))
+             t_ti = [acc_ti >= k_i], packed 64 per word
     conv     per output position: gather the kh runs of kw*C bits into ``col`` (bit-packed
              im2col), then the dense step on ``col``; C_out bits written at (y*Wo + x)*C_out
     maxpool  OR of the window's C-bit runs
-    output   score_c = scale * acc_c + offset_c   (int64)
+    output   score_tc = scale * acc_tc + offset_c   (int64)
 
 All arithmetic is on integers, so the scores equal ``IR.scores`` exactly.  Popcount is LLVM's
-``ctpop`` intrinsic, which becomes POPCNT (or VPOPCNTQ when the loop over neurons vectorises).
+``ctpop`` intrinsic, which becomes VPOPCNTQ where the loop over neurons vectorises.
+
+Two rules keep the hot loops fast.  No array views inside them: a numba view increfs the
+parent array's shared reference count, an atomic that serialises the threads.  And offsets
+into flat arrays are unsigned (``_u``): a signed index carries numba's negative-index
+wraparound test, which stops LLVM from vectorising.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 from .packing import (BINARY, C_IN, CONV, DENSE, HO, K_OFF, KH, KIND, KW, N_OUT, N_OUT_BITS, NEG_OFF,
-                      OUTPUT, POOL, SCALE, STRIDE, W, W_OFF, WO, WORDS)
+                      OUTPUT, STRIDE, SCALE, W, W_OFF, WO, WORDS)
 
+TILE = 16  # inputs per tile: 4 mask rows and TILE accumulator rows of a 500-neuron layer fit in L1
+NEURON_BLOCK = 128  # neurons per block: 13 mask words x 128 x 8 B + TILE accumulator rows stay in L1
 _U1 = np.uint64(1)
-_MAGIC = np.uint64(0x0102040810204080)
-_S56 = np.uint64(56)
+_u = np.uint64
 
 
 @intrinsic
@@ -40,173 +49,232 @@ def popcount(typingctx, x):
     return types.int64(types.uint64), codegen
 
 
+@intrinsic
+def _borrow(typingctx, arr, start, n):
+    """Elements start .. start+n-1 of a C-contiguous array's buffer as a 1-D view holding no reference.
+
+    A numba slice increfs the parent's shared reference count (an atomic that the threads
+    contend on); this view skips it, so it must not outlive ``arr`` (here: one loop body).
+    """
+    if not (isinstance(arr, types.Array) and arr.layout == "C"):
+        return None
+    ret = types.Array(arr.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        a, s, m = args
+        src = make_array(signature.args[0])(context, builder, a)
+        out = make_array(ret)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(arr.dtype)))
+        s = context.cast(builder, s, signature.args[1], types.intp)
+        m = context.cast(builder, m, signature.args[2], types.intp)
+        populate_array(out, data=cgutils.gep(builder, src.data, s), shape=[m], strides=[itemsize],
+                       itemsize=itemsize, meminfo=None)
+        return out._getvalue()
+
+    return ret(arr, start, n), codegen
+
+
 @njit(inline="always")
-def _read_bits(src, off, nb):
-    """``nb`` <= 64 bits of ``src`` starting at bit ``off``, as the low bits of a uint64."""
+def _read_bits(src, t, off, nb):
+    """``nb`` <= 64 bits of row ``t`` of ``src`` starting at bit ``off``, as the low bits of a uint64."""
     w = off >> 6
     sh = off & 63
-    v = src[w] >> np.uint64(sh)
+    v = src[t, w] >> _u(sh)
     if sh + nb > 64:
-        v |= src[w + 1] << np.uint64(64 - sh)
+        v |= src[t, w + 1] << _u(64 - sh)
     if nb < 64:
-        v &= (_U1 << np.uint64(nb)) - _U1
+        v &= (_U1 << _u(nb)) - _U1
     return v
 
 
 @njit(inline="always")
-def _or_bits(dst, off, v, nb):
-    """OR the low ``nb`` <= 64 bits of ``v`` into ``dst`` at bit ``off``."""
+def _or_bits(dst, t, off, v, nb):
+    """OR the low ``nb`` <= 64 bits of ``v`` into row ``t`` of ``dst`` at bit ``off``."""
     w = off >> 6
     sh = off & 63
-    dst[w] |= v << np.uint64(sh)
+    dst[t, w] |= v << _u(sh)
     if sh + nb > 64:
-        dst[w + 1] |= v >> np.uint64(64 - sh)
+        dst[t, w + 1] |= v >> _u(64 - sh)
 
 
 @njit(inline="always")
-def _add_words(acc, u, w, nw, masks, off, n_out, sign):
-    """acc[i] += sign * sum_{j < nw} popcount(u[w+j] & masks[off + (w+j)*n_out + i]), 4 words per pass."""
-    end = w + nw
-    while w < end:
-        if end - w >= 4:
-            u0, u1, u2, u3 = u[w], u[w + 1], u[w + 2], u[w + 3]
-            if (u0 | u1 | u2 | u3) != 0:
-                b = off + w * n_out
-                m0 = masks[b: b + n_out]
-                m1 = masks[b + n_out: b + 2 * n_out]
-                m2 = masks[b + 2 * n_out: b + 3 * n_out]
-                m3 = masks[b + 3 * n_out: b + 4 * n_out]
-                if sign > 0:
-                    for i in range(n_out):
-                        acc[i] += (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
-                                   + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
-                else:
-                    for i in range(n_out):
-                        acc[i] -= (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
-                                   + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
-            w += 4
-        else:
-            uw = u[w]
-            if uw != 0:
-                m0 = masks[off + w * n_out: off + (w + 1) * n_out]
-                if sign > 0:
-                    for i in range(n_out):
-                        acc[i] += popcount(uw & m0[i])
-                else:
-                    for i in range(n_out):
-                        acc[i] -= popcount(uw & m0[i])
-            w += 1
+def _add_words(acc, U, nt, nw, masks, off, n_out, sign):
+    """acc[t, i] += sign * sum_{w < nw} popcount(U[t, w] & masks[off + w*n_out + i]) for t < nt.
+
+    Blocked for L1: per block of ``NEURON_BLOCK`` neurons and group of 4 words, the 4 mask
+    rows are used for all ``nt`` inputs of the tile; the loop over neurons is contiguous and
+    vectorises (VPOPCNTQ).
+    """
+    sa = acc.shape[1]
+    for i0 in range(0, n_out, NEURON_BLOCK):
+        nb = min(NEURON_BLOCK, n_out - i0)
+        w = 0
+        while w < nw:
+            b = off + w * n_out + i0
+            if nw - w >= 4:
+                m0 = _borrow(masks, b, nb)
+                m1 = _borrow(masks, b + n_out, nb)
+                m2 = _borrow(masks, b + 2 * n_out, nb)
+                m3 = _borrow(masks, b + 3 * n_out, nb)
+                for t in range(nt):
+                    u0, u1, u2, u3 = U[t, w], U[t, w + 1], U[t, w + 2], U[t, w + 3]
+                    if (u0 | u1 | u2 | u3) != 0:
+                        a = _borrow(acc, t * sa + i0, nb)
+                        for i in range(nb):
+                            a[i] += sign * (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
+                                            + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
+                w += 4
+            else:
+                m0 = _borrow(masks, b, nb)
+                for t in range(nt):
+                    uw = U[t, w]
+                    if uw != 0:
+                        a = _borrow(acc, t * sa + i0, nb)
+                        for i in range(nb):
+                            a[i] += sign * popcount(uw & m0[i])
+                w += 1
 
 
 @njit(inline="always")
-def _accumulate(u, words, pos, neg, w_off, neg_off, n_out, binary, acc):
-    """acc[i] = sum_j A_ij u_j for the packed input ``u`` (``words`` words) and one layer's masks."""
-    for i in range(n_out):
-        acc[i] = 0
-    _add_words(acc, u, 0, words, pos, w_off, n_out, 1)
-    if binary:
-        pcu = 0
-        for w in range(words):
-            pcu += popcount(u[w])
+def _accumulate(U, nt, words, pos, neg, w_off, neg_off, n_out, binary, acc, pc):
+    """Pre-activations of the packed inputs ``U[t]`` (``words`` words), t < nt, in two parts.
+
+    acc[t, i] = sum_w popcount(u_tw & pos_wi) [- popcount(u_tw & neg_wi)] and pc[t]; the
+    pre-activation is ``(acc[t, i] << sh) - pc[t]`` with sh = 1, pc[t] = popcount(u_t) for a
+    binary layer and sh = 0, pc[t] = 0 for a ternary one.  Returns sh.
+    """
+    for t in range(nt):
         for i in range(n_out):
-            acc[i] = 2 * acc[i] - pcu
-    else:
-        _add_words(acc, u, 0, words, neg, neg_off, n_out, -1)
+            acc[t, i] = 0
+    _add_words(acc, U, nt, words, pos, w_off, n_out, 1)
+    if binary:
+        for t in range(nt):
+            p = 0
+            for w in range(words):
+                p += popcount(U[t, w])
+            pc[t] = p
+        return 1
+    _add_words(acc, U, nt, words, neg, neg_off, n_out, -1)
+    for t in range(nt):
+        pc[t] = 0
+    return 0
 
 
 @njit(inline="always")
-def _threshold_bits(acc, k, k_off, c0, nb):
-    """Word of bits j < nb: [acc[c0 + j] >= k[k_off + c0 + j]]."""
+def _bits_ge(x, t, n):
+    """sum_{j < n} [x[j] >= t[j]] 2^j for n <= 64 (a compare per lane, an OR-reduction: vectorises)."""
+    v = np.uint64(0)
+    for j in range(n):
+        v |= np.uint64(x[j] >= t[j]) << np.uint64(j)
+    return v
+
+
+@njit(inline="always")
+def _threshold_bits(acc, sh, p, t, k, k_off, c0, nb):
+    """Word of bits j < nb: [(acc[t, c0 + j] << sh) - p >= k[k_off + c0 + j]] (see ``_accumulate``)."""
+    a = _borrow(acc, t * acc.shape[1] + c0, nb)
+    kk = _borrow(k, k_off + c0, nb)
     v = np.uint64(0)
     for j in range(nb):
-        v |= np.uint64(acc[c0 + j] >= k[k_off + c0 + j]) << np.uint64(j)
+        v |= np.uint64((a[j] << sh) - p >= kk[j]) << np.uint64(j)
     return v
 
 
 @njit(inline="always")
-def _encode(x, feat, thr, ident, bb, a):
-    """Input bits of raw features ``x`` into ``a``: bit q = [x[feat[q]] >= thr[q]].
+def _encode(X, r, feat, thr, ident, a, t):
+    """Input bits of raw features ``X[r]`` into row ``t`` of ``a``: bit q = [X[r, feat[q]] >= thr[q]].
 
-    With ``ident`` (the layout is the IR's own, feat[q] = q mod d) the reads are contiguous.
-    The bits go to bytes ``bb`` first (a vectorised compare), then 8 bytes b_0..b_7 in {0,1}
-    become 8 bits by one multiply: the top byte of (sum_t b_t 2^(8t)) * 0x0102040810204080 is
-    sum_t b_t 2^t (the partial products land on distinct bits, so nothing carries into it).
-    ``bb`` is 64*len(a) bytes whose tail past ``len(thr)`` stays 0.
+    With ``ident`` (the layout is the IR's own, feat[q] = q mod d) level L's bits are d
+    contiguous compares of X[r] against thr[L*d:(L+1)*d], 64 per word (a compare per lane and
+    an OR-reduction: vectorises), OR-ed in at bit L*d.  Otherwise (channel-last images) each
+    bit gathers its feature.
     """
     nb = thr.shape[0]
-    d = x.shape[0]
+    d = X.shape[1]
+    for w in range((nb + 63) >> 6):
+        a[t, w] = 0
     if ident:
         for q0 in range(0, nb, d):
-            for f in range(d):
-                bb[q0 + f] = x[f] >= thr[q0 + f]
+            for f0 in range(0, d, 64):
+                n = min(64, d - f0)
+                _or_bits(a, t, q0 + f0, _bits_ge(_borrow(X, r * d + f0, n), _borrow(thr, q0 + f0, n), n), n)
     else:
-        for q in range(nb):
-            bb[q] = x[feat[q]] >= thr[q]
-    g = bb.view(np.uint64)
-    for w in range((nb + 63) >> 6):
-        v = np.uint64(0)
-        for t in range(8):
-            v |= ((g[8 * w + t] * _MAGIC) >> _S56) << np.uint64(8 * t)
-        a[w] = v
+        for w in range((nb + 63) >> 6):
+            q0 = _u(64 * w)
+            v = np.uint64(0)
+            for j in range(min(64, nb - 64 * w)):
+                ju = _u(j)
+                v |= _u(X[r, feat[q0 + ju]] >= thr[q0 + ju]) << ju
+            a[t, w] = v
+
+
+@njit(inline="always")
+def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
+    """One conv or max-pool layer for input ``t``: packed ``src[t]`` -> packed ``dst[t]`` (acc[0] is scratch)."""
+    c, wd, kh, kw, s, ho, wo = op[C_IN], op[W], op[KH], op[KW], op[STRIDE], op[HO], op[WO]
+    n_out, words, k_off = op[N_OUT], op[WORDS], op[K_OFF]
+    for ow in range((op[N_OUT_BITS] + 63) >> 6):
+        dst[t, ow] = 0
+    for oy in range(ho):
+        for ox in range(wo):
+            p = oy * wo + ox
+            if kind == CONV:
+                for w in range(words):
+                    col[0, w] = 0
+                run = kw * c
+                for i in range(kh):
+                    so = ((oy * s + i) * wd + ox * s) * c
+                    for r0 in range(0, run, 64):
+                        n = min(64, run - r0)
+                        _or_bits(col, 0, i * run + r0, _read_bits(src, t, so + r0, n), n)
+                sh = _accumulate(col, 1, words, pos, neg, op[W_OFF], op[NEG_OFF], n_out, op[BINARY] != 0, acc, pc)
+                for c0 in range(0, n_out, 64):
+                    n = min(64, n_out - c0)
+                    _or_bits(dst, t, p * n_out + c0, _threshold_bits(acc, sh, pc[0], 0, k, k_off, c0, n), n)
+            else:  # POOL
+                for c0 in range(0, c, 64):
+                    n = min(64, c - c0)
+                    v = np.uint64(0)
+                    for i in range(kh):
+                        for j in range(kw):
+                            v |= _read_bits(src, t, ((oy * s + i) * wd + ox * s + j) * c + c0, n)
+                    _or_bits(dst, t, p * c + c0, v, n)
 
 
 @njit(cache=True)
-def _forward(x, feat, thr, ident, ops, pos, neg, k, a, b, bb, col, acc, out):
-    """All layers for one input row ``x`` (raw features); writes its scores into ``out``."""
-    _encode(x, feat, thr, ident, bb, a)
+def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, out):
+    """All layers for the tile of inputs X[r0 : r0 + nt] (raw features); their scores into ``out``."""
+    for t in range(nt):
+        _encode(X, r0 + t, feat, thr, ident, a, t)
     src, dst = a, b
     for layer in range(ops.shape[0]):
         op = ops[layer]
-        kind, n_out, words, w_off, k_off = op[KIND], op[N_OUT], op[WORDS], op[W_OFF], op[K_OFF]
-        binary = op[BINARY] != 0
+        kind, n_out, k_off = op[KIND], op[N_OUT], op[K_OFF]
         if kind == DENSE or kind == OUTPUT:
-            _accumulate(src, words, pos, neg, w_off, op[NEG_OFF], n_out, binary, acc)
+            sh = _accumulate(src, nt, op[WORDS], pos, neg, op[W_OFF], op[NEG_OFF], n_out, op[BINARY] != 0, acc, pc)
             if kind == OUTPUT:
-                for i in range(n_out):
-                    out[i] = op[SCALE] * acc[i] + k[k_off + i]
+                for t in range(nt):
+                    for i in range(n_out):
+                        out[r0 + t, i] = op[SCALE] * ((acc[t, i] << sh) - pc[t]) + k[k_off + i]
                 return
-            for ow in range((n_out + 63) >> 6):
-                dst[ow] = _threshold_bits(acc, k, k_off, 64 * ow, min(64, n_out - 64 * ow))
+            for t in range(nt):
+                for ow in range((n_out + 63) >> 6):
+                    dst[t, ow] = _threshold_bits(acc, sh, pc[t], t, k, k_off, 64 * ow, min(64, n_out - 64 * ow))
         else:
-            c, wd, kh, kw, s, ho, wo = op[C_IN], op[W], op[KH], op[KW], op[STRIDE], op[HO], op[WO]
-            for ow in range((op[N_OUT_BITS] + 63) >> 6):
-                dst[ow] = 0
-            for oy in range(ho):
-                for ox in range(wo):
-                    p = oy * wo + ox
-                    if kind == CONV:
-                        for w in range(words):
-                            col[w] = 0
-                        run = kw * c
-                        for i in range(kh):
-                            so = ((oy * s + i) * wd + ox * s) * c
-                            for r0 in range(0, run, 64):
-                                n = min(64, run - r0)
-                                _or_bits(col, i * run + r0, _read_bits(src, so + r0, n), n)
-                        _accumulate(col, words, pos, neg, w_off, op[NEG_OFF], n_out, binary, acc)
-                        for c0 in range(0, n_out, 64):
-                            n = min(64, n_out - c0)
-                            _or_bits(dst, p * n_out + c0, _threshold_bits(acc, k, k_off, c0, n), n)
-                    else:  # POOL
-                        for c0 in range(0, c, 64):
-                            n = min(64, c - c0)
-                            v = np.uint64(0)
-                            for i in range(kh):
-                                for j in range(kw):
-                                    v |= _read_bits(src, ((oy * s + i) * wd + ox * s + j) * c + c0, n)
-                            _or_bits(dst, p * c + c0, v, n)
+            for t in range(nt):
+                _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc)
         src, dst = dst, src
 
 
 @njit(cache=True)
 def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc):
-    a = np.zeros(max_words, np.uint64)
-    b = np.zeros(max_words, np.uint64)
-    bb = np.zeros(64 * ((thr.shape[0] + 63) >> 6), np.uint8)
-    col = np.zeros(max_col, np.uint64)
-    acc = np.zeros(max_acc, np.int64)
-    for r in range(lo, hi):
-        _forward(X[r], feat, thr, ident, ops, pos, neg, k, a, b, bb, col, acc, out[r])
+    a = np.zeros((TILE, max_words), np.uint64)
+    b = np.zeros((TILE, max_words), np.uint64)
+    col = np.zeros((1, max_col), np.uint64)
+    acc = np.zeros((TILE, max_acc), np.int64)
+    pc = np.zeros(TILE, np.int64)
+    for r in range(lo, hi, TILE):
+        _forward(X, r, min(TILE, hi - r), feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, out)
 
 
 @njit(cache=True)

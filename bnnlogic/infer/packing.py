@@ -75,6 +75,7 @@ class Program:
     feat: np.ndarray  # int64 (n_input_bits,): raw feature feeding engine input bit q
     thr: np.ndarray  # int64 (n_input_bits,): its threshold, bit q = [x[feat[q]] >= thr[q]]
     ident: bool  # feat[q] = q mod d (the IR's own bit order): the kernels read x contiguously
+    thr_u8: np.ndarray  # int16: thr clipped to 0..256, the same bits for uint8 features
     ops: np.ndarray  # int64 (n_layers + 1, N_COLS)
     pos: np.ndarray  # uint64, all layers' pos masks concatenated
     neg: np.ndarray  # uint64, the ternary layers' neg masks concatenated (binary layers need none)
@@ -142,6 +143,7 @@ def compile_ir(ir: IR) -> Program:
         max_words = max(max_words, n_words(row[N_OUT_BITS]))
         rows.append(row)
     ident = bool(np.array_equal(perm, np.arange(len(perm))))
-    return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), ident, np.stack(rows),
+    return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), ident,
+                   np.clip(thr, 0, 256).astype(np.int16), np.stack(rows),
                    np.concatenate(pos), np.concatenate(neg or [np.zeros(0, np.uint64)]), np.concatenate(ks),
                    max_words + 1, max_col + 1, max_acc)

@@ -66,6 +66,24 @@ def test_dense_on_image_input_and_extreme_thresholds():
     _check(ir)
 
 
+@pytest.mark.parametrize("image", [None, (2, 6, 5)])
+def test_uint8_pixels_equal_int64_features(image):
+    """uint8 inputs take the byte path (thresholds clipped to 0..256): same scores, also for
+    thresholds at and beyond the byte range (always / never firing bits)."""
+    conv = ((4, 3, 1),) if image else ()
+    ir = random_ir(seed=11, n_features=70, image=image, lo=0, hi=255, levels=2, conv=conv, hidden=(40,))
+    thr = ir.coding.thresholds.copy()
+    thr[0, :6] = (-5, 0, 1, 255, 256, 300)
+    thr[1, :6] = (-4, 1, 2, 256, 257, 301)
+    ir = IR(type(ir.coding)(ir.coding.feature_shape, 0, 255, thr), ir.layers, ir.output)
+    ir.validate()
+    X = np.random.default_rng(0).integers(0, 256, size=(77, ir.coding.n_features))
+    X[0, :6], X[1, :6] = 0, 255
+    engine, ref = Engine(ir), ir.scores(X)
+    np.testing.assert_array_equal(engine.scores(X.astype(np.uint8)), ref)
+    np.testing.assert_array_equal(engine.scores(X), ref)
+
+
 def test_ties_go_to_lowest_class():
     ir = random_ir(seed=5, n_features=10, hidden=(4,))
     ir = IR(ir.coding, ir.layers, Output(np.zeros_like(ir.output.A), 1, np.array([2, 2, 1])))
