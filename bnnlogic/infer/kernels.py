@@ -12,13 +12,17 @@ conv and pool layers go input by input.  Per layer (see ``packing`` for the layo
     maxpool  OR of the window's C-bit runs
     output   score_tc = scale * acc_tc + offset_c   (int64)
 
+Binary layers keep acc' = sum_w popcount(u & pos) and popcount(u) apart and compare
+(acc' << 1) - popcount(u) against k (see ``_accumulate``).
+
 All arithmetic is on integers, so the scores equal ``IR.scores`` exactly.  Popcount is LLVM's
 ``ctpop`` intrinsic, which becomes VPOPCNTQ where the loop over neurons vectorises.
 
-Two rules keep the hot loops fast.  No array views inside them: a numba view increfs the
-parent array's shared reference count, an atomic that serialises the threads.  And offsets
-into flat arrays are unsigned (``_u``): a signed index carries numba's negative-index
-wraparound test, which stops LLVM from vectorising.
+Two rules keep the hot loops fast (measured with benchmarks/infer.py).  No numba slices in
+them: a slice increfs the parent array's shared reference count, an atomic the threads
+contend on; ``_borrow`` makes views that hold no reference.  And the innermost loops index
+such a view from 0: with a computed offset into a flat array numba's negative-index
+wraparound test stays in the loop, and LLVM turns the contiguous loads into gathers.
 """
 from __future__ import annotations
 
