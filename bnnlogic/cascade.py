@@ -113,6 +113,21 @@ def _check_pair(lower: Model, upper: Model) -> None:
         raise UserError("the lower and upper BNNs take different raw inputs; they must share shape and domain")
 
 
+def _offset_gap(lower: Model, upper: Model) -> int | None:
+    """g with margin_upper(x) = margin_lower(x) + g for every x, when the two BNNs are one network
+    up to their output offsets (a ``--shared`` cascade); else None."""
+    a, b = lower.ir, upper.ir
+
+    def same(u, v) -> bool:
+        return all(np.array_equal(getattr(u, f), getattr(v, f)) for f in vars(u) if f != "offset")
+
+    if (len(a.layers) != len(b.layers) or not same(a.coding, b.coding) or not same(a.output, b.output)
+            or not all(type(u) is type(v) and same(u, v) for u, v in zip(a.layers, b.layers))):
+        return None
+    d = b.output.offset - a.output.offset
+    return int(d[1] - d[0])
+
+
 @dataclasses.dataclass
 class Cascade:
     """A lower/upper BNN pair for ``positive`` vs the rest, in front of a float network."""
@@ -123,23 +138,28 @@ class Cascade:
     dnn_path: str | None = None  # the DNN file (loaded lazily by ``dnn``)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     _dnn: Any = dataclasses.field(default=None, repr=False)
+    _gap: int | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_pair(self.lower, self.upper)
+        self._gap = _offset_gap(self.lower, self.upper)
 
     # ------------------------------------------------------------------ answers
     def bnn_answers(self, X: np.ndarray) -> np.ndarray:
         """1 (yes: lower says yes), 0 (no: upper says no) or -1 (unknown), per input."""
-        X = self.lower.check_inputs(X)
-        out = np.where(self.lower.predict(X) == YES, YES, UNKNOWN)
+        X = self.lower.check_inputs(X, dtype=None)
+        if self._gap is not None:  # one network, two yes-offsets: one engine run gives both answers
+            m = margin(self.lower, X)
+            return np.where(m > 0, YES, np.where(m + self._gap <= 0, NO, UNKNOWN))
+        out = np.where(self.lower.engine.predict(X) == YES, YES, UNKNOWN)
         rest = np.flatnonzero(out == UNKNOWN)
         if rest.size:
-            out[rest[self.upper.predict(X[rest]) == NO]] = NO
+            out[rest[self.upper.engine.predict(X[rest]) == NO]] = NO
         return out
 
     def answers(self, X: np.ndarray, dnn_yes: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """Final yes/no per input: the BNNs' answer, else the DNN's (``dnn_yes(X_subset)``)."""
-        X = self.lower.check_inputs(X)
+        X = self.lower.check_inputs(X, dtype=None)
         out = self.bnn_answers(X)
         rest = np.flatnonzero(out == UNKNOWN)
         if rest.size:
@@ -269,7 +289,7 @@ def evaluate(c: Cascade, X: np.ndarray, y: np.ndarray, repeat: int = 3) -> dict[
     speedup    best-of-``repeat`` wall time of the DNN alone on X / that of the cascade
                (both BNNs' engines and the DNN on the unknown inputs); engines warmed up first
     """
-    X = c.lower.check_inputs(X)
+    X = c.lower.check_inputs(X, dtype=None)
     truth = (np.asarray(y) == c.positive).astype(np.int64)
     dnn_all = c.dnn_yes(X)
     bnn = c.bnn_answers(X)

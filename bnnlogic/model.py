@@ -50,9 +50,10 @@ class Model:
             self._engine = Engine(self.ir)
         return self._engine
 
-    def check_inputs(self, X: Any) -> np.ndarray:
-        """Raw features as an (n, d) int64 array; one row (d,) or (*feature_shape) is a batch of 1
-        (a grey image may omit its channel axis: (H, W) or (n, H, W)).
+    def check_inputs(self, X: Any, dtype: Any = np.int64) -> np.ndarray:
+        """Raw features as an (n, d) array of ``dtype``; one row (d,) or (*feature_shape) is a batch
+        of 1 (a grey image may omit its channel axis: (H, W) or (n, H, W)).  ``dtype=None`` keeps an
+        integer input's own dtype (uint8 pixels then take the engine's byte path, no copy).
 
         Raises ``UserError`` for a wrong shape, non-integer values or values outside [lo, hi].
         """
@@ -73,19 +74,22 @@ class Model:
                                 f"(e.g. pixels {c.lo}..{c.hi}), not normalised floats")
         elif X.dtype.kind not in "iub":
             raise UserError(f"input has dtype {X.dtype}; give raw integer features")
-        X = X.astype(np.int64)
-        if X.size and (X.min() < c.lo or X.max() > c.hi):
-            raise UserError(f"input values span [{X.min()}, {X.max()}], outside the model's "
-                            f"feature domain [{c.lo}, {c.hi}]")
-        return X
+        if X.size and not (X.dtype == np.uint8 and c.lo <= 0 and c.hi >= 255):
+            x_min, x_max = X.min(), X.max()
+            if x_min < c.lo or x_max > c.hi:
+                raise UserError(f"input values span [{x_min:g}, {x_max:g}], outside the model's "
+                                f"feature domain [{c.lo}, {c.hi}]")
+        if dtype is None and X.dtype.kind in "iu":
+            return X
+        return X.astype(np.int64 if dtype is None else dtype)
 
     def scores(self, X: Any) -> np.ndarray:
         """Exact integer class scores (n, n_classes)."""
-        return self.engine.scores(self.check_inputs(X))
+        return self.engine.scores(self.check_inputs(X, dtype=None))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted classes (n,), ties to the lowest class index."""
-        return self.engine.predict(self.check_inputs(X))
+        return self.engine.predict(self.check_inputs(X, dtype=None))
 
     @property
     def classes(self) -> list[str]:

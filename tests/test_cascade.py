@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from bnnlogic.cascade import NO, UNKNOWN, YES, Cascade, calibrate, calibrate_shared, consistent, evaluate, margin
+from bnnlogic.cascade import (NO, UNKNOWN, YES, Cascade, calibrate, calibrate_shared, consistent, evaluate, margin,
+                              shift_yes)
 from bnnlogic.cli import main
 from bnnlogic.logic import region
 from bnnlogic.model import Model
@@ -95,6 +96,20 @@ def test_answers_follow_the_rule_and_metrics_are_counted():
     assert res["fidelity"] == pytest.approx((expect[dec] == dnn[dec]).mean())
     assert res["accuracy"] == pytest.approx((np.where(dec, expect, dnn) == y).mean())
     assert res["dnn_accuracy"] == pytest.approx((dnn == y).mean()) and res["speedup"] > 0
+
+
+@pytest.mark.parametrize("shifts", [(0, 0), (2, -1), (1, 3), (-2, -2)])
+def test_shared_pair_answers_from_one_engine_run(shifts):
+    """One network with two yes-offsets is run once (margin + offset gap); the answers equal the
+    rule on both BNNs' own predictions, ties (margin 0) included; a different net is not shared."""
+    m, other = _pair(7, n_features=4, hidden=(6,))
+    lower, upper = shift_yes(m, shifts[0]), shift_yes(m, shifts[1])
+    X = _all_inputs(m)
+    c = Cascade(lower, upper, positive=1)
+    assert c._gap == shifts[1] - shifts[0] and (margin(m, X) == 0).any()
+    lo, up = lower.predict(X), upper.predict(X)
+    assert np.array_equal(c.bnn_answers(X), np.where(lo == YES, YES, np.where(up == NO, NO, UNKNOWN)))
+    assert Cascade(lower, other, positive=1)._gap is None
 
 
 @pytest.fixture(scope="module")
