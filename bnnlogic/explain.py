@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import UserError
-from .ir import IR
+from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
 
 BACKEND = DEFAULT
@@ -135,6 +135,27 @@ class Explainer:
         self._recent: list[int] = []  # indices into witnesses, most recently useful first
         self._bad = np.isin(np.arange(ir.n_classes), self.other)
         self._greedy: np.ndarray | None = None
+        # features no first-layer neuron reads (every weight of their coding bits is 0) never
+        # change the output, so they belong to no subset-minimal explanation
+        first = ir.layers[0] if ir.layers else None
+        if isinstance(first, Dense):
+            read = (first.A != 0).reshape(len(first.A), c.n_levels, c.n_features).any(axis=(0, 1))
+            self.relevant = [f for f in self.features if read[f]]
+        else:
+            self.relevant = list(self.features)
+        # vectorized decoding of a solver model: per feature with variables, its variables in
+        # threshold order and the raw interval [low, high] of each count of true thresholds
+        self._dec_f = np.array(sorted(inp.thresholds), dtype=np.int64)
+        self._dec_vars = [int(v) for f in self._dec_f for v in inp.vars[int(f)]]
+        self._dec_owner = np.repeat(np.arange(len(self._dec_f)), [len(inp.vars[int(f)]) for f in self._dec_f])
+        M = max((len(inp.thresholds[int(f)]) for f in self._dec_f), default=0)
+        self._dec_low = np.zeros((len(self._dec_f), M + 1), dtype=np.int64)
+        self._dec_high = np.zeros((len(self._dec_f), M + 1), dtype=np.int64)
+        for i, f in enumerate(self._dec_f.tolist()):
+            ts = inp.thresholds[f].astype(np.int64)
+            lows = np.concatenate([[self.region.lo[f]], ts])
+            highs = np.concatenate([ts - 1, [self.region.hi[f]]])
+            self._dec_low[i, : len(lows)], self._dec_high[i, : len(highs)] = lows, highs
         self._bounds_tries = self._bounds_hits = 0
         # per feature, one raw value per interval of its thresholds: the one nearest x
         self._cells = {f: np.array([min(max(int(self.x[f]), int(a)), int(b)) for a, b in zip(
@@ -142,7 +163,7 @@ class Explainer:
             np.concatenate([inp.thresholds[f] - 1, [self.region.hi[f]]]))]) for f in self.features}
 
     # ------------------------------------------------------------------ oracle
-    def _solve(self, fixed: Iterable[int]) -> Answer:
+    def _solve(self, fixed: Iterable[int], hint: int | None = None) -> Answer:
         """Can the region with ``fixed`` pinned to x reach another class?  Exact in every
         branch, cheapest first (``self.oracle`` counts which branch answered):
 
@@ -155,10 +176,12 @@ class Explainer:
                        other class can be preferred: "unsat";
             solver     the incremental solver (its witnesses join the replay pool).
 
-        ``fast=False`` skips replay and bounds (the solver alone, for comparison and tests)."""
+        ``hint``: a feature just freed (deletion's candidate); replayed witnesses are also tried
+        with it moved to each of its other cells.  ``fast=False`` skips replay and bounds (the
+        solver alone, for comparison and tests)."""
         fixed = set(fixed)
         self.calls += 1
-        free = [f for f in self.features if f not in fixed]
+        free = [f for f in self.relevant if f not in fixed]  # the others cannot change the output
         if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
             self.oracle["enumerate"] += 1
             ans = self._enumerate(free)
@@ -166,7 +189,7 @@ class Explainer:
                 self._remember(ans.witness)
             return ans
         if self.fast:
-            ans = self._replay_pool(fixed)
+            ans = self._replay_pool(fixed, hint)
             if ans is not None:
                 self.oracle["replay"] += 1
                 return ans
@@ -175,12 +198,26 @@ class Explainer:
                 self.oracle["bounds"] += 1
                 return Answer("unsat")
         self.oracle["solver"] += 1
-        ans = self.query.solve([l for f in fixed for l in self._fix[f]], self.timeout)
-        if ans.status == "unknown":
+        t0 = time.perf_counter()
+        status, value = self.query.backend.solve([l for f in fixed for l in self._fix[f]], self.timeout)
+        if status == "unknown":
             raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
-        if ans.status == "sat":
-            self._remember(ans.witness)
-        return ans
+        if status == "unsat":
+            return Answer("unsat", time_s=time.perf_counter() - t0)
+        w = self._decode(value)
+        self._remember(w)
+        return Answer("sat", w, self.query.replay(w), time.perf_counter() - t0)
+
+    def _decode(self, value) -> np.ndarray:
+        """The raw input of a solver model, as ``InputVars.decode`` (per feature, the value of
+        its threshold interval nearest x) but vectorized; the caller replays it."""
+        w = self.x.copy()
+        if len(self._dec_f):
+            vals = np.fromiter((value(v) for v in self._dec_vars), dtype=bool, count=len(self._dec_vars))
+            n = np.bincount(self._dec_owner, weights=vals, minlength=len(self._dec_f)).astype(np.int64)
+            r = np.arange(len(self._dec_f))
+            w[self._dec_f] = np.clip(self.x[self._dec_f], self._dec_low[r, n], self._dec_high[r, n])
+        return w
 
     def _remember(self, w: np.ndarray) -> None:
         self.witnesses.append(w)
@@ -216,23 +253,31 @@ class Explainer:
             self._greedy = G
         return self._greedy
 
-    def _replay_pool(self, fixed: set[int]) -> Answer | None:
+    def _replay_pool(self, fixed: set[int], hint: int | None = None) -> Answer | None:
         """Concrete candidates of the restricted region through the engine in one batch: the
         most recent witnesses with ``fixed`` reset to x, and per other class the input that
         moves every free feature to its value closest to that class (``_greedy_values``).  The
         first that gets another class is a witness (replayed); a witness from the pool moves
         to its front."""
         idx = np.fromiter(fixed, dtype=np.int64, count=len(fixed))
-        W = np.concatenate([np.array([self.witnesses[i] for i in self._recent]).reshape(-1, len(self.x)),
-                            self._greedy_values()])
+        P = np.array([self.witnesses[i] for i in self._recent]).reshape(-1, len(self.x))
+        W = np.concatenate([P, self._greedy_values()])
         W[:, idx] = self.x[idx]
+        if hint is not None and hint not in fixed and len(P):
+            V = []
+            for v in self._cells[hint]:
+                if v != self.x[hint]:
+                    Pv = W[: len(P)].copy()
+                    Pv[:, hint] = v
+                    V.append(Pv)
+            W = np.concatenate([W] + V)
         bad = np.nonzero(self.query.engines[0].predict(W) != self.prediction)[0]
         if not len(bad):
             return None
         j = int(bad[0])
-        if j < len(self._recent):
+        if j < len(P):  # a projected witness: its source moves to the front
             self._recent.insert(0, self._recent.pop(j))
-        else:
+        else:  # a greedy or moved-hint candidate joins the pool
             self._remember(W[j].copy())
         return Answer("sat", W[j], self.query.replay(W[j]))
 
@@ -281,7 +326,7 @@ class Explainer:
         for f in (order if order is not None else sorted(start)):
             if f not in keep:
                 continue
-            if self._solve(keep - {f}).status == "unsat":
+            if self._solve(keep - {f}, hint=f).status == "unsat":
                 keep.discard(f)
                 core = self._core()
                 if core is not None:
@@ -313,10 +358,11 @@ class Explainer:
         t0, c0, o0 = time.perf_counter(), self.calls, dict(self.oracle)
         if order is None:
             order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
-        order = [f for f in order if f in self._fix]
+        rel = set(self.relevant)
+        order = [f for f in order if f in rel]
         if method == "deletion":
             # a robust decision has the empty explanation: one call instead of one per feature
-            S = [] if self.entails([]) else self._deletion(self.features, order)
+            S = [] if self.entails([]) else self._deletion(self.relevant, order)
         else:
             S = self._quickxplain(order)
         e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0,
@@ -346,7 +392,8 @@ class Explainer:
         t0, c0 = time.perf_counter(), self.calls
         if order is None:
             order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
-        res = self._shrink_free(self.features, [f for f in order if f in self._fix])
+        rel = set(self.relevant)
+        res = self._shrink_free(self.relevant, [f for f in order if f in rel])
         if res is None:
             return None
         S, ans = res
@@ -468,7 +515,7 @@ class Explainer:
                 cand.setdefault(Sl[int(np.argmax(M[r]))], W[r])
         for f in Sl:
             if f not in cand:
-                ans = self._solve(S - {f})
+                ans = self._solve(S - {f}, hint=f)
                 if ans.status != "sat":
                     return False
                 cand[f] = ans.witness
