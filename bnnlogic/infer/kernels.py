@@ -272,11 +272,12 @@ def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, 
 
 @njit(cache=True)
 def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc):
-    a = np.zeros((TILE, max_words), np.uint64)
-    b = np.zeros((TILE, max_words), np.uint64)
-    col = np.zeros((1, max_col), np.uint64)
-    acc = np.zeros((TILE, max_acc), np.int64)
-    pc = np.zeros(TILE, np.int64)
+    rows = min(TILE, hi - lo)  # scratch for one tile (a single input needs one row: latency)
+    a = np.empty((rows, max_words), np.uint64)
+    b = np.empty((rows, max_words), np.uint64)
+    col = np.empty((1, max_col), np.uint64)
+    acc = np.empty((rows, max_acc), np.int64)
+    pc = np.empty(rows, np.int64)
     for r in range(lo, hi, TILE):
         _forward(X, r, min(TILE, hi - r), feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, out)
 
