@@ -102,12 +102,13 @@ def _or_bits(dst, t, off, v, nb):
 
 
 @njit(inline="always")
-def _add_words(acc, U, nt, nw, masks, off, n_out, sign):
-    """acc[t, i] += sign * sum_{w < nw} popcount(U[t, w] & masks[off + w*n_out + i]) for t < nt.
+def _add_words(acc, U, nt, nw, masks, off, n_out, sign, init):
+    """acc[t, i] (+)= sign * sum_{w < nw} popcount(U[t, w] & masks[off + w*n_out + i]) for t < nt.
 
-    Blocked for L1: per block of ``NEURON_BLOCK`` neurons and group of 4 words, the 4 mask
-    rows are used for all ``nt`` inputs of the tile; the loop over neurons is contiguous and
-    vectorises (VPOPCNTQ).
+    With ``init`` the sums overwrite ``acc`` (no zeroing pass): the first word group of each
+    block computes ``(a & 0) + s``, the others ``(a & -1) + s``.  Blocked for L1: per block of
+    ``NEURON_BLOCK`` neurons and group of 4 words, the 4 mask rows serve all ``nt`` inputs of
+    the tile; the loop over neurons is contiguous and vectorises (VPOPCNTQ).
     """
     sa = acc.shape[1]
     for i0 in range(0, n_out, NEURON_BLOCK):
@@ -115,28 +116,30 @@ def _add_words(acc, U, nt, nw, masks, off, n_out, sign):
         w = 0
         while w < nw:
             b = off + w * n_out + i0
-            if nw - w >= 4:
+            keep = 0 if init and w == 0 else -1  # AND mask on the old value
+            g = min(4, nw - w)
+            if g == 4:
                 m0 = _borrow(masks, b, nb)
                 m1 = _borrow(masks, b + n_out, nb)
                 m2 = _borrow(masks, b + 2 * n_out, nb)
                 m3 = _borrow(masks, b + 3 * n_out, nb)
                 for t in range(nt):
                     u0, u1, u2, u3 = U[t, w], U[t, w + 1], U[t, w + 2], U[t, w + 3]
-                    if (u0 | u1 | u2 | u3) != 0:
+                    if keep == 0 or (u0 | u1 | u2 | u3) != 0:
                         a = _borrow(acc, t * sa + i0, nb)
                         for i in range(nb):
-                            a[i] += sign * (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
-                                            + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
-                w += 4
+                            a[i] = (a[i] & keep) + sign * (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
+                                                           + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
             else:
+                g = 1
                 m0 = _borrow(masks, b, nb)
                 for t in range(nt):
                     uw = U[t, w]
-                    if uw != 0:
+                    if keep == 0 or uw != 0:
                         a = _borrow(acc, t * sa + i0, nb)
                         for i in range(nb):
-                            a[i] += sign * popcount(uw & m0[i])
-                w += 1
+                            a[i] = (a[i] & keep) + sign * popcount(uw & m0[i])
+            w += g
 
 
 @njit(inline="always")
@@ -147,10 +150,7 @@ def _accumulate(U, nt, words, pos, neg, w_off, neg_off, n_out, binary, acc, pc):
     pre-activation is ``(acc[t, i] << sh) - pc[t]`` with sh = 1, pc[t] = popcount(u_t) for a
     binary layer and sh = 0, pc[t] = 0 for a ternary one.  Returns sh.
     """
-    for t in range(nt):
-        for i in range(n_out):
-            acc[t, i] = 0
-    _add_words(acc, U, nt, words, pos, w_off, n_out, 1)
+    _add_words(acc, U, nt, words, pos, w_off, n_out, 1, True)
     if binary:
         for t in range(nt):
             p = 0
@@ -158,7 +158,7 @@ def _accumulate(U, nt, words, pos, neg, w_off, neg_off, n_out, binary, acc, pc):
                 p += popcount(U[t, w])
             pc[t] = p
         return 1
-    _add_words(acc, U, nt, words, neg, neg_off, n_out, -1)
+    _add_words(acc, U, nt, words, neg, neg_off, n_out, -1, False)
     for t in range(nt):
         pc[t] = 0
     return 0

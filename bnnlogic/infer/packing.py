@@ -75,7 +75,7 @@ class Program:
     feat: np.ndarray  # int64 (n_input_bits,): raw feature feeding engine input bit q
     thr: np.ndarray  # int64 (n_input_bits,): its threshold, bit q = [x[feat[q]] >= thr[q]]
     ident: bool  # feat[q] = q mod d (the IR's own bit order): the kernels read x contiguously
-    thr_u8: np.ndarray  # int16: thr clipped to 0..256, the same bits for uint8 features
+    thr_u8: np.ndarray  # thr clipped to 0..256 (same bits for uint8 features); uint8 if <= 255, else int16
     ops: np.ndarray  # int64 (n_layers + 1, N_COLS)
     pos: np.ndarray  # uint64, all layers' pos masks concatenated
     neg: np.ndarray  # uint64, the ternary layers' neg masks concatenated (binary layers need none)
@@ -88,6 +88,13 @@ class Program:
     def weight_bytes(self) -> int:
         """Bytes of the layers' parameters as the engine holds them: mask words and int64 thresholds."""
         return int(self.pos.nbytes + self.neg.nbytes + self.k.nbytes)
+
+
+def _byte_thresholds(thr: np.ndarray) -> np.ndarray:
+    """Thresholds for uint8 features x: [x >= t] = [x >= clip(t, 0, 256)].  As uint8 (byte
+    compares, 64 per 512-bit vector) unless some t > 255 (a bit that never fires), then int16."""
+    t = np.clip(thr, 0, 256)
+    return t.astype(np.uint8 if t.max(initial=0) <= 255 else np.int16)
 
 
 def compile_ir(ir: IR) -> Program:
@@ -144,6 +151,6 @@ def compile_ir(ir: IR) -> Program:
         rows.append(row)
     ident = bool(np.array_equal(perm, np.arange(len(perm))))
     return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), ident,
-                   np.clip(thr, 0, 256).astype(np.int16), np.stack(rows),
+                   _byte_thresholds(thr), np.stack(rows),
                    np.concatenate(pos), np.concatenate(neg or [np.zeros(0, np.uint64)]), np.concatenate(ks),
                    max_words + 1, max_col + 1, max_acc)

@@ -67,14 +67,15 @@ def test_dense_on_image_input_and_extreme_thresholds():
 
 
 @pytest.mark.parametrize("image", [None, (2, 6, 5)])
-def test_uint8_pixels_equal_int64_features(image):
-    """uint8 inputs take the byte path (thresholds clipped to 0..256): same scores, also for
-    thresholds at and beyond the byte range (always / never firing bits)."""
+@pytest.mark.parametrize("extremes", [((-5, 0, 1, 254, 200, 100), (-4, 1, 2, 255, 255, 255)),  # byte thresholds
+                                      ((-5, 0, 1, 255, 256, 300), (-4, 1, 2, 256, 257, 301))])  # some never fire
+def test_uint8_pixels_equal_int64_features(image, extremes):
+    """uint8 inputs take the byte path (thresholds clipped to 0..256, as bytes when they fit):
+    same scores, also for thresholds at and beyond the byte range (always / never firing bits)."""
     conv = ((4, 3, 1),) if image else ()
     ir = random_ir(seed=11, n_features=70, image=image, lo=0, hi=255, levels=2, conv=conv, hidden=(40,))
     thr = ir.coding.thresholds.copy()
-    thr[0, :6] = (-5, 0, 1, 255, 256, 300)
-    thr[1, :6] = (-4, 1, 2, 256, 257, 301)
+    thr[:, :6] = extremes
     ir = IR(type(ir.coding)(ir.coding.feature_shape, 0, 255, thr), ir.layers, ir.output)
     ir.validate()
     X = np.random.default_rng(0).integers(0, 256, size=(77, ir.coding.n_features))
