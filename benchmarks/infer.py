@@ -210,6 +210,35 @@ def bench_arch(arch: str, X: np.ndarray, batches: tuple[int, ...], min_seconds: 
     return res
 
 
+def layer_costs(X: np.ndarray) -> list[dict]:
+    """Core time per image of the fc net cut after 0..4 hidden layers (one thread, batch 4096,
+    best of 5 by thread CPU time): where the engine's time goes, layer by layer."""
+    import numba
+
+    full, rows = random_ir("fc"), []
+    prev = 0.0
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for n in range(len(full.layers) + 1):
+            out = full.output if n == len(full.layers) else Output(
+                np.ones((10, full.layers[n - 1].A.shape[0] if n else full.coding.n_bits), np.int8), 1,
+                np.zeros(10, np.int64))
+            engine = Engine(IR(full.coding, full.layers[:n], out))
+            engine.scores(X)
+            best = float("inf")
+            for _ in range(5):
+                t0 = time.thread_time()
+                engine.scores(X)
+                best = min(best, time.thread_time() - t0)
+            ns = best / len(X) * 1e9
+            rows.append({"hidden_layers": n, "ns_per_image": ns, "added_ns": ns - prev})
+            prev = ns
+    finally:
+        numba.set_num_threads(threads)
+    return rows
+
+
 def table(results: dict, batches: tuple[int, ...]) -> str:
     big = max(batches)
     head = (["| net | engine |"] + [f" img/s b{b} |" for b in batches if b > 1]
@@ -241,6 +270,7 @@ def main() -> None:
     extra = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
              "loadavg_1min_start": load0, "loadavg_1min_end": os.getloadavg()[0],
              "eval_fashion_test_fc": eval_cli(random_ir("fc")),
+             "fc_layer_costs": layer_costs(np.ascontiguousarray(np.resize(X, (4096, X.shape[1])))),
              "cold_compile_seconds": None if args.quick else cold_compile_seconds()}
     tab = table(results, batches)
     ev = extra["eval_fashion_test_fc"]
@@ -252,6 +282,9 @@ def main() -> None:
              f"{ev['inference_seconds']:.3f} s after compilation, whole command {ev['command_wall_seconds']:.2f} s; "
              + ("" if args.quick else f"numba compile of the engine with an empty cache "
                                       f"{extra['cold_compile_seconds']:.1f} s (cached afterwards).") + "\n")
+    notes += ("fc core time per image (one thread), cut after n hidden layers: " + ", ".join(
+        f"n={r['hidden_layers']} {r['ns_per_image']:.0f} ns (+{r['added_ns']:.0f})" for r in extra["fc_layer_costs"])
+        + " (n=0: input compares + a 10-neuron output layer on the input bits).\n")
     print(tab + notes)
     os.makedirs(OUT, exist_ok=True)
     write_text(OUT / "infer.md", tab + notes)
