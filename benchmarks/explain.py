@@ -75,7 +75,8 @@ def explain_model(name: str, args, n: int, algos: list[str]) -> list[dict] | Non
     rows = []
     for i in range(min(n, len(X))):
         x = X[i]
-        ex = Explainer(ir, x, args.eps, timeout=args.timeout, engine=engine, fast=not args.solver_only)
+        ex = Explainer(ir, x, args.eps, timeout=args.timeout, engine=engine, fast=not args.solver_only,
+                       budget=args.budget)
         need_sal = "deletion-saliency" in algos or args.topk
         sal = saliency(model, x) if need_sal else None
         orders = {"deletion-margin": None, "deletion-natural": list(range(ir.coding.n_features)),
@@ -120,6 +121,7 @@ def main() -> None:
     ap.add_argument("--eps", type=lambda v: None if v in ("none", "domain") else int(v), default=2,
                     help="radius of the L-inf box (raw units), or 'none' for the whole domain")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per solver call")
+    ap.add_argument("--budget", type=float, default=None, help="seconds per abductive search (beyond: not explained)")
     ap.add_argument("--solver-only", action="store_true", help="no replayed witnesses / bounds before the solver")
     ap.add_argument("--contrastive", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--topk", action=argparse.BooleanOptionalAction, default=True,

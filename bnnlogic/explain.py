@@ -18,11 +18,14 @@ Algorithms: deletion (drop each feature in a given order if the rest still suffi
 by the solver's UNSAT core when it has one), QuickXplain (divide and conquer), hitting-set
 enumeration of several AXps/CXps (MARCO style, a SAT solver over "feature fixed" selectors),
 and cardinality-minimum explanations (implicit hitting sets with PySAT's RC2 MaxSAT solver).
-Each check with few free threshold cells is answered by enumerating them through the engine
-(exact, faster than a proof).  Every reported explanation is re-checked (``verify``): an AXp's
-entailment by another backend (CP-SAT) on a fresh encoding of the restricted region, each
-single-feature removal by a counterexample replayed through concrete inference; a CXp's
-witness by replay and its minimality by CP-SAT on fresh encodings.
+Each check is answered by the cheapest exact means (``Explainer._solve``): enumeration of few
+free threshold cells through the engine, a concrete counterexample from the witnesses met so
+far (replayed), interval bounds that prove the prediction, and only then the solver.  Features
+no first-layer neuron reads are left out.  Every reported explanation is re-checked
+(``verify``): an AXp's entailment by another backend (CP-SAT) on a fresh encoding of the
+restricted region, each single-feature removal by a counterexample replayed through concrete
+inference (one met during the search, else a new oracle call); a CXp's witness by replay and
+its minimality by CP-SAT on fresh encodings.
 """
 from __future__ import annotations
 
@@ -98,16 +101,24 @@ def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int], engi
     return sorted(features, key=lambda f: (-worst[f], f))
 
 
+def _one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
 class Explainer:
     """Explanations of ``ir``'s decision on the raw input ``x`` over the domain (``eps=None``)
     or the L-infinity box of radius ``eps`` (the robust variant).  ``timeout``: seconds per
     solver call (a call that gives up raises ``UserError``); ``fast``: try concrete witnesses
     and interval bounds before the solver (see ``_solve``); ``engine``: a compiled inference
-    engine of ``ir`` to reuse across explanations."""
+    engine of ``ir`` to reuse across explanations; ``budget``: seconds per abductive search
+    (beyond it, ``UserError``)."""
 
     def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
                  check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 14,
-                 timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None) -> None:
+                 timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None,
+                 budget: float | None = None) -> None:
         c = ir.coding
         self.ir = ir
         R0 = region.linf(c, x, 0)  # validates x
@@ -130,6 +141,7 @@ class Explainer:
         self._lit_feature = {l: f for f, ls in self._fix.items() for l in ls}
         self.calls = 0
         self.enum_cells, self.timeout, self.fast, self.pool = enum_cells, timeout, fast, pool
+        self.budget, self.deadline = budget, None  # seconds per abductive search
         self.oracle = {"enumerate": 0, "replay": 0, "bounds": 0, "solver": 0}  # which branch answered
         self.witnesses: list[np.ndarray] = []  # every witness met (replayed), for replay and verify
         self._recent: list[int] = []  # indices into witnesses, most recently useful first
@@ -181,6 +193,8 @@ class Explainer:
         solver alone, for comparison and tests)."""
         fixed = set(fixed)
         self.calls += 1
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise UserError(f"no explanation within the budget of {self.budget} s")
         free = [f for f in self.relevant if f not in fixed]  # the others cannot change the output
         if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
             self.oracle["enumerate"] += 1
@@ -356,15 +370,23 @@ class Explainer:
         if method not in METHODS:
             raise UserError(f"unknown method {method!r}; choose {', '.join(METHODS)}")
         t0, c0, o0 = time.perf_counter(), self.calls, dict(self.oracle)
+        self.deadline = None if self.budget is None else t0 + self.budget
         if order is None:
             order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
         rel = set(self.relevant)
         order = [f for f in order if f in rel]
-        if method == "deletion":
-            # a robust decision has the empty explanation: one call instead of one per feature
-            S = [] if self.entails([]) else self._deletion(self.relevant, order)
-        else:
-            S = self._quickxplain(order)
+        try:
+            # single-row interval bounds are tiny matrix products: BLAS threads only cost
+            # (tens of ms per product on a loaded 2-core machine)
+            limit = _one_blas_thread()
+            if method == "deletion":
+                # a robust decision has the empty explanation: one call instead of one per feature
+                S = [] if self.entails([]) else self._deletion(self.relevant, order)
+            else:
+                S = self._quickxplain(order)
+        finally:
+            self.deadline = None
+            limit.restore_original_limits()
         e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0,
                         oracle={k: v - o0[k] for k, v in self.oracle.items()})
         return self.verify(e) if verify else e
