@@ -57,7 +57,7 @@ def test_l1_value_and_gradient():
             layer.weight.copy_(torch.linspace(-0.5, 0.5, layer.weight.numel()).view_as(layer.weight))
     reg = L1(0.1)(net, torch.zeros(1, 4))
     expected = 0.1 * sum(float(layer.weight.detach().abs().sum()) for layer in net.binary_layers())
-    assert float(reg) == pytest.approx(expected)
+    assert float(reg.detach()) == pytest.approx(expected)
     reg.backward()
     w = net.binary_layers()[0].weight
     np.testing.assert_allclose(w.grad.numpy(), 0.1 * np.sign(w.detach().numpy()))
