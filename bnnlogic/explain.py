@@ -513,12 +513,16 @@ class Explainer:
 
     def _independent_unsat(self, fixed: Iterable[int]) -> bool:
         """No input of R with ``fixed`` pinned to x changes the prediction: a fresh encoding
-        of the restricted region, solved by the check backend."""
+        of the restricted region, solved by the check backend (``timeout`` per call; a check
+        that gives up raises ``UserError``: an explanation is never reported unchecked)."""
         q = Query(self.ir, self._fixed_region(fixed), self.goal, self.check_backend)
         try:
-            return q.solve().status == "unsat"
+            status = q.solve(timeout=self.timeout).status
         finally:
             q.close()
+        if status == "unknown":
+            raise UserError(f"the independent check gave up after {self.timeout} s")
+        return status == "unsat"
 
     def _removals_break(self, S: set[int]) -> bool:
         """Dropping any one feature f of S admits an input of the region that agrees with x on
