@@ -155,19 +155,6 @@ class Explainer:
             self.relevant = [f for f in self.features if read[f]]
         else:
             self.relevant = list(self.features)
-        # vectorized decoding of a solver model: per feature with variables, its variables in
-        # threshold order and the raw interval [low, high] of each count of true thresholds
-        self._dec_f = np.array(sorted(inp.thresholds), dtype=np.int64)
-        self._dec_vars = [int(v) for f in self._dec_f for v in inp.vars[int(f)]]
-        self._dec_owner = np.repeat(np.arange(len(self._dec_f)), [len(inp.vars[int(f)]) for f in self._dec_f])
-        M = max((len(inp.thresholds[int(f)]) for f in self._dec_f), default=0)
-        self._dec_low = np.zeros((len(self._dec_f), M + 1), dtype=np.int64)
-        self._dec_high = np.zeros((len(self._dec_f), M + 1), dtype=np.int64)
-        for i, f in enumerate(self._dec_f.tolist()):
-            ts = inp.thresholds[f].astype(np.int64)
-            lows = np.concatenate([[self.region.lo[f]], ts])
-            highs = np.concatenate([ts - 1, [self.region.hi[f]]])
-            self._dec_low[i, : len(lows)], self._dec_high[i, : len(highs)] = lows, highs
         self._bounds_tries = self._bounds_hits = 0
         # per feature, one raw value per interval of its thresholds: the one nearest x
         self._cells = {f: np.array([min(max(int(self.x[f]), int(a)), int(b)) for a, b in zip(
@@ -218,20 +205,9 @@ class Explainer:
             raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
         if status == "unsat":
             return Answer("unsat", time_s=time.perf_counter() - t0)
-        w = self._decode(value)
+        w = self.query.encoding.inputs.decode(value)
         self._remember(w)
         return Answer("sat", w, self.query.replay(w), time.perf_counter() - t0)
-
-    def _decode(self, value) -> np.ndarray:
-        """The raw input of a solver model, as ``InputVars.decode`` (per feature, the value of
-        its threshold interval nearest x) but vectorized; the caller replays it."""
-        w = self.x.copy()
-        if len(self._dec_f):
-            vals = np.fromiter((value(v) for v in self._dec_vars), dtype=bool, count=len(self._dec_vars))
-            n = np.bincount(self._dec_owner, weights=vals, minlength=len(self._dec_f)).astype(np.int64)
-            r = np.arange(len(self._dec_f))
-            w[self._dec_f] = np.clip(self.x[self._dec_f], self._dec_low[r, n], self._dec_high[r, n])
-        return w
 
     def _remember(self, w: np.ndarray) -> None:
         self.witnesses.append(w)

@@ -25,6 +25,7 @@ witness, and UNSAT means no input of the region reaches the goal.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Sequence
 
 import numpy as np
@@ -72,14 +73,34 @@ class InputVars:
 
     def decode(self, value: Callable[[int], bool]) -> np.ndarray:
         """A raw input (d,) from a model: per feature, the value of its z-interval nearest the
-        region's center (the box's low end without a center)."""
+        region's center (the box's low end without a center).  Vectorized over features:
+        ``nearest_in_interval`` with n_true = the number of the feature's true variables."""
         r = self.region
-        x = (r.center if r.center is not None else r.lo).copy()
-        x = np.clip(x, r.lo, r.hi)
-        for f, ts in self.thresholds.items():
-            x[f] = nearest_in_interval(int(x[f]), int(r.lo[f]), int(r.hi[f]), ts,
-                                       sum(1 for v in self.vars[f] if value(int(v))))
+        x = np.clip(r.center if r.center is not None else r.lo, r.lo, r.hi)
+        f, var, owner, low, high = self._decoder
+        if len(f):
+            true = np.fromiter((value(v) for v in var), dtype=bool, count=len(var))
+            n = np.bincount(owner, weights=true, minlength=len(f)).astype(np.int64)
+            i = np.arange(len(f))
+            x[f] = np.clip(x[f], low[i, n], high[i, n])
         return x
+
+    @cached_property
+    def _decoder(self) -> tuple[np.ndarray, list[int], np.ndarray, np.ndarray, np.ndarray]:
+        """Features with variables f (n_f,), their variables in threshold order (flat), each
+        variable's index into f, and low/high (n_f, M+1): the raw interval of f[i] when exactly
+        its first n thresholds hold is [low[i, n], high[i, n]]."""
+        r = self.region
+        f = np.array(sorted(self.thresholds), dtype=np.int64)
+        var = [int(v) for g in f.tolist() for v in self.vars[g]]
+        owner = np.repeat(np.arange(len(f)), [len(self.vars[g]) for g in f.tolist()])
+        M = max((len(self.thresholds[g]) for g in f.tolist()), default=0)
+        low, high = np.zeros((len(f), M + 1), np.int64), np.zeros((len(f), M + 1), np.int64)
+        for i, g in enumerate(f.tolist()):
+            ts = np.asarray(self.thresholds[g], dtype=np.int64)
+            low[i, : len(ts) + 1] = np.concatenate([[r.lo[g]], ts])
+            high[i, : len(ts) + 1] = np.concatenate([ts - 1, [r.hi[g]]])
+        return f, var, owner, low, high
 
     def all_vars(self) -> list[int]:
         return [int(v) for f in sorted(self.vars) for v in self.vars[f]]
