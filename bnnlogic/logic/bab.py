@@ -13,7 +13,8 @@ of R.  For a batch of nodes at once:
 
 Leaves have no threshold inside any feature's interval, so every bit is fixed, the bounds are
 exact, and the probe decides the leaf: the search is sound and complete (tests compare it
-with brute force).  Features are split in order of their weight into the free first-layer
+with brute force).  Near the bottom, splitting costs more than looking: a node with few
+threshold cells is decided by running one input per cell through the engine (``enum_cells``).  Features are split in order of their weight into the free first-layer
 neurons.  It suits plain (not verification-friendly) networks at small eps, where a CDCL
 solver branching on hidden neurons struggles although few input bits are free.
 """
@@ -60,9 +61,29 @@ def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarr
     return safe
 
 
+def _cells(lo: np.ndarray, hi: np.ndarray, thr: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """One raw input per threshold cell of the box [lo, hi] (d,): every combination of the
+    features' intervals between the coding thresholds inside the box, each value nearest
+    ``probe``.  Inside a cell every input bit is fixed, so one input decides the whole cell."""
+    axes, feats = [], []
+    for f in np.nonzero(((thr > lo[None]) & (thr <= hi[None])).any(axis=0))[0]:
+        t = thr[:, f][(thr[:, f] > lo[f]) & (thr[:, f] <= hi[f])]
+        a, b = np.concatenate([[lo[f]], t]), np.concatenate([t - 1, [hi[f]]])
+        axes.append(np.clip(probe[f], a, b))
+        feats.append(f)
+    X = np.repeat(probe[None], int(np.prod([len(v) for v in axes])), axis=0)
+    if feats:
+        X[:, feats] = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(feats))
+    return X
+
+
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
-        max_nodes: int = 2_000_000, batch: int = 2048) -> tuple[str, np.ndarray | None, int]:
-    """``("unsat" | "sat" | "unknown", witness or None, nodes explored)``; L0 regions unsupported."""
+        max_nodes: int = 2_000_000, batch: int = 2048,
+        enum_cells: int = 4096) -> tuple[str, np.ndarray | None, int]:
+    """``("unsat" | "sat" | "unknown", witness or None, nodes explored)``; L0 regions unsupported.
+
+    A node with at most ``enum_cells`` threshold cells is not split further: the engine runs
+    one input per cell (``_cells``), which decides it exactly; each cell counts as a node."""
     if R.l0 is not None:
         raise ValueError("bab handles boxes only")
     t0 = time.perf_counter()
@@ -87,13 +108,25 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             return "sat", probe[hit[0]], nodes
         blo, bhi = propagate(ir, LO, HI)[-1]
         keep = ~_safe(ir, blo, bhi, pred, bad)
-        LO, HI = LO[keep], HI[keep]
+        LO, HI, probe = LO[keep], HI[keep], probe[keep]
+        if not len(LO):
+            continue
+        within = (thr[:, None, :] > LO[None]) & (thr[:, None, :] <= HI[None])  # (M, n, d)
+        log_cells = np.log2(within.sum(axis=0) + 1).sum(axis=1)  # (n,)
+        if (log_cells == 0).any():  # a leaf that is not safe: its probe would have been bad
+            raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
+        small = log_cells <= np.log2(max(enum_cells, 1))
+        for i in np.nonzero(small)[0]:
+            X = _cells(LO[i], HI[i], thr, probe[i])
+            nodes += len(X)
+            hit = np.nonzero(bad[engine.predict(X)])[0]
+            if len(hit):
+                return "sat", X[hit[0]], nodes
+        LO, HI, within = LO[~small], HI[~small], within[:, ~small]
         if not len(LO):
             continue
         # split each remaining node on its highest-priority feature with a threshold inside
-        inside = ((thr[:, None, :] > LO[None]) & (thr[:, None, :] <= HI[None])).any(axis=0)  # (n, d)
-        if not inside.any(axis=1).all():  # a leaf that is not safe: its probe would have been bad
-            raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
+        inside = within.any(axis=0)  # (n, d)
         f = np.argmin(np.where(inside, rank[None], len(rank)), axis=1)  # (n,)
         n = np.arange(len(LO))
         ts = np.where((thr[:, f] > LO[n, f]) & (thr[:, f] <= HI[n, f]), thr[:, f], np.iinfo(np.int64).max)

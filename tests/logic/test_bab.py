@@ -11,7 +11,8 @@ from tests.logic.test_query import NETS
 
 @pytest.mark.parametrize("net", sorted(NETS))
 @pytest.mark.parametrize("seed", range(5))
-def test_bab_matches_brute_force(net, seed):
+@pytest.mark.parametrize("enum_cells", [1, 6, 4096])  # split to single cells / mixed / enumerate at once
+def test_bab_matches_brute_force(net, seed, enum_cells):
     ir = random_ir(seed, **NETS[net])
     m = Model(ir)
     rng = np.random.default_rng(seed)
@@ -21,7 +22,7 @@ def test_bab_matches_brute_force(net, seed):
         R = region.linf(ir.coding, x, eps)
         for bad in ([c for c in range(ir.n_classes) if c != y], [ir.n_classes - 1]):
             truth = bool(np.isin(ir.predict(box_inputs(R.lo, R.hi)), bad).any())
-            status, w, _ = bab(m.engine, ir, R, bad)
+            status, w, _ = bab(m.engine, ir, R, bad, enum_cells=enum_cells)
             assert status == ("sat" if truth else "unsat")
             if w is not None:
                 assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
@@ -33,8 +34,8 @@ def test_bab_gives_up_on_budget():
         ir = random_ir(seed, n_features=4, hi=5, levels=2, hidden=(8, 6))
         m, R = Model(ir), region.domain(ir.coding)
         bad = [ir.n_classes - 1]
-        status, _, nodes = bab(m.engine, ir, R, bad)
+        status, _, nodes = bab(m.engine, ir, R, bad, enum_cells=1)
         if status == "unsat" and nodes > 1:
-            assert bab(m.engine, ir, R, bad, max_nodes=0)[0] == "unknown"
+            assert bab(m.engine, ir, R, bad, max_nodes=0, enum_cells=1)[0] == "unknown"
             return
     pytest.fail("no seed needed splitting")
