@@ -117,6 +117,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
         small = log_cells <= np.log2(max(enum_cells, 1))
         for i in np.nonzero(small)[0]:
+            if timeout is not None and time.perf_counter() - t0 > timeout:
+                return "unknown", None, nodes
             X = _cells(LO[i], HI[i], thr, probe[i])
             nodes += len(X)
             hit = np.nonzero(bad[engine.predict(X)])[0]
