@@ -128,3 +128,16 @@ def test_batch_writes_lines_and_resumes(tmp_path):
         assert r["status"] == ("counterexample" if truth else "robust")
         if r["status"] == "counterexample":
             assert "adv_label" in r and "counterexample" in r
+
+
+def test_top_level_verify_is_the_function():
+    """``bnnlogic.verify(model, x, eps=...)`` is the notebook entry point; the module stays importable."""
+    import bnnlogic
+    import bnnlogic.verify as _  # noqa: F401  (importing the module again must not rebind the name)
+
+    ir = random_ir(2, n_features=4, hi=3, hidden=(5,))
+    x = np.zeros(4, dtype=np.int64)
+    r = bnnlogic.verify(Model(ir), x, eps=1)
+    assert isinstance(r, bnnlogic.VerifyResult) and r.status in ("robust", "counterexample")
+    r2 = verify(Model(ir), x, eps=1)
+    assert (r.status, r.adv_label) == (r2.status, r2.adv_label)
