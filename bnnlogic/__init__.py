@@ -3,7 +3,8 @@
 ``bnnlogic.load(path)`` reads a model, ``model.predict(X)`` runs it on the bit-packed engine,
 ``bnnlogic.verify(model, x, eps=...)`` proves robustness or returns a replayed counterexample
 (a ``VerifyResult``; the rest of the verification API lives in the ``bnnlogic.verify`` module:
-``from bnnlogic.verify import robustness_radius, verify_region, equivalent``).
+``from bnnlogic.verify import robustness_radius, verify_region, equivalent``; note that
+``import bnnlogic.verify as m`` binds the function, not the module).
 """
 from .errors import UserError
 from .model import Model, load
