@@ -38,6 +38,7 @@ import numpy as np
 from .errors import UserError
 from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
+from .logic.encode import cell_intervals
 
 BACKEND = DEFAULT
 CHECK_BACKEND = "cpsat"
@@ -157,9 +158,9 @@ class Explainer:
             self.relevant = list(self.features)
         self._bounds_tries = self._bounds_hits = 0
         # per feature, one raw value per interval of its thresholds: the one nearest x
-        self._cells = {f: np.array([min(max(int(self.x[f]), int(a)), int(b)) for a, b in zip(
-            np.concatenate([[self.region.lo[f]], inp.thresholds[f]]),
-            np.concatenate([inp.thresholds[f] - 1, [self.region.hi[f]]]))]) for f in self.features}
+        R = self.region
+        self._cells = {f: np.clip(self.x[f], *cell_intervals(R.lo[f], R.hi[f], inp.thresholds[f]))
+                       for f in self.features}
 
     # ------------------------------------------------------------------ oracle
     def _solve(self, fixed: Iterable[int], hint: int | None = None) -> Answer:

@@ -14,9 +14,10 @@ of R.  For a batch of nodes at once:
 Leaves have no threshold inside any feature's interval, so every bit is fixed, the bounds are
 exact, and the probe decides the leaf: the search is sound and complete (tests compare it
 with brute force).  Near the bottom, splitting costs more than looking: a node with few
-threshold cells is decided by running one input per cell through the engine (``enum_cells``).  Features are split in order of their weight into the free first-layer
-neurons.  It suits plain (not verification-friendly) networks at small eps, where a CDCL
-solver branching on hidden neurons struggles although few input bits are free.
+threshold cells is decided by running one input per cell through the engine (``enum_cells``).
+Features are split in order of their weight into the free first-layer neurons.  It suits
+plain (not verification-friendly) networks at small eps, where a CDCL solver branching on
+hidden neurons struggles although few input bits are free.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..ir import IR, Conv, Dense
 from .bounds import propagate
-from .encode import _gather
+from .encode import _gather, cell_intervals
 from .region import Region
 
 
@@ -68,8 +69,7 @@ def _cells(lo: np.ndarray, hi: np.ndarray, thr: np.ndarray, probe: np.ndarray) -
     axes, feats = [], []
     for f in np.nonzero(((thr > lo[None]) & (thr <= hi[None])).any(axis=0))[0]:
         t = thr[:, f][(thr[:, f] > lo[f]) & (thr[:, f] <= hi[f])]
-        a, b = np.concatenate([[lo[f]], t]), np.concatenate([t - 1, [hi[f]]])
-        axes.append(np.clip(probe[f], a, b))
+        axes.append(np.clip(probe[f], *cell_intervals(lo[f], hi[f], t)))
         feats.append(f)
     X = np.repeat(probe[None], int(np.prod([len(v) for v in axes])), axis=0)
     if feats:

@@ -36,12 +36,18 @@ from .formula import TRUE, Formula
 from .region import Region
 
 
+def cell_intervals(lo: int, hi: int, ts: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The raw intervals that the sorted thresholds ``ts`` (all in (lo, hi]) cut [lo, hi] into:
+    on [low[n], high[n]] exactly the first n thresholds are met (low = lo, ts; high = ts - 1, hi)."""
+    t = np.asarray(ts, dtype=np.int64)
+    return np.concatenate([[lo], t]), np.concatenate([t - 1, [hi]])
+
+
 def nearest_in_interval(x: int, lo: int, hi: int, ts: Sequence[int], n_true: int) -> int:
     """The raw value nearest x with exactly the first ``n_true`` of the sorted thresholds ``ts``
-    met, inside [lo, hi]: the interval [ts[n-1], ts[n] - 1] (ends replaced by lo, hi)."""
-    low = ts[n_true - 1] if n_true > 0 else lo
-    high = ts[n_true] - 1 if n_true < len(ts) else hi
-    return min(max(x, low), high)
+    met, inside [lo, hi] (the interval ``cell_intervals(lo, hi, ts)[:, n_true]``)."""
+    low, high = cell_intervals(lo, hi, ts)
+    return int(min(max(x, low[n_true]), high[n_true]))
 
 
 @dataclass
@@ -97,9 +103,8 @@ class InputVars:
         M = max((len(self.thresholds[g]) for g in f.tolist()), default=0)
         low, high = np.zeros((len(f), M + 1), np.int64), np.zeros((len(f), M + 1), np.int64)
         for i, g in enumerate(f.tolist()):
-            ts = np.asarray(self.thresholds[g], dtype=np.int64)
-            low[i, : len(ts) + 1] = np.concatenate([[r.lo[g]], ts])
-            high[i, : len(ts) + 1] = np.concatenate([ts - 1, [r.hi[g]]])
+            n = len(self.thresholds[g]) + 1
+            low[i, :n], high[i, :n] = cell_intervals(r.lo[g], r.hi[g], self.thresholds[g])
         return f, var, owner, low, high
 
     def all_vars(self) -> list[int]:
