@@ -75,9 +75,9 @@ class Model:
         elif X.dtype.kind not in "iub":
             raise UserError(f"input has dtype {X.dtype}; give raw integer features")
         if X.size and not (X.dtype == np.uint8 and c.lo <= 0 and c.hi >= 255):
-            x_min, x_max = X.min(), X.max()
+            x_min, x_max = int(X.min()), int(X.max())  # integer-valued (checked above)
             if x_min < c.lo or x_max > c.hi:
-                raise UserError(f"input values span [{x_min:g}, {x_max:g}], outside the model's "
+                raise UserError(f"input values span [{x_min}, {x_max}], outside the model's "
                                 f"feature domain [{c.lo}, {c.hi}]")
         if dtype is None and X.dtype.kind in "iu":
             return X

@@ -35,8 +35,8 @@ from numba.np.arrayobj import make_array, populate_array
 from .packing import (BINARY, C_IN, CONV, DENSE, HO, K_OFF, KH, KIND, KW, N_OUT, N_OUT_BITS, NEG_OFF,
                       OUTPUT, STRIDE, SCALE, W, W_OFF, WO, WORDS)
 
-TILE = 16  # inputs per tile: 4 mask rows and TILE accumulator rows of a 500-neuron layer fit in L1
-NEURON_BLOCK = 128  # neurons per block: 13 mask words x 128 x 8 B + TILE accumulator rows stay in L1
+TILE = 16  # inputs per tile: a dense layer reads each packed weight word once per tile
+NEURON_BLOCK = 128  # neurons per block: 4 mask rows (4 KB) and TILE accumulator rows (16 KB) stay in L1
 _U1 = np.uint64(1)
 _u = np.uint64
 
@@ -117,8 +117,7 @@ def _add_words(acc, U, nt, nw, masks, off, n_out, sign, init):
         while w < nw:
             b = off + w * n_out + i0
             keep = 0 if init and w == 0 else -1  # AND mask on the old value
-            g = min(4, nw - w)
-            if g == 4:
+            if nw - w >= 4:
                 m0 = _borrow(masks, b, nb)
                 m1 = _borrow(masks, b + n_out, nb)
                 m2 = _borrow(masks, b + 2 * n_out, nb)
@@ -130,8 +129,8 @@ def _add_words(acc, U, nt, nw, masks, off, n_out, sign, init):
                         for i in range(nb):
                             a[i] = (a[i] & keep) + sign * (popcount(u0 & m0[i]) + popcount(u1 & m1[i])
                                                            + popcount(u2 & m2[i]) + popcount(u3 & m3[i]))
+                w += 4
             else:
-                g = 1
                 m0 = _borrow(masks, b, nb)
                 for t in range(nt):
                     uw = U[t, w]
@@ -139,7 +138,7 @@ def _add_words(acc, U, nt, nw, masks, off, n_out, sign, init):
                         a = _borrow(acc, t * sa + i0, nb)
                         for i in range(nb):
                             a[i] = (a[i] & keep) + sign * popcount(uw & m0[i])
-            w += g
+                w += 1
 
 
 @njit(inline="always")
