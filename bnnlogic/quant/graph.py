@@ -109,30 +109,79 @@ class FloatNet:
             break
         return FloatNet(self.feature_shape, layers)
 
-    def affine_chain(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The network as affine maps ``z_l = W_l a_{l-1} + b_l`` with ReLU between them.
+    def quant_chain(self) -> list["Affine | MaxPool2d"]:
+        """The network as ``Affine`` maps (ReLU after each but the last) and max-pools.
 
-        Only for fully connected networks: ``[Flatten] (Linear [BatchNorm] ReLU)* Linear
-        [BatchNorm]``.  Batch norm is folded into the preceding Linear (float64).  Anything
-        else (convolutions, pooling, two ReLUs in a row) is a ``UserError``.
+        Accepted: ``[Flatten] (Linear|Conv2d [BatchNorm] [MaxPool2d]* ReLU [MaxPool2d]* [Flatten])*
+        Linear [BatchNorm]`` (Flatten anywhere).  Batch norm is folded into the preceding
+        Linear/Conv2d (float64).  A max-pool between an affine layer and its ReLU is moved after
+        the ReLU (both orders give the same values: ReLU is nondecreasing), so the chain reads
+        affine, ReLU, pools.  Convolutions with zero padding are refused (``UserError``): the
+        IR's convolution has no padding.
         """
-        chain: list[list[np.ndarray]] = []
-        expect_relu = False
+        ops: list[Affine | MaxPool2d] = []
+        shape = tuple(int(s) for s in self.feature_shape)
+        pending = pooled = False  # an affine layer awaits its ReLU; a pool came after it
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Flatten) and i == 0:
-                continue
-            if isinstance(layer, Linear) and not expect_relu:
-                chain.append([layer.W.astype(np.float64), layer.b.astype(np.float64)])
-                expect_relu = True
-            elif isinstance(layer, BatchNorm) and expect_relu and chain:
+            where = f"layer {i} ({type(layer).__name__}) of {self.describe()}"
+            if isinstance(layer, Flatten):
+                shape = (int(np.prod(shape)),)
+            elif isinstance(layer, (Linear, Conv2d)):
+                if pending:
+                    raise UserError(f"exact compilation needs a ReLU between affine layers; {where} follows "
+                                    "another Linear/Conv2d without one")
+                W, b = layer.W.astype(np.float64), layer.b.astype(np.float64)
+                if isinstance(layer, Conv2d):
+                    if len(shape) != 3 or W.shape[1] != shape[0]:
+                        raise UserError(f"{where} takes {W.shape[1]} channels, its input has shape {shape}")
+                    if layer.padding:
+                        raise UserError(f"{where} uses zero padding {layer.padding}; exact compilation supports "
+                                        "only Conv2d(padding=0) (the IR's convolution has no padding): "
+                                        "retrain without padding")
+                    kh, kw = W.shape[2:]
+                    shape = (W.shape[0], (shape[1] - kh) // layer.stride + 1, (shape[2] - kw) // layer.stride + 1)
+                    if min(shape) < 1:
+                        raise UserError(f"{where}: the kernel is larger than its input")
+                    ops.append(Affine(W, b, int(layer.stride)))
+                else:
+                    if W.shape[1] != int(np.prod(shape)):
+                        raise UserError(f"{where} takes {W.shape[1]} inputs, gets {int(np.prod(shape))} "
+                                        f"(shape {shape})")
+                    ops.append(Affine(W, b))
+                    shape = (W.shape[0],)
+                pending, pooled = True, False
+            elif isinstance(layer, BatchNorm) and pending and not pooled:
                 a, c = layer.scale_shift()
-                chain[-1] = [chain[-1][0] * a[:, None], chain[-1][1] * a + c]
-            elif isinstance(layer, ReLU) and expect_relu:
-                expect_relu = False
+                last = ops[-1]
+                if len(a) != last.W.shape[0]:
+                    raise UserError(f"{where} normalises {len(a)} channels, the layer before has {last.W.shape[0]}")
+                ops[-1] = Affine(last.W * a.reshape((-1,) + (1,) * (last.W.ndim - 1)), last.b * a + c, last.stride)
+            elif isinstance(layer, ReLU) and pending:
+                pending = False
+            elif isinstance(layer, MaxPool2d) and len(shape) == 3:
+                shape = (shape[0], (shape[1] - layer.kernel) // layer.stride + 1,
+                         (shape[2] - layer.kernel) // layer.stride + 1)
+                if min(shape) < 1:
+                    raise UserError(f"{where}: the pool window is larger than its input")
+                ops.append(layer)
+                pooled = pooled or pending
             else:
-                raise UserError(f"exact compilation supports fully connected ReLU networks "
-                                f"([Flatten] (Linear [BatchNorm1d] ReLU)* Linear); layer {i} "
-                                f"({type(layer).__name__}) of {self.describe()} does not fit")
-        if not chain or not expect_relu:
+                raise UserError(f"exact compilation supports chains of (Linear|Conv2d [BatchNorm] ReLU [MaxPool2d]) "
+                                f"ending with a Linear layer; {where} does not fit here")
+        if not ops or not pending or pooled or ops[-1].W.ndim != 2:
             raise UserError(f"network {self.describe()} must end with a Linear layer (the logits)")
-        return [(W, b) for W, b in chain]
+        return ops
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A Linear (W (out, in)) or Conv2d (W (out, in, kh, kw), ``stride``, no padding) with its
+    batch norm folded in; float64."""
+
+    W: np.ndarray
+    b: np.ndarray
+    stride: int = 1
+
+    @property
+    def conv(self) -> bool:
+        return self.W.ndim == 4
