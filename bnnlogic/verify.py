@@ -34,7 +34,7 @@ from .model import Model
 #: benchmarks/verify.py) for FIRST_SLICE s, attack, branch and bound, this solver again.
 AUTO = DEFAULT
 FIRST_SLICE = 0.5
-BAB_SHARE = 0.5
+BAB_SHARE = 0.8
 
 
 @dataclass

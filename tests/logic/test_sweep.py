@@ -1,0 +1,50 @@
+"""The Gray-order cell sweep agrees with brute force (sound and complete) and stops on time."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from bnnlogic.logic import region, sweep as sweep_mod
+from bnnlogic.logic.sweep import sweep
+from tests.helpers import box_inputs, random_ir
+from tests.logic.test_query import NETS
+
+WIDE = dict(n_features=6, hi=6, levels=3, hidden=(7, 6, 5), n_classes=4)  # 4^6 cells, 3 layers
+
+
+def _bad(ir, classes):
+    b = np.zeros(ir.n_classes, dtype=bool)
+    b[list(classes)] = True
+    return b
+
+
+@pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
+@pytest.mark.parametrize("seed", range(6))
+def test_sweep_matches_brute_force(net, seed, monkeypatch):
+    monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
+    ir = random_ir(seed, **(WIDE if net == "wide" else NETS[net]))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    y = int(ir.predict(x[None])[0])
+    for eps in range(min(3, ir.coding.hi) + 1):
+        R = region.linf(ir.coding, x, eps)
+        pred = ir.predict(box_inputs(R.lo, R.hi))
+        for bad in ([c for c in range(ir.n_classes) if c != y], [ir.n_classes - 1], [y]):
+            status, w, _ = sweep(ir, R.lo, R.hi, _bad(ir, bad), probe=x)
+            assert status == ("sat" if np.isin(pred, bad).any() else "unsat")
+            if w is not None:
+                assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
+
+
+def test_sweep_reports_unknown_past_deadline_or_on_stop(monkeypatch):
+    monkeypatch.setattr(sweep_mod, "CHUNK", 1)
+    ir = random_ir(1, **WIDE)
+    R = region.domain(ir.coding)
+    bad = _bad(ir, [c for c in range(ir.n_classes) if not (ir.predict(box_inputs(R.lo, R.hi)) == c).any()])
+    assert bad.any()  # a class nobody reaches: a full sweep would say unsat
+    assert sweep(ir, R.lo, R.hi, bad)[0] == "unsat"
+    assert sweep(ir, R.lo, R.hi, bad, deadline=time.perf_counter() - 1)[0] == "unknown"
+    stop = threading.Event()
+    stop.set()
+    assert sweep(ir, R.lo, R.hi, bad, stop=stop)[0] == "unknown"
