@@ -12,9 +12,14 @@
 3. quantizes the ``.onnx`` network to K bits for each ``--bits`` K and compiles it exactly:
    neurons and weights of the IR, accuracy, agreement of the K-bit net with the float
    network, and agreement of the compiled IR with the K-bit reference on the whole test
-   split (must be 1.0; also checked with the IR's reference semantics on a sample).
+   split (must be 1.0; also checked with the IR's reference semantics on a sample), and the
+   seconds the numba engine takes for the test split (its scores must equal the IR's);
+4. trains a small float CNN (``--cnn-arch``, default cnn:c8k4s2,p2,c16k3 = conv 8 4x4 stride 2,
+   ReLU, max-pool 2, conv 16 3x3, ReLU, linear; ``--quick``: cnn:c8k3,p2,c16k2), exports it
+   the same way and runs step 3 on it (no distillation).
 
-Prints two markdown tables and writes JSON (default benchmarks/out/dnn2bnn.json).
+``--nets mlp`` or ``--nets cnn`` runs one of the two.  Prints markdown tables and writes JSON
+(default benchmarks/out/dnn2bnn-<data>.json).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.errors import UserError  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
+from bnnlogic.infer import Engine  # noqa: E402
 from bnnlogic.nn.distill import distill  # noqa: E402
 from bnnlogic.nn.floatnet import export_onnx, float_predict, load_float, save_float, train_float  # noqa: E402
 from bnnlogic.quant import compile_quant, estimate_size, ir_scores_blas, ir_size, quantize  # noqa: E402
@@ -47,96 +53,146 @@ def main() -> None:
     ap.add_argument("--bnn-arch", nargs="*", default=["same", "mlp-small"])
     ap.add_argument("--distill-epochs", type=int, default=None)
     ap.add_argument("--bits", type=int, nargs="*", default=[1, 2, 3, 4])
+    ap.add_argument("--nets", nargs="*", choices=["mlp", "cnn"], default=["mlp", "cnn"])
+    ap.add_argument("--cnn-arch", default=None)
+    ap.add_argument("--cnn-epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     q = args.quick
     data_name = args.data or ("digits" if q else "fashion-mnist")
     dnn_arch = args.dnn_arch or ("mlp:64,32" if q else "mlp:256,128")
+    cnn_arch = args.cnn_arch or ("cnn:c8k3,p2,c16k2" if q else "cnn:c8k4s2,p2,c16k3")
     dnn_epochs = args.dnn_epochs or (30 if q else 10)
+    cnn_epochs = args.cnn_epochs or (30 if q else 5)
     distill_epochs = args.distill_epochs or (20 if q else 10)
-    tag = f"{data_name}-{dnn_arch.replace(':', '').replace(',', '-')}"
     out_dir = OUT / "dnn2bnn"
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(data_name)
     X, y = data.X_test, data.y_test
-    res: dict = {"data": data_name, "split": data.split, "test_n": int(len(y)), "dnn_arch": dnn_arch,
-                 "dnn_epochs": dnn_epochs, "seed": args.seed, "command": " ".join(sys.argv)}
+    res: dict = {"data": data_name, "split": data.split, "test_n": int(len(y)), "seed": args.seed,
+                 "command": " ".join(sys.argv)}
+    rng = np.random.default_rng(0)
+    calib = data.X_train[np.sort(rng.permutation(len(data.X_train))[:10000])]
+    texts = []
+    for kind in args.nets:
+        arch, epochs = (dnn_arch, dnn_epochs) if kind == "mlp" else (cnn_arch, cnn_epochs)
+        tag = f"{data_name}-{arch.replace(':', '').replace(',', '-')}"
+        r = res[kind] = {"arch": arch, "epochs": epochs}
+        dnn, dnn_pred, pt, onnx_path = train_export(data, arch, epochs, args.seed, out_dir / tag, r)
+        lines = [f"{data_name}, float {dnn.describe()} ({epochs} epochs): test accuracy {r['dnn_accuracy']:.4f} "
+                 f"on {len(y)} test inputs", ""]
+        if kind == "mlp":
+            r["distill"] = distill_rows(load_float(pt, data.feature_shape), data, args.bnn_arch, distill_epochs,
+                                        args.seed, out_dir, tag)
+            lines += distill_table(r["distill"]) + [""]
+        net = load_float(onnx_path, data.feature_shape)
+        r["exact"] = [exact_row(net, data, bits, calib, dnn_pred, rng) for bits in args.bits]
+        lines += exact_table(r["exact"])
+        text = "\n".join(lines) + "\n"
+        write_text(out_dir / f"{tag}.md", text)
+        texts.append(text)
+    print("\n".join(texts))
+    write_json(args.json or OUT / f"dnn2bnn-{data_name}.json", res)
 
+
+def train_export(data, arch: str, epochs: int, seed: int, stem: Path, r: dict):
+    """Train the float network, save it as .pt and .onnx, check both reload to the same predictions."""
     t0 = time.perf_counter()
-    dnn = train_float(data, dnn_arch, epochs=dnn_epochs, seed=args.seed, lr=3e-3)
-    res["dnn_train_seconds"] = time.perf_counter() - t0
-    pt, onnx_path = out_dir / f"{tag}.pt", out_dir / f"{tag}.onnx"
+    dnn = train_float(data, arch, epochs=epochs, seed=seed, lr=3e-3)
+    r["dnn_train_seconds"] = time.perf_counter() - t0
+    pt, onnx_path = stem.with_suffix(".pt"), stem.with_suffix(".onnx")
     save_float(dnn, data.feature_shape, pt)
     export_onnx(dnn, onnx_path)
+    X = data.X_test
     dnn_pred = float_predict(dnn, X)
-    res["dnn_accuracy"] = float((dnn_pred == y).mean())
-    res["pt_onnx_same_predictions"] = bool(
+    r["dnn_accuracy"] = float((dnn_pred == data.y_test).mean())
+    r["pt_onnx_same_predictions"] = bool(
         np.array_equal(float_predict(load_float(pt), X), dnn_pred)
         and np.array_equal(float_predict(load_float(onnx_path, data.feature_shape), X), dnn_pred))
-    print(f"float {dnn.describe()}: accuracy {res['dnn_accuracy']:.4f}; .pt/.onnx reload identical: "
-          f"{res['pt_onnx_same_predictions']}", flush=True)
+    print(f"float {dnn.describe()}: accuracy {r['dnn_accuracy']:.4f}; .pt/.onnx reload identical: "
+          f"{r['pt_onnx_same_predictions']}", flush=True)
+    return dnn, dnn_pred, pt, onnx_path
 
-    res["distill"] = []
-    teacher = load_float(pt, data.feature_shape)
-    for arch in args.bnn_arch:
+
+def distill_rows(teacher, data, archs, epochs: int, seed: int, out_dir: Path, tag: str) -> list:
+    rows = []
+    for arch in archs:
         for init in (True, False):  # without initialisation only where it changed anything
             t0 = time.perf_counter()
-            model = distill(teacher, data, arch, epochs=distill_epochs, seed=args.seed, init=init)
+            model = distill(teacher, data, arch, epochs=epochs, seed=seed, init=init)
             m = model.meta
-            row = {"bnn_arch": m["arch"], "init_layers": m["distill"]["init_layers"], "epochs": distill_epochs,
+            row = {"bnn_arch": m["arch"], "init_layers": m["distill"]["init_layers"], "epochs": epochs,
                    "accuracy": m["test_accuracy"], "fidelity": m["fidelity"], "dnn_accuracy": m["dnn_test_accuracy"],
                    "seconds": time.perf_counter() - t0}
-            res["distill"].append(row)
+            rows.append(row)
             print(row, flush=True)
             if not init or not row["init_layers"]:
                 break
             model.save(out_dir / f"{tag}-{arch.replace(':', '')}.bnn")
+    return rows
 
-    res["exact"] = []
-    net = load_float(onnx_path, data.feature_shape)
-    rng = np.random.default_rng(0)
-    calib = data.X_train[np.sort(rng.permutation(len(data.X_train))[:10000])]
+
+def exact_row(net, data, bits: int, calib, dnn_pred, rng) -> dict:
+    """Quantize to ``bits``, compile exactly, compare on the whole test split."""
+    X, y = data.X_test, data.y_test
     Xf = X.reshape(len(X), -1).astype(np.int64)
-    for bits in args.bits:
-        t0 = time.perf_counter()
-        qn = quantize(net, bits, calib, data.lo, data.hi)
-        q_pred = qn.predict(X)
-        row = {"bits": bits, "weight_levels": qn.info["weight_levels"], "activation_levels": qn.info["activation_levels"],
-               "quant_accuracy": float((q_pred == y).mean()), "quant_vs_dnn": float((q_pred == dnn_pred).mean())}
-        try:
-            ir = compile_quant(qn)
-        except UserError:
-            row.update({"compiled": False, **estimate_size(qn), "limit": MAX_COEFFICIENTS})
-            res["exact"].append(row)
-            print(row, flush=True)
-            continue
-        t1 = time.perf_counter()
-        ir_pred = np.argmax(ir_scores_blas(ir, Xf), axis=1)
-        sample = rng.choice(len(X), size=min(50, len(X)), replace=False)
-        row.update({"compiled": True, **ir_size(ir), "ir_vs_quant": float((ir_pred == q_pred).mean()),
-                    "ir_reference_semantics_sample_agree": bool(np.array_equal(ir.predict(Xf[sample]), q_pred[sample])),
-                    "ir_eval_seconds": time.perf_counter() - t1, "seconds": time.perf_counter() - t0})
-        res["exact"].append(row)
+    t0 = time.perf_counter()
+    qn = quantize(net, bits, calib, data.lo, data.hi)
+    q_scores = qn.scores(X)
+    q_pred = np.argmax(q_scores, axis=1)
+    row = {"bits": bits, "weight_levels": qn.info["weight_levels"], "activation_levels": qn.info["activation_levels"],
+           "quant_accuracy": float((q_pred == y).mean()), "quant_vs_dnn": float((q_pred == dnn_pred).mean())}
+    try:
+        ir = compile_quant(qn)
+    except UserError:
+        row.update({"compiled": False, **estimate_size(qn), "limit": MAX_COEFFICIENTS})
         print(row, flush=True)
+        return row
+    row["compile_seconds"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    ir_scores = ir_scores_blas(ir, Xf)
+    ir_pred = np.argmax(ir_scores, axis=1)
+    row["ir_eval_seconds"] = time.perf_counter() - t1
+    row.update({"compiled": True, **ir_size(ir), "ir_vs_quant": float((ir_pred == q_pred).mean()),
+                "ir_scores_equal_quant": bool(np.array_equal(ir_scores, q_scores))})
+    # the IR's reference semantics (numpy einsum for conv: slow) on up to 50 test inputs, ~20 s at most
+    sample, agree, t1 = rng.choice(len(X), size=min(50, len(X)), replace=False), True, time.perf_counter()
+    for n, i in enumerate(sample, 1):
+        agree &= bool(np.array_equal(ir.scores(Xf[i:i + 1]), q_scores[i:i + 1]))
+        if time.perf_counter() - t1 > 20:
+            break
+    row.update({"ir_reference_semantics_sample_agree": agree, "ir_reference_semantics_sample_n": n})
+    engine = Engine(ir)
+    row["engine_warmup_seconds"] = engine.warm_up()
+    t1 = time.perf_counter()
+    e_scores = engine.scores(X)
+    row["engine_seconds"] = time.perf_counter() - t1
+    row["engine_scores_equal_ir"] = bool(np.array_equal(e_scores, ir_scores))
+    row["seconds"] = time.perf_counter() - t0
+    print(row, flush=True)
+    return row
 
-    t1 = ["| BNN (distilled) | layers initialised from the DNN | epochs | BNN accuracy | DNN accuracy | fidelity |",
-          "|---|---|---:|---:|---:|---:|"]
-    t1 += [f"| {r['bnn_arch']} | {r['init_layers']} | {r['epochs']} | {r['accuracy']:.4f} | "
-           f"{r['dnn_accuracy']:.4f} | {r['fidelity']:.4f} |" for r in res["distill"]]
-    t2 = ["| K | weights | activations | K-bit accuracy | K-bit vs DNN | IR neurons | IR weights (non-zero) | IR vs K-bit |",
-          "|---:|---|---|---:|---:|---:|---:|---:|"]
-    for r in res["exact"]:
-        size = (f"{r['neurons']:,} | {r['entries']:,} ({r['nonzeros']:,}) | {r['ir_vs_quant']:.4f}" if r["compiled"]
-                else f"{r['neurons']:,} | {r['entries']:,} (over the {MAX_COEFFICIENTS:,} limit) | not built")
-        t2.append(f"| {r['bits']} | ±{r['weight_levels']} | 0..{r['activation_levels']} | {r['quant_accuracy']:.4f} | "
-                  f"{r['quant_vs_dnn']:.4f} | {size} |")
-    head = (f"{data_name}, float {dnn.describe()} ({dnn_epochs} epochs): test accuracy {res['dnn_accuracy']:.4f} "
-            f"on {len(y)} test inputs")
-    text = "\n".join([head, "", *t1, "", *t2]) + "\n"
-    print(text)
-    write_json(args.json or OUT / f"dnn2bnn-{data_name}.json", res)
-    write_text(out_dir / f"{tag}.md", text)
+
+def distill_table(rows: list) -> list[str]:
+    t = ["| BNN (distilled) | layers initialised from the DNN | epochs | BNN accuracy | DNN accuracy | fidelity |",
+         "|---|---|---:|---:|---:|---:|"]
+    return t + [f"| {r['bnn_arch']} | {r['init_layers']} | {r['epochs']} | {r['accuracy']:.4f} | "
+                f"{r['dnn_accuracy']:.4f} | {r['fidelity']:.4f} |" for r in rows]
+
+
+def exact_table(rows: list) -> list[str]:
+    t = ["| K | weights | activations | K-bit accuracy | K-bit vs DNN | IR neurons | IR connections (non-zero) "
+         "| IR weights stored | IR vs K-bit | engine s / test split |",
+         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        size = (f"{r['neurons']:,} | {r['entries']:,} ({r['nonzeros']:,}) | {r['stored']:,} | {r['ir_vs_quant']:.4f} | "
+                f"{r['engine_seconds']:.2f}" if r["compiled"]
+                else f"{r['neurons']:,} | {r['entries']:,} | {r['stored']:,} (over the {MAX_COEFFICIENTS:,} limit) "
+                     "| not built | |")
+        t.append(f"| {r['bits']} | ±{r['weight_levels']} | 0..{r['activation_levels']} | {r['quant_accuracy']:.4f} | "
+                 f"{r['quant_vs_dnn']:.4f} | {size} |")
+    return t
 
 
 if __name__ == "__main__":
