@@ -1,22 +1,30 @@
-"""Exhaustive sweep of a box's threshold cells with event-driven inference (Gray order).
+"""Exhaustive sweep of a box's threshold cells, deduplicated at the first hidden layer.
 
 Inside a box [lo, hi] of raw inputs, feature f with free coding thresholds t_1 < ... < t_n
 (lo_f < t <= hi_f) takes one of n + 1 *cells*: exactly the first c thresholds met.  Every input
-bit is fixed inside a cell, so one network evaluation per cell decides the whole box.  The
-cells are visited in reflected mixed-radix Gray order, so consecutive cells differ in one
-input bit u_b (a feature moves to an adjacent cell), and the network is updated, not rerun:
+bit is fixed inside a cell, so one network evaluation per cell decides the whole box.
 
-    bit b flips by d = +-1:   acc_1 += d * A_1[:, b]          (free layer-1 neurons only)
-    neuron i of layer l flips by d:  acc_{l+1} += d * A_{l+1}[:, i]
-    output:  score_c = scale * acc_out_c + offset_c, prediction = argmax (ties low)
+The cells are visited in reflected mixed-radix Gray order (``_walk``): consecutive cells
+differ in one input bit u_b, so the first hidden layer is updated, not recomputed,
 
-where only the *free* neurons of each layer are tracked: interval bounds (``bounds.propagate``)
-over the box fix every other neuron, and a fixed neuron's contribution sits in the
-accumulators' starting values (a full forward pass at the box's low corner).  A max-pool is
-the threshold neuron ``sum_window u >= 1``.  All sums are exact integers, so the sweep is a
-complete decision procedure for "some input of the box is predicted in ``bad``"; a step costs
-a few vector additions, far below a full forward pass.  The compiled kernel runs in chunks
-(resumable state), so a deadline is checked between chunks.
+    u_b flips by d = +-1:   acc_1 += d * A_1[F_1, b]        (F_l: the free neurons of layer l)
+
+and the walk records each distinct layer-1 pattern t_1[F_1] once, in a compiled hash table,
+with the Gray index of the first cell that showed it.  Many cells share a pattern (a plain
+784-200-100-100-100-10 net at eps 3: 8.4M cells, 60K patterns) and the rest of the network
+sees the cell only through it, so the layers above run once per distinct pattern, batched and
+deduplicated again layer by layer (``_decide``):
+
+    t_{l+1} = [acc_{l+1}^0 + (t_l - t_l^0) A_{l+1}[F_{l+1}, F_l]^T >= k_{l+1}]
+    score   = scale * (acc_out^0 + (t_L - t_L^0) A_out[:, F_L]^T) + offset,  argmax (ties low)
+
+with ^0 the values at the box's low corner (every free bit 0; one reference forward pass).
+Neurons outside F_l are fixed over the box by interval bounds (``bounds.propagate``), so their
+contribution sits in acc^0; a max-pool is the threshold neuron ``sum_window u >= 1``.  Every
+sum is an exact integer (float32 products of {-1, 0, 1} matrices, partial sums below 2^24),
+so the sweep is a complete decision procedure for "some input of the box is predicted in
+``bad``".  The walk runs in chunks (resumable state) and the table is decided and emptied
+when full, so a deadline is checked often and memory stays bounded.
 """
 from __future__ import annotations
 
@@ -28,11 +36,12 @@ import numba
 import numpy as np
 
 from ..ir import IR, Conv, Dense, MaxPool
-from .bounds import propagate
 from ..infer.kernels import _borrow
+from .bounds import propagate
 from .encode import _gather, cell_intervals
 
-CHUNK = 1 << 16  # Gray steps per kernel call between deadline checks
+CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks
+TABLE = 1 << 20  # distinct layer-1 patterns held (at most) before they are decided and dropped
 
 
 def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.ndarray
@@ -51,38 +60,43 @@ def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.nda
 
 @dataclass
 class _Plan:
-    """The sweep's compiled form for one box: free neurons per layer and their weights."""
+    """The sweep's compiled form for one box."""
 
-    radix: np.ndarray  # (F,) cells per free feature, n_f + 1
+    radix: np.ndarray  # (F,) cells per free feature (digit), n_f + 1
     feats: np.ndarray  # (F,) raw feature index of each digit
-    bitcol: np.ndarray  # (F, nmax) column (free input bit) of the digit's c-th threshold
-    W: np.ndarray  # flat int32: per layer l (and the output), (n_{l-1}, n_l) row-major
-    woff: np.ndarray  # (L + 1,) offsets into W
-    acc: np.ndarray  # int32 accumulators of all free neurons, layer after layer, then classes
-    on: np.ndarray  # bool outputs of the hidden free neurons (same layout, no classes)
-    k: np.ndarray  # int32 thresholds of the hidden free neurons
-    off: np.ndarray  # (L + 1,) offsets into acc: layer l's neurons are acc[off[l]:off[l+1]]
+    bitcol: np.ndarray  # (F, nmax) row of W[0] (free input bit) of the digit's c-th threshold
+    W: list[np.ndarray]  # per hidden layer l: (|F_{l-1}|, |F_l|) int32 (F_0: the free input bits)
+    acc0: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 sums at the low corner
+    k: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 thresholds
+    W_out: np.ndarray  # (|F_L|, C) float32
+    acc_out0: np.ndarray  # (C,) int64
     scale: int
     offset: np.ndarray  # (C,) int64
+
+    @property
+    def on0(self) -> list[np.ndarray]:
+        """Free neurons' outputs at the low corner, per hidden layer."""
+        return [a >= k for a, k in zip(self.acc0, self.k)]
 
 
 def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
     """Digits (free features, their cells' bits), free neurons per layer (interval bounds over
-    the box), the weights between consecutive free sets, and the accumulators at the box's
-    low corner, where every free input bit is 0 (digit 0 everywhere)."""
+    the box), the weights between consecutive free sets, and the sums at the box's low corner,
+    where every free input bit is 0 (digit 0 everywhere).  A network without hidden layers gets
+    an identity layer t = [u_b >= 1] over the free bits, so the walk always has a layer 1."""
     c = ir.coding
     thr = c.thresholds  # (M, d)
-    free_bit = ((thr > lo[None]) & (thr <= hi[None])).reshape(-1)
-    feats = np.nonzero(free_bit.reshape(thr.shape).any(axis=0))[0]
-    n_per = free_bit.reshape(thr.shape)[:, feats].sum(axis=0)
-    bits = np.nonzero(free_bit)[0]  # flat level-major bit indices, the layer-1 columns
-    col = np.full(free_bit.size, -1, dtype=np.int64)
+    free = (thr > lo[None]) & (thr <= hi[None])  # (M, d)
+    feats = np.nonzero(free.any(axis=0))[0]
+    n_per = free[:, feats].sum(axis=0)
+    bits = np.nonzero(free.reshape(-1))[0]  # flat level-major bit indices: rows of W[0]
+    col = np.full(free.size, -1, dtype=np.int64)
     col[bits] = np.arange(len(bits))
     bitcol = np.zeros((len(feats), max(int(n_per.max(initial=0)), 1)), dtype=np.int64)
     for i, f in enumerate(feats):  # thresholds increase with the level m
-        ms = np.nonzero(free_bit.reshape(thr.shape)[:, f])[0]
+        ms = np.nonzero(free[:, f])[0]
         bitcol[i, : len(ms)] = col[ms * c.n_features + f]
-    acts = ir.activations(lo[None])  # the box's low corner: every free bit 0
+    acts = ir.activations(lo[None])
     bnds = propagate(ir, lo, hi)
     shapes = ir.shapes()
     Ws, accs, ks = [], [], []
@@ -92,24 +106,17 @@ def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
         rows = np.nonzero((blo != bhi).reshape(-1))[0]
         idx, w, k = _rows(layer, shapes[l], rows)
         u = acts[l].reshape(-1).astype(np.int64)
-        accs.append(np.sum(w * u[idx], axis=1))
+        accs.append(np.sum(w * u[idx], axis=1).astype(np.int64))
         ks.append(np.asarray(k, dtype=np.int64))
         Ws.append(_flip_weights(idx, w, prev_free, acts[l].size))
         prev_free = rows
+    if not ir.layers:
+        Ws, accs, ks = [np.eye(len(bits), dtype=np.int32)], [np.zeros(len(bits), np.int64)], [np.ones(len(bits), np.int64)]
     out = ir.output
-    A = out.A.astype(np.int32)
     u = acts[-1].reshape(-1).astype(np.int64)
-    accs.append(A.astype(np.int64) @ u)
-    Ws.append(np.ascontiguousarray(A[:, prev_free].T))
-    sizes = [len(a) for a in accs]
-    k = np.concatenate(ks + [np.zeros(0, np.int64)]).astype(np.int32)
-    acc = np.concatenate(accs).astype(np.int32)  # |acc| <= fan-in
-    return _Plan(np.asarray(n_per + 1, dtype=np.int64), feats, bitcol,
-                 np.concatenate([w.reshape(-1) for w in Ws]).astype(np.int32),
-                 np.concatenate([[0], np.cumsum([w.size for w in Ws])]).astype(np.int64),
-                 acc, acc[: len(k)] >= k, k,
-                 np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                 int(out.scale), out.offset.astype(np.int64))
+    return _Plan(np.asarray(n_per + 1, dtype=np.int64), feats, bitcol, Ws, accs, ks,
+                 np.ascontiguousarray(out.A[:, prev_free].T, dtype=np.float32),
+                 out.A.astype(np.int64) @ u, int(out.scale), out.offset.astype(np.int64))
 
 
 def _flip_weights(idx: np.ndarray, w: np.ndarray, prev_free: np.ndarray, n_prev: int) -> np.ndarray:
@@ -123,28 +130,61 @@ def _flip_weights(idx: np.ndarray, w: np.ndarray, prev_free: np.ndarray, n_prev:
     return W
 
 
+@numba.njit(cache=True, inline="always")
+def _hash(key):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for w in key:
+        h = (h ^ w) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
+    return h
+
+
 @numba.njit(cache=True, nogil=True)
-def _sweep_kernel(steps, digit, direc, radix, bitcol, W, woff, acc, on, k, off, scale, offset, bad):
-    """Advance the Gray walk by up to ``steps`` cells.  Returns 1 if the current cell is bad,
-    2 if every cell was visited without a bad one, 0 if the step budget ran out."""
-    L = len(off) - 2  # hidden layers; acc[off[L]:off[L+1]] are the class accumulators
-    n_max = 1
-    for l in range(L):
-        n_max = max(n_max, off[l + 1] - off[l])
-    fl = np.zeros(8 * ((n_max + 7) // 8), dtype=np.uint8)
-    flw = fl.view(np.uint64)
-    chg = np.empty(n_max, dtype=np.int64)
-    up = np.empty(n_max, dtype=np.bool_)
-    C = off[L + 1] - off[L]
+def _insert(table, key, index):
+    """Put ``key`` (uint64 words) into the open-addressing table (cap, words + 1) if absent,
+    with ``index + 1`` in its last column (0 marks an empty slot).  True if it was new."""
+    words, mask = len(key), np.uint64(len(table) - 1)
+    h = _hash(key) & mask
+    while table[h, words] != 0:
+        same = True
+        for q in range(words):
+            if table[h, q] != key[q]:
+                same = False
+                break
+        if same:
+            return False
+        h = (h + np.uint64(1)) & mask
+    for q in range(words):
+        table[h, q] = key[q]
+    table[h, words] = index + 1
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash(old, new):
+    """Move every key of ``old`` into the (larger, empty) table ``new``."""
+    words = old.shape[1] - 1
+    for h in range(len(old)):
+        if old[h, words] != 0:
+            _insert(new, old[h, :words], np.int64(old[h, words]) - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
+    """Advance the Gray walk by up to ``steps`` cells, recording each new layer-1 pattern.
+
+    ``W``: (|F_0|, |F_1|) C-contiguous; ``margin = acc_1 - k_1`` (a neuron is on iff its margin is >= 0, so it flips iff the sign
+    bit of its margin changes); ``key``: the current pattern, neuron i as bit i % 64 of word
+    i // 64; ``state = [Gray index of the current cell, patterns in the table]``; ``table``: see
+    ``_insert``.  Returns 0: step budget spent, 1: the table is half full (grow it, or decide
+    and empty it; then call again), 2: every cell visited."""
+    n, words = len(margin), len(key)
+    changed = True  # the current cell's pattern is (re)inserted on entry
     for s in range(steps + 1):
-        best = 0  # the current cell: is its prediction bad?
-        bs = scale * np.int64(acc[off[L]]) + offset[0]
-        for c in range(1, C):
-            v = scale * np.int64(acc[off[L] + c]) + offset[c]
-            if v > bs:
-                bs, best = v, c
-        if bad[best]:
-            return 1
+        if changed and _insert(table, key, state[0]):
+            state[1] += 1
+            if 2 * state[1] >= len(table):
+                return 1
         if s == steps:
             return 0
         j = 0  # next cell: the lowest digit that can move in its direction moves
@@ -157,39 +197,58 @@ def _sweep_kernel(steps, digit, direc, radix, bitcol, W, woff, acc, on, k, off, 
             j += 1
         if j == len(digit):
             return 2
-        if direc[j] > 0:
-            chg[0], up[0] = bitcol[j, digit[j]], True
-        else:
-            chg[0], up[0] = bitcol[j, nv], False
+        sign = np.int32(1) if direc[j] > 0 else np.int32(-1)
+        row = _borrow(W, (bitcol[j, digit[j]] if direc[j] > 0 else bitcol[j, nv]) * n, n)
         digit[j] = nv
-        n = 1
-        for l in range(L + 1):  # the flips of layer l-1 (the input bit for l = 0) update layer l
-            width = off[l + 1] - off[l]
-            a = _borrow(acc, off[l], width)
-            for t in range(n):
-                w = _borrow(W, woff[l] + chg[t] * width, width)
-                if up[t]:
-                    for i in range(width):
-                        a[i] += w[i]
-                else:
-                    for i in range(width):
-                        a[i] -= w[i]
-            if l == L:
-                break
-            kk, o = _borrow(k, off[l], width), _borrow(on, off[l], width)
-            for i in range(width):  # vectorised: which neurons flipped
-                fl[i] = (a[i] >= kk[i]) != o[i]
-            n = 0
-            for q in range((width + 7) // 8):  # then scan 8 flags per 64-bit word
-                if flw[q] != 0:
-                    for i in range(8 * q, min(8 * q + 8, width)):
-                        if fl[i]:
-                            o[i] = not o[i]
-                            chg[n], up[n] = i, o[i]
-                            n += 1
-            if n == 0:
-                break
+        state[0] += 1
+        changed = False
+        for q in range(words):  # branch-free: flipped neurons as a 64-bit mask per word
+            w = min(n - 64 * q, 64)
+            mq, rq = _borrow(margin, 64 * q, w), _borrow(row, 64 * q, w)
+            delta = np.uint64(0)
+            for i in range(w):
+                old = mq[i]
+                new = old + sign * rq[i]
+                mq[i] = new
+                delta |= np.uint64((old ^ new) < 0) << np.uint64(i)
+            key[q] ^= delta
+            changed |= delta != 0
     return 0
+
+
+def _unique_rows(V: np.ndarray) -> np.ndarray:
+    """Index of the first occurrence of each distinct row of a bool matrix (m, n)."""
+    if V.shape[1] == 0:
+        return np.zeros(min(len(V), 1), dtype=np.int64)
+    P = np.ascontiguousarray(np.packbits(V, axis=1))
+    return np.unique(P.view(np.dtype((np.void, P.shape[1]))).ravel(), return_index=True)[1]
+
+
+def _decide(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
+    """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``T``
+    (m, |F_1|) bool (``rep``: the Gray index of a cell showing each), or -1."""
+    on0 = p.on0
+    for l in range(1, len(p.W)):
+        pre = p.acc0[l] + np.rint((T.astype(np.float32) - on0[l - 1]) @ p.W[l].astype(np.float32)).astype(np.int64)
+        V = pre >= p.k[l]
+        keep = _unique_rows(V)
+        T, rep = V[keep], rep[keep]
+    S = p.acc_out0 + np.rint((T.astype(np.float32) - on0[-1]) @ p.W_out).astype(np.int64)
+    hit = np.nonzero(bad[np.argmax(p.scale * S + p.offset, axis=1)])[0]
+    return int(rep[hit[0]]) if len(hit) else -1
+
+
+def _gray_digits(i: int, radix: np.ndarray) -> np.ndarray:
+    """The digits of the ``i``-th cell of the walk: with b_j the mixed-radix digits of i (digit
+    0 fastest) and P_j = r_0 ... r_j, digit j is b_j if floor(i / P_j) is even, else r_j - 1 - b_j
+    (digit j reverses each time a higher digit moves)."""
+    g = np.zeros(len(radix), dtype=np.int64)
+    P = 1
+    for j, r in enumerate(radix.tolist()):
+        b = (i // P) % r
+        P *= r
+        g[j] = b if (i // P) % 2 == 0 else r - 1 - b
+    return g
 
 
 def n_cells(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -203,25 +262,43 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
           ) -> tuple[str, np.ndarray | None, int]:
     """Decide whether some raw input of the box [lo, hi] (d,) is predicted in ``bad`` (bool (C,)).
 
-    Returns ``("sat", witness, cells)``, ``("unsat", None, cells)`` or, once ``time.perf_counter()``
-    passes ``deadline`` or ``stop`` is set, ``("unknown", None, cells visited)``.  The witness is the bad cell's
-    input nearest ``probe`` (default: lo); the caller replays it."""
+    Returns ``("sat", witness, cells)``, ``("unsat", None, cells)`` or, once
+    ``time.perf_counter()`` passes ``deadline`` or ``stop`` is set, ``("unknown", None, cells
+    visited)``.  The witness is the bad cell's input nearest ``probe`` (default: lo); the
+    caller replays it."""
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     p = _plan(ir, lo, hi)
-    digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
     bad = np.asarray(bad, dtype=np.bool_)
-    visited = 0
+    W, margin = np.ascontiguousarray(p.W[0], dtype=np.int32), (p.acc0[0] - p.k[0]).astype(np.int32)
+    n, words = len(margin), max(1, (len(margin) + 63) // 64)
+    key = np.zeros(words, dtype=np.uint64)
+    for i in np.nonzero(margin >= 0)[0]:
+        key[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    table = np.zeros((1 << 12, words + 1), np.uint64)
+    state = np.zeros(2, dtype=np.int64)
+    digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
+    bits = np.arange(n)
     while True:
         if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
-            return "unknown", None, visited
-        r = _sweep_kernel(CHUNK, digit, direc, p.radix, p.bitcol, p.W, p.woff, p.acc, p.on, p.k,
-                          p.off, p.scale, p.offset, bad)
-        if r == 1:
-            return "sat", _cell_input(ir, lo, hi, p, digit, lo if probe is None else probe), visited + 1
-        visited += CHUNK
+            return "unknown", None, int(state[0]) + 1
+        r = _walk(CHUNK, state, digit, direc, p.radix, p.bitcol, W, margin, key, table)
+        if r == 0:
+            continue
+        if r == 1 and len(table) < 2 * TABLE:
+            bigger = np.zeros((2 * len(table), words + 1), np.uint64)
+            _rehash(table, bigger)
+            table = bigger
+            continue
+        used = table[:, words] != 0
+        T = ((table[used][:, bits >> 6] >> (bits & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
+        hit = _decide(p, T, table[used, words].astype(np.int64) - 1, bad)
+        if hit >= 0:
+            x = _cell_input(ir, lo, hi, p, _gray_digits(hit, p.radix), lo if probe is None else probe)
+            return "sat", x, int(state[0]) + 1
         if r == 2:
-            return "unsat", None, int(np.prod(p.radix.astype(float)))
-
+            return "unsat", None, int(state[0]) + 1
+        table[:] = 0
+        state[1] = 0
 
 def _cell_input(ir: IR, lo: np.ndarray, hi: np.ndarray, p: _Plan, digit: np.ndarray, probe: np.ndarray
                 ) -> np.ndarray:
