@@ -189,7 +189,7 @@ def exact_table(rows: list) -> list[str]:
         size = (f"{r['neurons']:,} | {r['entries']:,} ({r['nonzeros']:,}) | {r['stored']:,} | {r['ir_vs_quant']:.4f} | "
                 f"{r['engine_seconds']:.2f}" if r["compiled"]
                 else f"{r['neurons']:,} | {r['entries']:,} | {r['stored']:,} (over the {MAX_COEFFICIENTS:,} limit) "
-                     "| not built | |")
+                     "| not built | -")
         t.append(f"| {r['bits']} | ±{r['weight_levels']} | 0..{r['activation_levels']} | {r['quant_accuracy']:.4f} | "
                  f"{r['quant_vs_dnn']:.4f} | {size} |")
     return t
