@@ -177,16 +177,11 @@ def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
     bit of its margin changes); ``key``: the current pattern, neuron i as bit i % 64 of word
     i // 64; ``state = [Gray index of the current cell, patterns in the table]``; ``table``: see
     ``_insert``.  Returns 0: step budget spent, 1: the table is half full (grow it, or decide
-    and empty it; then call again), 2: every cell visited."""
+    and empty it; then call again), 2: every cell visited.  Every cell the walk reaches is
+    recorded before the call returns, except on 1 (the next call records it first)."""
     n, words = len(margin), len(key)
-    changed = True  # the current cell's pattern is (re)inserted on entry
-    for s in range(steps + 1):
-        if changed and _insert(table, key, state[0]):
-            state[1] += 1
-            if 2 * state[1] >= len(table):
-                return 1
-        if s == steps:
-            return 0
+    state[1] += _insert(table, key, state[0])  # the current cell, on entry (maybe again)
+    for s in range(steps):
         j = 0  # next cell: the lowest digit that can move in its direction moves
         nv = 0
         while j < len(digit):
@@ -213,6 +208,10 @@ def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
                 delta |= np.uint64((old ^ new) < 0) << np.uint64(i)
             key[q] ^= delta
             changed |= delta != 0
+        if changed:
+            if 2 * (state[1] + 1) > len(table):
+                return 1  # before recording this cell: the next call starts with it
+            state[1] += _insert(table, key, state[0])
     return 0
 
 
@@ -274,7 +273,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     key = np.zeros(words, dtype=np.uint64)
     for i in np.nonzero(margin >= 0)[0]:
         key[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
-    table = np.zeros((1 << 12, words + 1), np.uint64)
+    table = np.zeros((min(1 << 12, 2 * TABLE), words + 1), np.uint64)
     state = np.zeros(2, dtype=np.int64)
     digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
     bits = np.arange(n)

@@ -21,8 +21,10 @@ def _bad(ir, classes):
 
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
 @pytest.mark.parametrize("seed", range(6))
-def test_sweep_matches_brute_force(net, seed, monkeypatch):
+@pytest.mark.parametrize("table", [1, 4, sweep_mod.TABLE])  # patterns decided at once: flushes, growth
+def test_sweep_matches_brute_force(net, seed, table, monkeypatch):
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
+    monkeypatch.setattr(sweep_mod, "TABLE", table)
     ir = random_ir(seed, **(WIDE if net == "wide" else NETS[net]))
     rng = np.random.default_rng(seed)
     x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
@@ -35,6 +37,18 @@ def test_sweep_matches_brute_force(net, seed, monkeypatch):
             assert status == ("sat" if np.isin(pred, bad).any() else "unsat")
             if w is not None:
                 assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
+
+
+def test_gray_digits_follow_the_walk():
+    """``_gray_digits(i)`` is the walk's i-th cell (witnesses are rebuilt from it); one digit
+    moves by one per step, and every cell is visited once."""
+    radix = np.array([3, 2, 4])
+    seen = {tuple(sweep_mod._gray_digits(0, radix))}
+    for i in range(1, int(radix.prod())):
+        a, b = sweep_mod._gray_digits(i - 1, radix), sweep_mod._gray_digits(i, radix)
+        assert np.abs(a - b).sum() == 1 and (b >= 0).all() and (b < radix).all()
+        seen.add(tuple(b))
+    assert len(seen) == radix.prod()
 
 
 def test_sweep_reports_unknown_past_deadline_or_on_stop(monkeypatch):
