@@ -28,6 +28,7 @@ import numpy as np
 from .attack import attack
 from .errors import UserError
 from .logic import DEFAULT, Answer, Query, Region, region
+from .logic.sweep import n_cells
 from .model import Model
 
 #: ``backend="auto"`` (see ``verify_region``): this solver (fastest measured by
@@ -35,6 +36,9 @@ from .model import Model
 AUTO = DEFAULT
 FIRST_SLICE = 0.5
 BAB_SHARE = 0.8
+#: boxes with at most 2^SWEEP_FIRST threshold cells go to branch and bound first: its sweep
+#: (``logic.sweep``, ~50 ns per cell) decides them in well under a second
+SWEEP_FIRST = 22
 
 
 @dataclass
@@ -93,10 +97,11 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
                   seed: int = 0) -> VerifyResult:
     """Is every input of R predicted in ``allowed``?  (see the module docstring)
 
-    ``backend="auto"`` runs a portfolio, cheapest first: the bounds-first encoding solved by
-    ``AUTO`` for ``FIRST_SLICE`` seconds (verification-friendly nets end here, in
-    milliseconds), the attack, branch and bound over input thresholds (boxes, ``BAB_SHARE`` of
-    the time left), then the same solver again for the rest.  A named backend runs the attack
+    ``backend="auto"`` runs a portfolio, cheapest first: a box with at most 2^SWEEP_FIRST
+    threshold cells goes to branch and bound over input thresholds (``logic.bab``), which
+    sweeps them; otherwise the bounds-first encoding solved by ``AUTO`` for ``FIRST_SLICE``
+    seconds (verification-friendly nets end here, in milliseconds), the attack, branch and
+    bound (``BAB_SHARE`` of the time left), then the same solver again for the rest.  A named backend runs the attack
     (unless ``use_attack`` is False) and then that solver alone.
     """
     t0 = time.perf_counter()
@@ -129,8 +134,12 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             q.close()
     else:
         q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
+        res.stats = q.stats
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
-        if not solve(q, first):
+        if R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
+            if not _bab(model, R, bad, left(), res, share=1.0):  # a sweep of at most 2^SWEEP_FIRST cells
+                solve(q, left())
+        elif not solve(q, first):
             if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
                 _set_counterexample(model, R, bad, res, x, "attack")
             elif not _bab(model, R, bad, left(), res):
@@ -140,14 +149,15 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     return res
 
 
-def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult) -> bool:
-    """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``BAB_SHARE`` of
+def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
+         share: float = BAB_SHARE) -> bool:
+    """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``share`` of
     the time left (10 s without a limit); True if it decided."""
     if R.l0 is not None:
         return False
     from .logic.bab import bab
 
-    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=BAB_SHARE * left if left is not None else 10.0)
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=share * left if left is not None else 10.0)
     res.stats["bab_nodes"] = nodes
     if status == "sat":
         _set_counterexample(model, R, bad, res, x, "bab")
