@@ -13,7 +13,8 @@ run:
     <backend> bounds, no attack, that backend (to compare solvers on the same queries)
 
 Prints per model/config/eps: robust / counterexample / unknown, median and mean time,
-median #variables and #clauses; writes benchmarks/out/verify.md and JSON with
+median #variables and #clauses, median log2 of the box's threshold cells (the sweep's work);
+writes benchmarks/out/verify.md and JSON with
 ``speedup_median_vs_naive``, ``unknown_eps_le5`` and ``disagreements``.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bnnlogic import load  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
+from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.verify import make_region, verify_region  # noqa: E402
 from models import OUT, get_model  # noqa: E402
 
@@ -53,6 +55,7 @@ def run_model(name: str, model, images: int, eps_list: list[int], configs: dict,
     for i in range(images):
         for eps in eps_list:
             R = make_region(model, X[i], eps)
+            cells = round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)
             for cfg, kw in configs.items():
                 if cfg == "naive" and i >= naive_images:
                     continue
@@ -60,7 +63,7 @@ def run_model(name: str, model, images: int, eps_list: list[int], configs: dict,
                 recs.append({"model": name, "config": cfg, "index": i, "eps": eps, "status": r.status,
                              "time_s": r.time_s, "variables": r.stats.get("variables"),
                              "clauses": r.stats.get("clauses"), "fixed": r.stats.get("fixed_by_bounds"),
-                             "neurons": r.stats.get("neurons")})
+                             "neurons": r.stats.get("neurons"), "log2_cells": cells})
             print(f"\r{name} image {i + 1}/{images}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return recs
@@ -94,7 +97,8 @@ def summary(recs: list[dict]) -> list[dict]:
                      **{s: sum(r["status"] == s for r in rs) for s in ("robust", "counterexample", "unknown")},
                      "median_time_s": statistics.median(t), "mean_time_s": statistics.fmean(t),
                      "median_variables": _med([r["variables"] for r in rs]),
-                     "median_clauses": _med([r["clauses"] for r in rs])})
+                     "median_clauses": _med([r["clauses"] for r in rs]),
+                     "median_log2_cells": _med([r["log2_cells"] for r in rs])})
     return rows
 
 
@@ -145,11 +149,11 @@ def main() -> None:
                                                                           for s in SOLVERS}, args.timeout, 0)
     rows, dis, sp = summary(recs), disagreements(recs), speedups(recs)
     unknown_le5 = sum(r["unknown"] for r in rows if r["config"] == "default" and r["eps"] <= 5)
-    lines = ["| model | config | eps | n | robust | cex | unknown | median s | mean s | median vars | median clauses |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | config | eps | n | robust | cex | unknown | median s | mean s | median vars | median clauses "
+             "| median log2 cells |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['config']} | {r['eps']} | {r['n']} | {r['robust']} | {r['counterexample']} | "
               f"{r['unknown']} | {fmt(r['median_time_s'])} | {fmt(r['mean_time_s'])} | {fmt(r['median_variables'])} | "
-              f"{fmt(r['median_clauses'])} |" for r in rows]
+              f"{fmt(r['median_clauses'])} | {fmt(r['median_log2_cells'], 1)} |" for r in rows]
     lines += ["", "speedup of the default over naive (median time, same queries): " +
               ", ".join(f"{m} {v:.1f}x" for m, v in sp.items()),
               f"unknown at eps <= 5 (default): {unknown_le5}; backend disagreements: {len(dis)}; "
