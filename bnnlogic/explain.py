@@ -42,6 +42,8 @@ from .logic.encode import cell_intervals
 
 BACKEND = DEFAULT
 CHECK_BACKEND = "cpsat"
+SMALL_CELLS = 1 << 14  # boxes this small are swept before the replay pool and bounds are tried
+CHECK_CELLS = 1 << 22  # the independent check enumerates boxes this small through the engine
 KINDS = ("abductive", "contrastive", "minimum")
 METHODS = ("deletion", "quickxplain")
 
@@ -117,7 +119,7 @@ class Explainer:
     (beyond it, ``UserError``)."""
 
     def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
-                 check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 14,
+                 check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 22,
                  timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None,
                  budget: float | None = None) -> None:
         c = ir.coding
@@ -167,8 +169,10 @@ class Explainer:
         """Can the region with ``fixed`` pinned to x reach another class?  Exact in every
         branch, cheapest first (``self.oracle`` counts which branch answered):
 
-            enumerate  at most ``enum_cells`` threshold cells of the free features: every cell
-                       through the engine (exact, far faster than a solver's proof);
+            enumerate  at most ``enum_cells`` threshold cells of the free features: the sweep
+                       (``logic.sweep``) visits every cell (exact, far faster than a
+                       solver's proof); first if at most SMALL_CELLS, else after replay and
+                       bounds;
             replay     a recent witness with ``fixed`` reset to x is still an input of the
                        restricted region: "sat" if the engine gives it another class (the
                        witness is replayed like any other);
@@ -184,11 +188,8 @@ class Explainer:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise UserError(f"no explanation within the budget of {self.budget} s")
         free = [f for f in self.relevant if f not in fixed]  # the others cannot change the output
-        if int(np.prod([len(self._cells[f]) for f in free], dtype=object)) <= self.enum_cells:
-            self.oracle["enumerate"] += 1
-            ans = self._enumerate(free)
-            if ans.status == "sat":
-                self._remember(ans.witness)
+        cells = int(np.prod([len(self._cells[f]) for f in free], dtype=object))
+        if cells <= min(self.enum_cells, SMALL_CELLS) and (ans := self._sweep(free)) is not None:
             return ans
         if self.fast:
             ans = self._replay_pool(fixed, hint)
@@ -199,6 +200,8 @@ class Explainer:
             if (self._bounds_tries < 16 or 8 * self._bounds_hits >= self._bounds_tries) and self._bounds_entail(fixed):
                 self.oracle["bounds"] += 1
                 return Answer("unsat")
+        if SMALL_CELLS < cells <= self.enum_cells and (ans := self._sweep(free)) is not None:
+            return ans
         self.oracle["solver"] += 1
         t0 = time.perf_counter()
         status, value = self.query.backend.solve([l for f in fixed for l in self._fix[f]], self.timeout)
@@ -287,18 +290,22 @@ class Explainer:
         self._bounds_hits += ok
         return ok
 
-    def _enumerate(self, free: list[int]) -> Answer:
-        """Every cell of the free features (value nearest x in each), through the engine."""
+    def _sweep(self, free: list[int]) -> Answer | None:
+        """Every threshold cell of the free features, the others pinned to x (``logic.sweep``);
+        None if the time limit (``timeout``, or the search's budget) ran out first."""
+        from .logic.sweep import sweep
+
         t0 = time.perf_counter()
-        grids = np.meshgrid(*[self._cells[f] for f in free], indexing="ij")
-        X = np.repeat(self.x[None], grids[0].size if free else 1, axis=0)
-        for f, g in zip(free, grids):
-            X[:, f] = g.reshape(-1)
-        pred = self.query.engines[0].predict(X)
-        bad = np.nonzero(pred != self.prediction)[0]
-        if not len(bad):
+        lo, hi = self.x.copy(), self.x.copy()
+        lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
+        ends = [t for t in (self.deadline, None if self.timeout is None else t0 + self.timeout) if t is not None]
+        status, x, _ = sweep(self.ir, lo, hi, self._bad, self.x, min(ends) if ends else None)
+        if status == "unknown":
+            return None
+        self.oracle["enumerate"] += 1
+        if status == "unsat":
             return Answer("unsat", time_s=time.perf_counter() - t0)
-        x = X[bad[0]]
+        self._remember(x)
         return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
 
     def _core(self) -> set[int] | None:
@@ -489,10 +496,23 @@ class Explainer:
         return Region(lo, hi, self.x, None, "box", None)
 
     def _independent_unsat(self, fixed: Iterable[int]) -> bool:
-        """No input of R with ``fixed`` pinned to x changes the prediction: a fresh encoding
-        of the restricted region, solved by the check backend (``timeout`` per call; a check
-        that gives up raises ``UserError``: an explanation is never reported unchecked)."""
-        q = Query(self.ir, self._fixed_region(fixed), self.goal, self.check_backend)
+        """No input of R with ``fixed`` pinned to x changes the prediction.  At most
+        CHECK_CELLS threshold cells: one input per cell through the compiled engine (concrete
+        inference, sharing no code with the sweep or the solvers); else a fresh encoding of the
+        restricted region, solved by the check backend (``timeout`` per call; a check that
+        gives up raises ``UserError``: an explanation is never reported unchecked)."""
+        from .logic.sweep import cell_inputs, n_cells
+
+        R = self._fixed_region(fixed)
+        if CHECK_CELLS > 0 and n_cells(self.ir.coding.thresholds, R.lo, R.hi)[0] <= np.log2(CHECK_CELLS):
+            t0, engine = time.perf_counter(), self.query.engines[0]
+            for X in cell_inputs(self.ir.coding.thresholds, R.lo, R.hi, self.x):
+                if (engine.predict(X) != self.prediction).any():
+                    return False
+                if self.timeout is not None and time.perf_counter() - t0 > self.timeout:
+                    raise UserError(f"the independent check gave up after {self.timeout} s")
+            return True
+        q = Query(self.ir, R, self.goal, self.check_backend)
         try:
             status = q.solve(timeout=self.timeout).status
         finally:
@@ -528,11 +548,11 @@ class Explainer:
         return bool(np.all(agree) and np.all(pred != self.prediction) and np.all(self.region.contains(X)))
 
     def verify(self, e: Explanation) -> Explanation:
-        """Re-check ``e`` and set ``e.verified``.  AXp: entailment holds by the check backend on
-        a fresh encoding of the restricted region, and dropping any one feature admits a
-        counterexample replayed by concrete inference.  CXp: the witness replays and differs
+        """Re-check ``e`` and set ``e.verified``.  AXp: entailment holds (``_independent_unsat``:
+        every cell through the engine, or the check backend on a fresh encoding), and dropping
+        any one feature admits a counterexample replayed by concrete inference.  CXp: the witness replays and differs
         from x only on S, and freeing S minus any one feature cannot change the prediction
-        (check backend, fresh encodings)."""
+        (``_independent_unsat``)."""
         t0 = time.perf_counter()
         S, rest = set(e.features), set(self.features) - set(e.features)
         if e.kind == "abductive":

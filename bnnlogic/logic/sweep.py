@@ -256,6 +256,30 @@ def n_cells(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
     return np.log2(within.sum(axis=0) + 1).sum(axis=1)
 
 
+def cell_inputs(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.ndarray,
+                batch: int = 1 << 14):
+    """Every threshold cell of the box [lo, hi] (d,) as a raw input, in batches (n, d): per free
+    feature, the cell's value nearest ``probe`` (cells in mixed-radix order, feature 0 fastest);
+    uint8 when the box lies in 0..255.
+    For checking the sweep by plain concrete inference, one input per cell."""
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    small = lo.min(initial=0) >= 0 and hi.max(initial=0) <= 255  # uint8 rows: 8x less to write
+    base = np.clip(np.asarray(probe, dtype=np.int64).reshape(-1), lo, hi).astype(np.uint8 if small else np.int64)
+    feats, values = [], []
+    for f in np.nonzero(((thresholds > lo[None]) & (thresholds <= hi[None])).any(axis=0))[0]:
+        ts = thresholds[:, f][(thresholds[:, f] > lo[f]) & (thresholds[:, f] <= hi[f])]
+        feats.append(f)
+        values.append(np.clip(base[f], *cell_intervals(lo[f], hi[f], np.sort(ts))))
+    radix = np.array([len(v) for v in values], dtype=np.int64)
+    total = int(np.prod(radix))
+    for start in range(0, total, batch):
+        idx = np.arange(start, min(total, start + batch))
+        X = np.repeat(base[None], len(idx), axis=0)
+        for f, v, P in zip(feats, values, np.cumprod(np.concatenate([[1], radix[:-1]]))):
+            X[:, f] = v[(idx // P) % len(v)]
+        yield X
+
+
 def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.ndarray | None = None,
           deadline: float | None = None, stop: threading.Event | None = None
           ) -> tuple[str, np.ndarray | None, int]:

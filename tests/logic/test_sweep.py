@@ -62,3 +62,17 @@ def test_sweep_reports_unknown_past_deadline_or_on_stop(monkeypatch):
     stop = threading.Event()
     stop.set()
     assert sweep(ir, R.lo, R.hi, bad, stop=stop)[0] == "unknown"
+
+
+@pytest.mark.parametrize("net", ["thermometer", "conv", "wide"])
+def test_cell_inputs_cover_every_cell_once(net):
+    """One input per threshold cell, inside the box: the inputs' coding bits are all distinct
+    and as many as the box has cells (brute force: the distinct bit patterns of every input)."""
+    ir = random_ir(3, **(WIDE if net == "wide" else NETS[net]))
+    x = np.full(ir.coding.n_features, (ir.coding.lo + ir.coding.hi) // 2)
+    R = region.linf(ir.coding, x, 2)
+    X = np.concatenate(list(sweep_mod.cell_inputs(ir.coding.thresholds, R.lo, R.hi, x, batch=7)))
+    every = np.unique(ir.coding.encode(box_inputs(R.lo, R.hi)).reshape(-1, ir.coding.n_bits), axis=0)
+    mine = np.unique(ir.coding.encode(X).reshape(len(X), -1), axis=0)
+    assert R.contains(X).all() and len(mine) == len(X) == len(every)
+    assert 2 ** sweep_mod.n_cells(ir.coding.thresholds, R.lo, R.hi)[0] == pytest.approx(len(X))
