@@ -8,7 +8,8 @@ Fashion-MNIST), the first N test images (true labels) and each eps (raw pixel un
 run:
 
     naive     the original work's encoding: every neuron as sequential-counter CNF, no bound
-              propagation, no attack, Glucose (PySAT)
+              propagation, no attack, Glucose (PySAT); skipped for models with more than
+              NAIVE_MAX_WEIGHTS weights (its CNF of the large nets does not fit in memory here)
     default   bnnlogic verify: attack, bounds, the auto backend
     <backend> bounds, no attack, that backend (to compare solvers on the same queries)
 
@@ -47,6 +48,14 @@ SOLVERS = ("cnf:glucose4:seqcounter", "cnf:glucose4:totalizer", "cnf:glucose4:so
            "native:minicard", "native:gluecard4", "cpsat", "exact")
 
 
+NAIVE_MAX_WEIGHTS = 1_000_000  # the naive CNF of fashion-mlp-large (1.4M weights) needed > 24 GB here
+
+
+def n_weights(model) -> int:
+    """Weight entries of the hidden and output layers (what the naive encoding unrolls)."""
+    return sum(int(np.asarray(layer.A).size) for layer in (*model.ir.layers, model.ir.output) if hasattr(layer, "A"))
+
+
 def run_model(name: str, model, images: int, eps_list: list[int], configs: dict, timeout: float,
               naive_images: int) -> list[dict]:
     data = load_dataset(model.meta["dataset"])
@@ -57,7 +66,7 @@ def run_model(name: str, model, images: int, eps_list: list[int], configs: dict,
             R = make_region(model, X[i], eps)
             cells = round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)
             for cfg, kw in configs.items():
-                if cfg == "naive" and i >= naive_images:
+                if cfg == "naive" and (i >= naive_images or n_weights(model) > NAIVE_MAX_WEIGHTS):
                     continue
                 r = verify_region(model, R, [int(data.y_test[i])], int(data.y_test[i]), timeout=timeout, **kw)
                 recs.append({"model": name, "config": cfg, "index": i, "eps": eps, "status": r.status,
@@ -144,6 +153,7 @@ def main() -> None:
     recs, t0 = [], time.perf_counter()
     for k, (name, model) in enumerate(models):
         recs += run_model(name, model, args.images, eps_list, CONFIGS, args.timeout, args.naive_images)
+        write_json(args.json + ".partial", {"records": recs})  # a crash later keeps the models done
         if args.solvers == "all" or (args.solvers == "small" and k == 0):
             recs += run_model(name, model, args.solver_images, eps_list, {s: dict(backend=s, use_attack=False)
                                                                           for s in SOLVERS}, args.timeout, 0)
