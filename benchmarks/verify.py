@@ -9,7 +9,8 @@ run:
 
     naive     the original work's encoding: every neuron as sequential-counter CNF, no bound
               propagation, no attack, Glucose (PySAT); skipped for models with more than
-              NAIVE_MAX_WEIGHTS weights (its CNF of the large nets does not fit in memory here)
+              NAIVE_MAX_WEIGHTS unrolled weights (its CNF of the large and conv nets does not
+              fit in memory here)
     default   bnnlogic verify: attack, bounds, the auto backend
     <backend> bounds, no attack, that backend (to compare solvers on the same queries)
 
@@ -36,6 +37,7 @@ from bnnlogic import load  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
+from bnnlogic.quant.compile import ir_size  # noqa: E402
 from bnnlogic.verify import make_region, verify_region  # noqa: E402
 from models import OUT, get_model  # noqa: E402
 
@@ -48,12 +50,13 @@ SOLVERS = ("cnf:glucose4:seqcounter", "cnf:glucose4:totalizer", "cnf:glucose4:so
            "native:minicard", "native:gluecard4", "cpsat", "exact")
 
 
-NAIVE_MAX_WEIGHTS = 1_000_000  # the naive CNF of fashion-mlp-large (1.4M weights) needed > 24 GB here
+NAIVE_MAX_WEIGHTS = 1_000_000  # the naive CNFs of fashion-mlp-large and fashion-conv needed > 24 GB here
 
 
 def n_weights(model) -> int:
-    """Weight entries of the hidden and output layers (what the naive encoding unrolls)."""
-    return sum(int(np.asarray(layer.A).size) for layer in (*model.ir.layers, model.ir.output) if hasattr(layer, "A"))
+    """Weight entries per neuron and position (a conv kernel once per position): what the
+    naive encoding unrolls."""
+    return ir_size(model.ir)["entries"]
 
 
 def run_model(name: str, model, images: int, eps_list: list[int], configs: dict, timeout: float,
