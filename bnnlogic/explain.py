@@ -39,6 +39,7 @@ from .errors import UserError
 from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.encode import cell_intervals
+from .logic.sweep import cell_inputs, n_cells, sweep
 
 BACKEND = DEFAULT
 CHECK_BACKEND = "cpsat"
@@ -293,8 +294,6 @@ class Explainer:
     def _sweep(self, free: list[int]) -> Answer | None:
         """Every threshold cell of the free features, the others pinned to x (``logic.sweep``);
         None if the time limit (``timeout``, or the search's budget) ran out first."""
-        from .logic.sweep import sweep
-
         t0 = time.perf_counter()
         lo, hi = self.x.copy(), self.x.copy()
         lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
@@ -501,8 +500,6 @@ class Explainer:
         inference, sharing no code with the sweep or the solvers); else a fresh encoding of the
         restricted region, solved by the check backend (``timeout`` per call; a check that
         gives up raises ``UserError``: an explanation is never reported unchecked)."""
-        from .logic.sweep import cell_inputs, n_cells
-
         R = self._fixed_region(fixed)
         if CHECK_CELLS > 0 and n_cells(self.ir.coding.thresholds, R.lo, R.hi)[0] <= np.log2(CHECK_CELLS):
             t0, engine = time.perf_counter(), self.query.engines[0]

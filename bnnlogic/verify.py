@@ -101,8 +101,8 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     threshold cells goes to branch and bound over input thresholds (``logic.bab``), which
     sweeps them; otherwise the bounds-first encoding solved by ``AUTO`` for ``FIRST_SLICE``
     seconds (verification-friendly nets end here, in milliseconds), the attack, branch and
-    bound (``BAB_SHARE`` of the time left), then the same solver again for the rest.  A named backend runs the attack
-    (unless ``use_attack`` is False) and then that solver alone.
+    bound (``BAB_SHARE`` of the time left), then the same solver again for the rest.  A named
+    backend runs the attack (unless ``use_attack`` is False) and then that solver alone.
     """
     t0 = time.perf_counter()
     name, enc = _backend(backend)

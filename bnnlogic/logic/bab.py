@@ -89,6 +89,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     center = R.center if R.center is not None else R.lo
     stack = [(R.lo[None].copy(), R.hi[None].copy())]
     nodes = cells = 0
+    deadline = None if timeout is None else t0 + timeout
     stop = threading.Event()  # tells running sweeps to give up once the answer is known
     pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
     try:
@@ -113,7 +114,6 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
                 raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
             small = log_cells <= np.log2(max(enum_cells, 1))
             leaves = np.nonzero(small)[0]
-            deadline = None if timeout is None else t0 + timeout
             for st, w, n in pool.map(lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, stop), leaves):
                 cells += n
                 if st != "unsat":

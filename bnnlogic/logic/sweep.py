@@ -62,8 +62,7 @@ def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.nda
 class _Plan:
     """The sweep's compiled form for one box."""
 
-    radix: np.ndarray  # (F,) cells per free feature (digit), n_f + 1
-    feats: np.ndarray  # (F,) raw feature index of each digit
+    radix: np.ndarray  # (F,) cells per free feature (digit; features in index order), n_f + 1
     bitcol: np.ndarray  # (F, nmax) row of W[0] (free input bit) of the digit's c-th threshold
     W: list[np.ndarray]  # per hidden layer l: (|F_{l-1}|, |F_l|) int32 (F_0: the free input bits)
     acc0: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 sums at the low corner
@@ -114,7 +113,7 @@ def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
         Ws, accs, ks = [np.eye(len(bits), dtype=np.int32)], [np.zeros(len(bits), np.int64)], [np.ones(len(bits), np.int64)]
     out = ir.output
     u = acts[-1].reshape(-1).astype(np.int64)
-    return _Plan(np.asarray(n_per + 1, dtype=np.int64), feats, bitcol, Ws, accs, ks,
+    return _Plan(np.asarray(n_per + 1, dtype=np.int64), bitcol, Ws, accs, ks,
                  np.ascontiguousarray(out.A[:, prev_free].T, dtype=np.float32),
                  out.A.astype(np.int64) @ u, int(out.scale), out.offset.astype(np.int64))
 
@@ -173,8 +172,8 @@ def _rehash(old, new):
 def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
     """Advance the Gray walk by up to ``steps`` cells, recording each new layer-1 pattern.
 
-    ``W``: (|F_0|, |F_1|) C-contiguous; ``margin = acc_1 - k_1`` (a neuron is on iff its margin is >= 0, so it flips iff the sign
-    bit of its margin changes); ``key``: the current pattern, neuron i as bit i % 64 of word
+    ``W``: (|F_0|, |F_1|) C-contiguous; ``margin = acc_1 - k_1`` (a neuron is on iff its
+    margin is >= 0, so it flips iff the sign bit of its margin changes); ``key``: the current pattern, neuron i as bit i % 64 of word
     i // 64; ``state = [Gray index of the current cell, patterns in the table]``; ``table``: see
     ``_insert``.  Returns 0: step budget spent, 1: the table is half full (grow it, or decide
     and empty it; then call again), 2: every cell visited.  Every cell the walk reaches is
@@ -256,20 +255,28 @@ def n_cells(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
     return np.log2(within.sum(axis=0) + 1).sum(axis=1)
 
 
+def _cell_values(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.ndarray
+                 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """The free features of the box [lo, hi] (the digits, in ``_plan``'s order), per free
+    feature the raw value nearest ``probe`` in each of its cells (cell c: exactly the first c
+    free thresholds met), and ``probe`` clipped into the box."""
+    base = np.clip(np.asarray(probe, dtype=np.int64).reshape(-1), lo, hi)
+    free = (thresholds > lo[None]) & (thresholds <= hi[None])
+    feats = np.nonzero(free.any(axis=0))[0]
+    values = [np.clip(base[f], *cell_intervals(lo[f], hi[f], thresholds[:, f][free[:, f]])) for f in feats]
+    return feats, values, base
+
+
 def cell_inputs(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.ndarray,
                 batch: int = 1 << 14):
     """Every threshold cell of the box [lo, hi] (d,) as a raw input, in batches (n, d): per free
     feature, the cell's value nearest ``probe`` (cells in mixed-radix order, feature 0 fastest);
-    uint8 when the box lies in 0..255.
-    For checking the sweep by plain concrete inference, one input per cell."""
+    uint8 when the box lies in 0..255.  For checking the sweep by plain concrete inference,
+    one input per cell."""
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
-    small = lo.min(initial=0) >= 0 and hi.max(initial=0) <= 255  # uint8 rows: 8x less to write
-    base = np.clip(np.asarray(probe, dtype=np.int64).reshape(-1), lo, hi).astype(np.uint8 if small else np.int64)
-    feats, values = [], []
-    for f in np.nonzero(((thresholds > lo[None]) & (thresholds <= hi[None])).any(axis=0))[0]:
-        ts = thresholds[:, f][(thresholds[:, f] > lo[f]) & (thresholds[:, f] <= hi[f])]
-        feats.append(f)
-        values.append(np.clip(base[f], *cell_intervals(lo[f], hi[f], np.sort(ts))))
+    feats, values, base = _cell_values(thresholds, lo, hi, probe)
+    if lo.min(initial=0) >= 0 and hi.max(initial=0) <= 255:  # uint8 rows: 8x less to write
+        base = base.astype(np.uint8)
     radix = np.array([len(v) for v in values], dtype=np.int64)
     total = int(np.prod(radix))
     for start in range(0, total, batch):
@@ -316,21 +323,11 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         T = ((table[used][:, bits >> 6] >> (bits & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
         hit = _decide(p, T, table[used, words].astype(np.int64) - 1, bad)
         if hit >= 0:
-            x = _cell_input(ir, lo, hi, p, _gray_digits(hit, p.radix), lo if probe is None else probe)
+            feats, values, x = _cell_values(ir.coding.thresholds, lo, hi, lo if probe is None else probe)
+            for f, v, c in zip(feats, values, _gray_digits(hit, p.radix)):
+                x[f] = v[c]
             return "sat", x, int(state[0]) + 1
         if r == 2:
             return "unsat", None, int(state[0]) + 1
         table[:] = 0
         state[1] = 0
-
-def _cell_input(ir: IR, lo: np.ndarray, hi: np.ndarray, p: _Plan, digit: np.ndarray, probe: np.ndarray
-                ) -> np.ndarray:
-    """The raw input of the cell ``digit`` nearest ``probe``: inside [lo, hi], and for each free
-    feature inside the interval where exactly its first ``digit`` free thresholds are met."""
-    x = np.clip(np.asarray(probe, dtype=np.int64).reshape(-1), lo, hi)
-    thr = ir.coding.thresholds
-    for f, c in zip(p.feats, digit):
-        ts = thr[:, f][(thr[:, f] > lo[f]) & (thr[:, f] <= hi[f])]
-        low, high = cell_intervals(lo[f], hi[f], ts)
-        x[f] = min(max(x[f], low[c]), high[c])
-    return x
