@@ -66,20 +66,22 @@ def test_dense_on_image_input_and_extreme_thresholds():
     _check(ir)
 
 
-@pytest.mark.parametrize("image", [None, (2, 6, 5)])
+@pytest.mark.parametrize("image,n_features", [(None, 70), (None, 30), (None, 128), (None, 200), ((2, 6, 5), 60)])
 @pytest.mark.parametrize("extremes", [((-5, 0, 1, 254, 200, 100), (-4, 1, 2, 255, 255, 255)),  # byte thresholds
                                       ((-5, 0, 1, 255, 256, 300), (-4, 1, 2, 256, 257, 301))])  # some never fire
-def test_uint8_pixels_equal_int64_features(image, extremes):
-    """uint8 inputs take the byte path (thresholds clipped to 0..256, as bytes when they fit):
-    same scores, also for thresholds at and beyond the byte range (always / never firing bits)."""
+def test_uint8_pixels_equal_int64_features(image, n_features, extremes):
+    """uint8 inputs take the byte path (thresholds clipped to 0..256, as bytes when they fit;
+    64-byte vector compares, a short last run re-read from 64 bytes before its end when the
+    row has them): same scores, also for thresholds at and beyond the byte range (always /
+    never firing bits), at both ends of the row."""
     conv = ((4, 3, 1),) if image else ()
-    ir = random_ir(seed=11, n_features=70, image=image, lo=0, hi=255, levels=2, conv=conv, hidden=(40,))
+    ir = random_ir(seed=11, n_features=n_features, image=image, lo=0, hi=255, levels=2, conv=conv, hidden=(40,))
     thr = ir.coding.thresholds.copy()
-    thr[:, :6] = extremes
+    thr[:, :6] = thr[:, -6:] = extremes
     ir = IR(type(ir.coding)(ir.coding.feature_shape, 0, 255, thr), ir.layers, ir.output)
     ir.validate()
     X = np.random.default_rng(0).integers(0, 256, size=(77, ir.coding.n_features))
-    X[0, :6], X[1, :6] = 0, 255
+    X[0, :6], X[1, :6], X[2, -6:], X[3, -6:] = 0, 255, 0, 255
     engine, ref = Engine(ir), ir.scores(X)
     np.testing.assert_array_equal(engine.scores(X.astype(np.uint8)), ref)
     np.testing.assert_array_equal(engine.scores(X), ref)
