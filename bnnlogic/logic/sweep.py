@@ -24,7 +24,7 @@ contribution sits in acc^0; a max-pool is the threshold neuron ``sum_window u >=
 sum is an exact integer (float32 products of {-1, 0, 1} matrices, partial sums below 2^24),
 so the sweep is a complete decision procedure for "some input of the box is predicted in
 ``bad``".  The walk runs in chunks (resumable state) and the table is decided and emptied
-when full, so a deadline is checked often and memory stays bounded.
+when full, so a deadline is checked often and memory stays bounded (``MEMORY``).
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from .encode import _gather, cell_intervals
 
 CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks
 TABLE = 1 << 20  # distinct layer-1 patterns held (at most) before they are decided and dropped
+MEMORY = 1 << 28  # bytes: cap of the pattern table, and of each block of patterns ``_decide`` multiplies
 
 
 def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.ndarray
@@ -224,7 +225,20 @@ def _unique_rows(V: np.ndarray) -> np.ndarray:
 
 def _decide(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
     """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``T``
-    (m, |F_1|) bool (``rep``: the Gray index of a cell showing each), or -1."""
+    (m, |F_1|) bool (``rep``: the Gray index of a cell showing each), or -1.  Runs in blocks
+    of rows whose float32 and int64 matrices fit in ``MEMORY`` bytes (a conv layer can have
+    thousands of free neurons)."""
+    widest = max(1, T.shape[1], p.W_out.shape[1], *(w.shape[1] for w in p.W))
+    step = max(1, MEMORY // (16 * widest))
+    for s in range(0, len(T), step):
+        hit = _decide_block(p, T[s: s + step], rep[s: s + step], bad)
+        if hit >= 0:
+            return hit
+    return -1
+
+
+def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
+    """``_decide`` on one block of patterns."""
     on0 = p.on0
     for l in range(1, len(p.W)):
         pre = p.acc0[l] + np.rint((T.astype(np.float32) - on0[l - 1]) @ p.W[l].astype(np.float32)).astype(np.int64)
@@ -304,7 +318,8 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     key = np.zeros(words, dtype=np.uint64)
     for i in np.nonzero(margin >= 0)[0]:
         key[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
-    table = np.zeros((min(1 << 12, 2 * TABLE), words + 1), np.uint64)
+    cap = min(2 * TABLE, 1 << max(1, int(MEMORY // (8 * (words + 1))).bit_length() - 1))  # a power of 2
+    table = np.zeros((min(1 << 12, cap), words + 1), np.uint64)
     state = np.zeros(2, dtype=np.int64)
     digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
     bits = np.arange(n)
@@ -314,7 +329,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         r = _walk(CHUNK, state, digit, direc, p.radix, p.bitcol, W, margin, key, table)
         if r == 0:
             continue
-        if r == 1 and len(table) < 2 * TABLE:
+        if r == 1 and len(table) < cap:
             bigger = np.zeros((2 * len(table), words + 1), np.uint64)
             _rehash(table, bigger)
             table = bigger

@@ -21,10 +21,13 @@ def _bad(ir, classes):
 
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("table", [1, 4, sweep_mod.TABLE])  # patterns decided at once: flushes, growth
-def test_sweep_matches_brute_force(net, seed, table, monkeypatch):
+@pytest.mark.parametrize("table,memory", [(1, sweep_mod.MEMORY), (4, sweep_mod.MEMORY),  # flushes, growth
+                                          (sweep_mod.TABLE, sweep_mod.MEMORY),
+                                          (sweep_mod.TABLE, 64)])  # table capped by bytes, one-row decide blocks
+def test_sweep_matches_brute_force(net, seed, table, memory, monkeypatch):
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
     monkeypatch.setattr(sweep_mod, "TABLE", table)
+    monkeypatch.setattr(sweep_mod, "MEMORY", memory)
     ir = random_ir(seed, **(WIDE if net == "wide" else NETS[net]))
     rng = np.random.default_rng(seed)
     x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
