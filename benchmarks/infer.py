@@ -14,6 +14,9 @@ Weights are random (speed does not depend on their values; binary IR weights, th
 around the middle of each neuron's range, so about half the neurons fire).  Torch uses
 ``os.cpu_count()`` threads; numba its default (the same).  Throughput at batch 64 and 4096 is
 the best of a few timed repetitions; batch-1 latency is the median of many single calls.
+The three engines take turns, round after round (``ROUNDS``), and each keeps its best round:
+on a shared host, whose speed drifts by up to 2x between phases of tens of seconds, all
+three then get the same chance of a fast phase (timing one after the other did not).
 Also times ``bnnlogic eval --no-agreement`` on the full Fashion-MNIST test split for the fc
 net (inference seconds after compilation, as the command reports them), and the cold numba
 compile time (fresh cache dir, in a subprocess).  Writes ``benchmarks/out/infer.md``.
@@ -109,25 +112,34 @@ def torch_net(arch: str, binary: bool) -> nn.Module:
 
 
 # ---------------------------------------------------------------- timing
-def best_time(f, min_seconds: float, repeats: int = 3) -> float:
-    """Best over ``repeats`` of the mean time of f() in a loop of >= min_seconds."""
-    f()
-    best = float("inf")
-    for _ in range(repeats):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            f()
-            n += 1
-            t = time.perf_counter() - t0
-            if t >= min_seconds:
-                break
-        best = min(best, t / n)
+ROUNDS = 5  # turns each engine gets (2 with --quick)
+
+
+def mean_time(f, min_seconds: float) -> float:
+    """Mean time of f() in a loop of >= min_seconds."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        f()
+        n += 1
+        t = time.perf_counter() - t0
+        if t >= min_seconds:
+            return t / n
+
+
+def in_turns(fs: dict, measure, rounds: int) -> dict:
+    """min over ``rounds`` rounds of ``measure(f)`` for every f in ``fs``, the fs taking turns in each round."""
+    for f in fs.values():
+        f()
+    best = {name: float("inf") for name in fs}
+    for _ in range(rounds):
+        for name, f in fs.items():
+            best[name] = min(best[name], measure(f))
     return best
 
 
 def median_latency(f, n_calls: int, max_seconds: float = 3.0) -> float:
     """Median of up to ``n_calls`` timed single calls (at least 20; stops after ``max_seconds``)."""
-    for _ in range(10):
+    for _ in range(5):
         f()
     ts: list[float] = []
     while len(ts) < n_calls and (len(ts) < 20 or sum(ts) < max_seconds):
@@ -162,45 +174,46 @@ def eval_cli(ir: IR) -> dict:
 
 
 # ---------------------------------------------------------------- main
-def bench_arch(arch: str, X: np.ndarray, batches: tuple[int, ...], min_seconds: float, n_calls: int) -> dict:
+def bench_arch(arch: str, X: np.ndarray, batches: tuple[int, ...], min_seconds: float, n_calls: int,
+               rounds: int) -> dict:
     ir = random_ir(arch)
     engine = Engine(ir)
     warm = engine.warm_up()
     Xb = {b: np.ascontiguousarray(np.resize(X, (b, X.shape[1]))) for b in batches}
     assert np.array_equal(engine.scores(Xb[batches[-1]][:256]), ir.scores(Xb[batches[-1]][:256]))
-    runs = {"torch f32": torch_net(arch, False), "torch ±1": torch_net(arch, True), "bnnlogic": engine}
-    res: dict = {"arch": ARCHS[arch], "warm_up_seconds": warm, "runs": {}}
-    for name, net in runs.items():
-        r: dict = {}
-        for b in batches:
-            if name == "bnnlogic":
-                x = Xb[b]
+    nets = {"torch f32": torch_net(arch, False), "torch ±1": torch_net(arch, True)}
+    res: dict = {"arch": ARCHS[arch], "warm_up_seconds": warm, "runs": {name: {} for name in [*nets, "bnnlogic"]}}
 
-                def f(x=x):
-                    engine.scores(x)
-            else:
-                xt = torch.tensor(Xb[b], dtype=torch.float32)
-
-                def f(xt=xt, net=net):
-                    with torch.inference_mode():
-                        net(xt)
-            if b == 1:
-                r["latency_b1_us"] = median_latency(f, n_calls) * 1e6
-                r["throughput_b1"] = 1e6 / r["latency_b1_us"]
-            else:
-                r[f"throughput_b{b}"] = b / best_time(f, min_seconds)
+    def call(name: str, b: int):
         if name == "bnnlogic":
-            r["weight_bytes"] = engine.program.weight_bytes
+            return lambda x=Xb[b]: engine.scores(x)
+        xt, net = torch.tensor(Xb[b], dtype=torch.float32), nets[name]
+
+        def f(xt=xt, net=net):
+            with torch.inference_mode():
+                net(xt)
+        return f
+
+    for b in batches:
+        fs = {name: call(name, b) for name in res["runs"]}
+        if b == 1:
+            lat = in_turns(fs, lambda f: median_latency(f, n_calls // rounds, 3.0 / rounds), rounds)
+            for name, t in lat.items():
+                res["runs"][name].update(latency_b1_us=t * 1e6, throughput_b1=1 / t)
         else:
-            r["weight_bytes"] = sum(t.numel() * 4 for t in list(net.parameters()) + list(net.buffers())
-                                    if t.dtype == torch.float32)
-        res["runs"][name] = r
+            for name, t in in_turns(fs, lambda f: mean_time(f, min_seconds / rounds), rounds).items():
+                res["runs"][name][f"throughput_b{b}"] = b / t
+    res["runs"]["bnnlogic"]["weight_bytes"] = engine.program.weight_bytes
+    for name, net in nets.items():
+        res["runs"][name]["weight_bytes"] = sum(t.numel() * 4 for t in list(net.parameters()) + list(net.buffers())
+                                                if t.dtype == torch.float32)
+    for name, r in res["runs"].items():
         print(f"  {arch} {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
     # torch's batch-1 latency with one thread, for reference (threads hurt tiny batches)
     torch.set_num_threads(1)
     xt1 = torch.tensor(Xb[1], dtype=torch.float32)
     with torch.inference_mode():
-        res["torch_f32_1thread_latency_b1_us"] = median_latency(lambda: runs["torch f32"](xt1), n_calls) * 1e6
+        res["torch_f32_1thread_latency_b1_us"] = median_latency(lambda: nets["torch f32"](xt1), n_calls) * 1e6
     torch.set_num_threads(os.cpu_count())
     f32, ours = res["runs"]["torch f32"], res["runs"]["bnnlogic"]
     big = max(batches)
@@ -263,10 +276,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
     batches = (1, 4096) if args.quick else (1, 64, 4096)
-    min_seconds, n_calls = (0.2, 200) if args.quick else (1.0, 2000)
+    min_seconds, n_calls, rounds = (0.4, 200, 2) if args.quick else (3.0, 2000, ROUNDS)
     X = load_dataset("fashion-mnist").split_arrays("test")[0].reshape(-1, 784)  # raw uint8 pixels
     load0 = os.getloadavg()[0]
-    results = {arch: bench_arch(arch, X, batches, min_seconds, n_calls) for arch in ("fc", "conv")}
+    results = {arch: bench_arch(arch, X, batches, min_seconds, n_calls, rounds) for arch in ("fc", "conv")}
     extra = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
              "loadavg_1min_start": load0, "loadavg_1min_end": os.getloadavg()[0],
              "eval_fashion_test_fc": eval_cli(random_ir("fc")),
