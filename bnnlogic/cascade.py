@@ -20,6 +20,11 @@ everything below is about the saved integer networks.
 ``calibrate_shared`` instead takes *one* BNN with two thresholds on its margin
 (lower: m > a, upper: m <= b, a >= b), a pair that is consistent by construction.
 
+Calibration is exact on the inputs it sees, not on unseen ones.  A **guard** widens the band
+left to the DNN by g integer margin units on a side (fewer inputs decided, fewer
+disagreements with the DNN on new inputs); ``holdout_guard`` estimates it from inputs the
+BNN was neither trained nor calibrated on.
+
 **Consistency** (``consistent``): the pair never says lower = yes while upper = no, on
 *every* raw input of the domain, i.e. ``verify.equivalent(lower, upper, implies=([1], [1]))``
 is "equivalent".  Otherwise the witness (replayed through both engines) is the
@@ -74,34 +79,55 @@ def shift_yes(model: Model, delta: int) -> Model:
     return Model(ir, dict(model.meta), model.torch_state)
 
 
-def calibrate(model: Model, X: np.ndarray, target: np.ndarray, side: str) -> tuple[Model, int]:
+def calibrate(model: Model, X: np.ndarray, target: np.ndarray, side: str, guard: int = 0) -> tuple[Model, int]:
     """Shift the yes-offset so that on X the lower BNN never says yes where target is no
-    (``side="lower"``), or the upper BNN never says no where target is yes (``"upper"``)."""
+    (``side="lower"``), or the upper BNN never says no where target is yes (``"upper"``), with
+    ``guard`` >= 0 integer margin units to spare (lower: m + delta <= -guard on every no input;
+    upper: m + delta > guard on every yes input)."""
     m, target = margin(model, X), np.asarray(target)
     if side == "lower":
         neg = m[target == NO]
-        delta = -int(neg.max()) if neg.size else 0
+        delta = -int(neg.max()) - guard if neg.size else 0
     elif side == "upper":
         pos = m[target == YES]
-        delta = 1 - int(pos.min()) if pos.size else 0
+        delta = 1 - int(pos.min()) + guard if pos.size else 0
     else:
         raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
     return shift_yes(model, delta), delta
 
 
-def calibrate_shared(model: Model, X: np.ndarray, target: np.ndarray) -> tuple[Model, Model, int, int]:
+def thresholds(m: np.ndarray, target: np.ndarray) -> tuple[int, int]:
+    """(a, b) = (max(max m_no, min m_yes - 1), min(min m_yes - 1, max m_no)) over the margins m:
+    the tightest shared thresholds safe on these inputs (lower yes iff m > a, upper no iff m <= b)."""
+    target = np.asarray(target)
+    if not (target == YES).any() or not (target == NO).any():
+        raise UserError("calibration needs both yes and no inputs")
+    max_no, min_yes = int(m[target == NO].max()), int(m[target == YES].min())
+    return max(max_no, min_yes - 1), min(min_yes - 1, max_no)
+
+
+def calibrate_shared(model: Model, X: np.ndarray, target: np.ndarray, guard: tuple[int, int] = (0, 0)
+                     ) -> tuple[Model, Model, int, int]:
     """One network, two thresholds: lower says yes iff m > a, upper says no iff m <= b, with
-    a = max(max m_no, min m_yes - 1) >= b = min(min m_yes - 1, max m_no) over X.
+    (a, b) = ``thresholds`` over X widened by ``guard`` = (g_lower, g_upper) >= 0: a += g_lower,
+    b -= g_upper.
 
     Both are safe on X as with ``calibrate``, and a >= b makes the pair consistent on every
     input; margins between the two (unseen on X) are left to the DNN.  Returns (lower, upper, a, b).
     """
-    m, target = margin(model, X), np.asarray(target)
-    if not (target == YES).any() or not (target == NO).any():
-        raise UserError("calibration needs both yes and no inputs")
-    max_no, min_yes = int(m[target == NO].max()), int(m[target == YES].min())
-    a, b = max(max_no, min_yes - 1), min(min_yes - 1, max_no)
+    a, b = thresholds(margin(model, X), target)
+    a, b = a + guard[0], b - guard[1]
     return shift_yes(model, -a), shift_yes(model, -b), a, b
+
+
+def holdout_guard(a: int, b: int, m_hold: np.ndarray, t_hold: np.ndarray) -> tuple[int, int]:
+    """The guard (g_lower, g_upper) that thresholds a (lower yes iff m > a) and b (upper no iff
+    m <= b), calibrated on other inputs, needed to stay safe on the held-out margins m_hold:
+    g_lower = max(0, max m_hold_no - a), g_upper = max(0, b + 1 - min m_hold_yes) (an
+    estimate of how far unseen inputs overshoot a calibration)."""
+    t_hold = np.asarray(t_hold)
+    no, yes = m_hold[t_hold == NO], m_hold[t_hold == YES]
+    return (max(0, int(no.max()) - a) if no.size else 0, max(0, b + 1 - int(yes.min())) if yes.size else 0)
 
 
 def _check_pair(lower: Model, upper: Model) -> None:

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from bnnlogic.cascade import (NO, UNKNOWN, YES, Cascade, calibrate, calibrate_shared, consistent, evaluate, margin,
+from bnnlogic.cascade import (NO, UNKNOWN, YES, Cascade, calibrate, calibrate_shared, consistent, evaluate,
+                              holdout_guard, margin,
                               shift_yes)
 from bnnlogic.cli import main
 from bnnlogic.logic import region
@@ -70,6 +71,29 @@ def test_calibration_is_exact_and_tight(seed):
     upper, d = calibrate(m, X, target, "upper")
     assert not np.any(upper.predict(X)[target == YES] == NO)
     assert np.any(margin(m, X)[target == YES] + d - 1 <= 0)
+
+
+@pytest.mark.parametrize("guard", [1, 3])
+def test_guard_keeps_margin_units_to_spare(guard):
+    m, _ = _pair(1, n_features=4)
+    X = _all_inputs(m)
+    target = np.random.default_rng(1).integers(0, 2, len(X))
+    mg = margin(m, X)
+    _, d = calibrate(m, X, target, "lower", guard)
+    assert mg[target == NO].max() + d == -guard  # every no input at least `guard` below saying yes
+    _, d = calibrate(m, X, target, "upper", guard)
+    assert mg[target == YES].min() + d == 1 + guard
+    _, _, a0, b0 = calibrate_shared(m, X, target)
+    lower, upper, a, b = calibrate_shared(m, X, target, (guard, guard + 1))
+    assert (a, b) == (a0 + guard, b0 - guard - 1)
+    assert not np.any((lower.predict(X) == YES) & (upper.predict(X) == NO))
+
+
+def test_holdout_guard_is_the_overshoot_of_held_out_margins():
+    # lower yes iff m > 2, upper no iff m <= 0; held out: no inputs at 3 and 5, yes inputs at -1 and 1
+    assert holdout_guard(2, 0, np.array([3, 5, -1, 1]), np.array([NO, NO, YES, YES])) == (3, 2)
+    assert holdout_guard(2, 0, np.array([2, -4, 1, 7]), np.array([NO, NO, YES, YES])) == (0, 0)  # all safe
+    assert holdout_guard(2, 0, np.array([9]), np.array([NO])) == (7, 0)  # no yes input held out
 
 
 def test_answers_follow_the_rule_and_metrics_are_counted():
@@ -143,8 +167,24 @@ def test_built_cascade_is_calibrated_and_evaluated(built, capsys):
     assert all(a in ("yes", "no", "undecided", "unknown") for a in out["region_decided"]["answers"])
 
 
+def test_auto_guard_holds_out_part_of_the_training_split(built, capsys):
+    d, data = built
+    capsys.readouterr()
+    assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "0", "--arch", "mlp:8",
+                 "--epochs", "3", "--out", str(d / "auto"), "--timeout", "20", "--shared", "--guard", "auto",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["guard"]) == 2 and min(out["guard"]) >= 0
+    c = Cascade.load(d / "auto")
+    assert c.meta["guard"] == "auto" and c.meta["trained_on"] == len(data.X_train) - len(data.X_train) // 10
+    bnn = c.bnn_answers(data.X_train)  # calibrated on the whole split: still exact there
+    assert np.all(bnn[bnn != UNKNOWN] == c.dnn_yes(data.X_train)[bnn != UNKNOWN])
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x"], "no such network file"),
+    (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--guard", "-1"],
+     "--guard -1"),
     (["cascade", "eval", ".", "--data", "digits"], "not a cascade folder"),
 ])
 def test_user_errors_are_one_line(argv, msg, capsys):

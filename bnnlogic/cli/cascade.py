@@ -30,6 +30,10 @@ def register(sub) -> None:
                    help="asymmetric loss weight: cost of a false yes (lower) / false no (upper); default 4")
     b.add_argument("--shared", action="store_true",
                    help="one BNN, two calibrated thresholds: consistent by construction (no --weight)")
+    b.add_argument("--guard", default="0",
+                   help="integer margin units the calibration keeps to spare on each side (more: fewer inputs "
+                        "decided, fewer disagreements with the DNN on new inputs), or 'auto': estimated on 10%% "
+                        "of the training split held out from training and calibration (default 0)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--input-scale", type=float, default=1.0,
                    help="the network expects raw features times this (e.g. 0.00392 for pixels/255)")
@@ -68,6 +72,8 @@ def run_build(args) -> int:
 
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
+    if not (args.guard == "auto" or args.guard.isdigit()):
+        raise UserError(f"--guard {args.guard}: give a non-negative integer or 'auto'")
     if not os.path.isfile(args.network):
         raise UserError(f"{args.network}: no such network file (give a .pt or .onnx file)")
     data = load_dataset(args.data, args.data_dir)
@@ -78,13 +84,16 @@ def run_build(args) -> int:
     dnn = load_float(args.network, data.feature_shape, args.input_scale)
     c = build_cascade(dnn, data, positive, args.arch, args.epochs, args.weight, args.seed, args.coding,
                       dnn_path=args.network, input_scale=args.input_scale, shared=args.shared,
+                      guard=args.guard if args.guard == "auto" else int(args.guard),
                       progress=not args.json)
     c.meta["consistency"] = consistent(c, args.timeout)
     c.save(args.out)
     v = c.meta["consistency"]
     out = {"cascade": args.out, "data": data.name, "positive": positive, "positive_name": data.classes[positive],
            "arch": args.arch, "lower_shift": c.lower.meta["calibration"]["offset_shift"],
-           "upper_shift": c.upper.meta["calibration"]["offset_shift"], "consistent": v["status"],
+           "upper_shift": c.upper.meta["calibration"]["offset_shift"],
+           "guard": [c.lower.meta["calibration"]["guard"], c.upper.meta["calibration"]["guard"]],
+           "consistent": v["status"],
            "consistency": v}
     emit(out, args.json, f"saved {args.out}: {data.classes[positive]!r} vs rest, BNNs {args.arch}; "
                          f"consistency over the whole input domain: {v['status']} ({v['time_s']:.1f} s)")

@@ -9,7 +9,10 @@ asymmetric weighted cross-entropy:
 
 then calibrated exactly on the same inputs by an integer shift of the yes-offset
 (``cascade.calibrate``): the lower BNN says yes on no DNN-no training input, the upper BNN
-says no on no DNN-yes training input.
+says no on no DNN-yes training input, each with ``guard`` margin units to spare.
+``guard="auto"`` holds out ``HOLDOUT`` of the training split: the BNNs train on the rest, the
+guard is what thresholds calibrated on the rest needed on the held-out inputs
+(``cascade.holdout_guard``), and the final calibration runs on the whole split plus that guard.
 
 ``shared=True`` trains one BNN (W = 1) and calibrates two copies of it
 (``cascade.calibrate_shared``): lower and upper are the same integer margin m with
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cascade import Cascade, calibrate, calibrate_shared
+from ..cascade import NO, YES, Cascade, calibrate, calibrate_shared, holdout_guard, margin, thresholds
 from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
@@ -34,10 +37,15 @@ from .floatnet import float_predict
 from .train import build, fit, set_seed, to_model
 
 
-def binary_dataset(data: Dataset, positive: int, train_target: np.ndarray) -> Dataset:
-    """``data`` as the task "positive vs rest": train targets given, test targets = labels."""
+HOLDOUT = 0.1  # fraction of the training split held out by guard="auto"
+
+
+def binary_dataset(data: Dataset, positive: int, train_target: np.ndarray, rows: np.ndarray | None = None) -> Dataset:
+    """``data`` as the task "positive vs rest": train targets given (on the training ``rows``,
+    default all), test targets = labels."""
     name = data.classes[positive]
-    return Dataset(f"{data.name}:{name}-vs-rest", data.X_train, train_target.astype(np.int64), data.X_test,
+    rows = np.arange(len(train_target)) if rows is None else rows
+    return Dataset(f"{data.name}:{name}-vs-rest", data.X_train[rows], train_target[rows].astype(np.int64), data.X_test,
                    (data.y_test == positive).astype(np.int64), data.lo, data.hi, ["rest", name], data.split)
 
 
@@ -60,36 +68,57 @@ def train_side(task: Dataset, side: str, arch: str, epochs: int, weight: float, 
 def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:100", epochs: int = 10,
                   weight: float = 4.0, seed: int = 0, coding: str = "levels:3", lr: float = 1e-2,
                   dnn_path: str | os.PathLike | None = None, input_scale: float = 1.0,
-                  shared: bool = False, progress: bool = True) -> Cascade:
-    """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``."""
+                  shared: bool = False, guard: int | str = 0, progress: bool = True) -> Cascade:
+    """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``
+    (``guard``: margin units to spare on each side, or "auto": estimated on a held-out part)."""
     if not 0 <= positive < len(data.classes):
         raise UserError(f"positive class {positive} is not one of 0..{len(data.classes) - 1}")
     if weight < 1:
         raise UserError(f"the asymmetric loss weight must be at least 1, got {weight}")
+    if guard != "auto" and not (isinstance(guard, int) and guard >= 0):
+        raise UserError(f"the guard must be a non-negative integer or 'auto', got {guard!r}")
     target = (float_predict(dnn, data.X_train) == positive).astype(np.int64)
     if target.min() == target.max():
         raise UserError(f"the DNN answers {'yes' if target[0] else 'no'} for class {positive} on every "
                         "training input; nothing to learn")
-    task = binary_dataset(data, positive, target)
+    fit = np.arange(len(target))
+    if guard == "auto":
+        perm = np.random.default_rng(seed).permutation(len(target))
+        n_hold = max(1, int(HOLDOUT * len(target)))
+        hold, fit = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+    task = binary_dataset(data, positive, target, fit)
+
+    def guards(model: Model, side: str | None) -> tuple[int, int]:
+        if guard != "auto":
+            return guard, guard
+        m = margin(model, data.X_train)
+        if side is None:
+            a, b = thresholds(m[fit], target[fit])
+        else:  # one side's calibration: lower a = max m over no inputs, upper b = min m over yes inputs - 1
+            a, b = int(m[fit][target[fit] == NO].max()), int(m[fit][target[fit] == YES].min()) - 1
+        return holdout_guard(a, b, m[hold], target[hold])
+
     sides: dict[str, Any] = {}
     if shared:
         one = train_side(task, "lower", arch, epochs, 1.0, seed, coding, lr, progress=progress)
-        lower, upper, a, b = calibrate_shared(one, data.X_train, target)
-        shifted = {"lower": (lower, -a), "upper": (upper, -b)}
-    for side in ("lower", "upper"):
+        g = guards(one, None)
+        lower, upper, a, b = calibrate_shared(one, data.X_train, target, g)
+        shifted = {"lower": (lower, -a, g[0]), "upper": (upper, -b, g[1])}
+    for i, side in enumerate(("lower", "upper")):
         if shared:
-            model, delta = shifted[side]
+            model, delta, g_side = shifted[side]
         else:
             model = train_side(task, side, arch, epochs, weight, seed, coding, lr, progress=progress)
-            model, delta = calibrate(model, data.X_train, target, side)
+            g_side = guards(model, side)[i]
+            model, delta = calibrate(model, data.X_train, target, side, g_side)
         model.meta["cascade_side"] = side
-        model.meta["calibration"] = {"offset_shift": delta, "on": "train split, DNN yes/no",
+        model.meta["calibration"] = {"offset_shift": delta, "on": "train split, DNN yes/no", "guard": g_side,
                                      "rule": "never yes on a DNN-no input" if side == "lower"
                                      else "never no on a DNN-yes input"}
         sides[side] = model
     meta = {"dataset": data.name, "split": data.split, "positive_name": data.classes[positive],
             "arch": arch, "coding": coding, "epochs": epochs, "weight": 1.0 if shared else weight, "seed": seed,
-            "shared": shared,
+            "shared": shared, "guard": guard, "trained_on": int(len(fit)),
             "input_scale": input_scale, "dnn_describe": dnn.describe(),
             "train_dnn_yes_fraction": float(target.mean())}
     c = Cascade(sides["lower"], sides["upper"], positive, None if dnn_path is None else os.fspath(dnn_path), meta)
