@@ -19,7 +19,7 @@ from .logic.region import Region
 def _choices(ir: IR, R: Region) -> dict[int, np.ndarray]:
     """Active feature -> its representative raw values inside the box."""
     thr = ir.coding.thresholds
-    free = (thr > R.lo[None]) & (thr <= R.hi[None])
+    free = ir.coding.free(R.lo, R.hi)
     out = {}
     for f in np.nonzero(free.any(axis=0))[0]:
         vals = np.unique(np.concatenate([[R.lo[f], R.hi[f]], thr[free[:, f], f]]))

@@ -154,10 +154,10 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
     bdd = cudd.BDD()
     bdd.configure(reordering=False)
     c = ir.coding
-    thr = c.thresholds
+    free = c.free(R.lo, R.hi)
     bits: dict[int, list[str]] = {}
     for f in range(c.n_features):
-        if np.any((thr[:, f] > R.lo[f]) & (thr[:, f] <= R.hi[f])):
+        if free[:, f].any():
             n = max(1, int(R.hi[f] - R.lo[f]).bit_length())
             bits[f] = [f"x{f}_{i}" for i in range(n)]
             bdd.declare(*bits[f])
@@ -189,7 +189,7 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
     u = []
     for m in range(c.n_levels):
         for f in range(c.n_features):
-            t = int(thr[m, f])
+            t = int(c.thresholds[m, f])
             u.append(bdd.true if t <= R.lo[f] else bdd.false if t > R.hi[f] else ge(f, t - int(R.lo[f])))
     bnds = propagate(ir, R.lo, R.hi)
     shapes = ir.shapes()

@@ -66,10 +66,10 @@ class CountResult:
 
 def _cells(ir: IR, R: Region) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
     """Features with free thresholds, each with its cells' representatives and widths."""
-    thr = ir.coding.thresholds
+    thr, free = ir.coding.thresholds, ir.coding.free(R.lo, R.hi)
     feats, reps, widths = [], [], []
     for f in range(ir.coding.n_features):
-        ts = np.unique(thr[:, f][(thr[:, f] > R.lo[f]) & (thr[:, f] <= R.hi[f])])
+        ts = np.unique(thr[free[:, f], f])
         if len(ts):
             starts = np.concatenate([[R.lo[f]], ts])
             feats.append(f)

@@ -87,10 +87,10 @@ def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int], engi
         return []
     scores = engine.scores if engine is not None else ir.scores
     y = int(np.argmax(scores(x[None])[0]))
-    thr = ir.coding.thresholds
+    thr, free = ir.coding.thresholds, ir.coding.free(R.lo, R.hi)
     rows, owner = [], []
     for f in features:
-        vals = np.unique(np.concatenate([[R.lo[f], R.hi[f]], thr[:, f][(thr[:, f] > R.lo[f]) & (thr[:, f] <= R.hi[f])]]))
+        vals = np.unique(np.concatenate([[R.lo[f], R.hi[f]], thr[free[:, f], f]]))
         for v in vals:
             x2 = x.copy()
             x2[f] = v

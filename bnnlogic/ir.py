@@ -24,6 +24,11 @@ import numpy as np
 from .errors import UserError
 
 
+def free_thresholds(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(M, d) bool: lo_f < t_mf <= hi_f, i.e. [x_f >= t_mf] is 0 at x_f = lo_f and 1 at x_f = hi_f."""
+    return (thresholds > np.asarray(lo)[None]) & (thresholds <= np.asarray(hi)[None])
+
+
 @dataclass(frozen=True)
 class InputCoding:
     """Integer thresholds on raw features: ``b[m, f] = [x_f >= thresholds[m, f]]``.
@@ -59,6 +64,10 @@ class InputCoding:
         X = np.asarray(X).reshape(len(X), 1, self.n_features)
         bits = (X >= self.thresholds[None]).astype(np.uint8)  # (n, M, d)
         return bits.reshape((len(X),) + self.bit_shape)
+
+    def free(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """(M, d) bool: bit (m, f) takes both values over the box lo <= x <= hi ((d,) each)."""
+        return free_thresholds(self.thresholds, lo, hi)
 
     def bit_feature(self, bit: int) -> tuple[int, int]:
         """Flat bit index -> (level m, flat feature index f)."""

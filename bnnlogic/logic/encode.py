@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..ir import IR, Conv, Dense, MaxPool
+from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
 from .bounds import propagate
 from .formula import TRUE, Formula
 from .region import Region
@@ -138,7 +138,7 @@ class Encoding:
 
 def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
     allthr = np.concatenate([ir.coding.thresholds for ir in irs], axis=0)  # (M, d)
-    free = (allthr > region.lo[None]) & (allthr <= region.hi[None])
+    free = free_thresholds(allthr, region.lo, region.hi)
     thresholds, variables = {}, {}
     for f in np.nonzero(free.any(axis=0))[0]:
         ts = np.unique(allthr[free[:, f], f])

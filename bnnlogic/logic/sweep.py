@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..ir import IR, Conv, Dense, MaxPool
+from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
 from ..infer.kernels import _borrow
 from .bounds import propagate
 from .encode import _gather, cell_intervals
@@ -85,8 +85,7 @@ def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
     where every free input bit is 0 (digit 0 everywhere).  A network without hidden layers gets
     an identity layer t = [u_b >= 1] over the free bits, so the walk always has a layer 1."""
     c = ir.coding
-    thr = c.thresholds  # (M, d)
-    free = (thr > lo[None]) & (thr <= hi[None])  # (M, d)
+    free = c.free(lo, hi)  # (M, d)
     feats = np.nonzero(free.any(axis=0))[0]
     n_per = free[:, feats].sum(axis=0)
     bits = np.nonzero(free.reshape(-1))[0]  # flat level-major bit indices: rows of W[0]
@@ -275,7 +274,7 @@ def _cell_values(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: 
     feature the raw value nearest ``probe`` in each of its cells (cell c: exactly the first c
     free thresholds met), and ``probe`` clipped into the box."""
     base = np.clip(np.asarray(probe, dtype=np.int64).reshape(-1), lo, hi)
-    free = (thresholds > lo[None]) & (thresholds <= hi[None])
+    free = free_thresholds(thresholds, lo, hi)
     feats = np.nonzero(free.any(axis=0))[0]
     values = [np.clip(base[f], *cell_intervals(lo[f], hi[f], thresholds[:, f][free[:, f]])) for f in feats]
     return feats, values, base
