@@ -6,7 +6,8 @@
    Fashion-MNIST (``--quick``: digits, mlp:64,32), exports it as ``.pt`` and ``.onnx`` and
    checks both files load back to the same predictions;
 2. distils it into BNNs (``--bnn-arch``, default: ``same`` shape as the float network, and
-   mlp-small = 784-200-100-100-100-10) from the ``.pt`` file: BNN accuracy and fidelity
+   mlp-small = 784-200-100-100-100-10; input coding ``--distill-coding``, default levels:3)
+   from the ``.pt`` file: BNN accuracy and fidelity
    (agreement with the float network) on the test split, with and without initialisation
    from the float weights where any layer's shape matches;
 3. quantizes the ``.onnx`` network to K bits for each ``--bits`` K and compiles it exactly:
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--dnn-epochs", type=int, default=None)
     ap.add_argument("--bnn-arch", nargs="*", default=["same", "mlp-small"])
     ap.add_argument("--distill-epochs", type=int, default=None)
+    ap.add_argument("--distill-coding", default="levels:3", help="the distilled BNNs' input coding")
     ap.add_argument("--bits", type=int, nargs="*", default=[1, 2, 3, 4])
     ap.add_argument("--nets", nargs="*", choices=["mlp", "cnn"], default=["mlp", "cnn"])
     ap.add_argument("--cnn-arch", default=None)
@@ -84,7 +86,7 @@ def main() -> None:
                  f"on {len(y)} test inputs", ""]
         if kind == "mlp":
             r["distill"] = distill_rows(load_float(pt, data.feature_shape), data, args.bnn_arch, distill_epochs,
-                                        args.seed, out_dir, tag)
+                                        args.seed, out_dir, tag, args.distill_coding)
             lines += distill_table(r["distill"]) + [""]
         net = load_float(onnx_path, data.feature_shape)
         r["exact"] = [exact_row(net, data, bits, calib, dnn_pred, rng) for bits in args.bits]
@@ -115,16 +117,16 @@ def train_export(data, arch: str, epochs: int, seed: int, stem: Path, r: dict):
     return dnn, dnn_pred, pt, onnx_path
 
 
-def distill_rows(teacher, data, archs, epochs: int, seed: int, out_dir: Path, tag: str) -> list:
+def distill_rows(teacher, data, archs, epochs: int, seed: int, out_dir: Path, tag: str, coding: str) -> list:
     rows = []
     for arch in archs:
         for init in (True, False):  # without initialisation only where it changed anything
             t0 = time.perf_counter()
-            model = distill(teacher, data, arch, epochs=epochs, seed=seed, init=init)
+            model = distill(teacher, data, arch, epochs=epochs, seed=seed, coding=coding, init=init)
             m = model.meta
-            row = {"bnn_arch": m["arch"], "init_layers": m["distill"]["init_layers"], "epochs": epochs,
-                   "accuracy": m["test_accuracy"], "fidelity": m["fidelity"], "dnn_accuracy": m["dnn_test_accuracy"],
-                   "seconds": time.perf_counter() - t0}
+            row = {"bnn_arch": m["arch"], "coding": coding, "init_layers": m["distill"]["init_layers"],
+                   "epochs": epochs, "accuracy": m["test_accuracy"], "fidelity": m["fidelity"],
+                   "dnn_accuracy": m["dnn_test_accuracy"], "seconds": time.perf_counter() - t0}
             rows.append(row)
             print(row, flush=True)
             if not init or not row["init_layers"]:
@@ -175,9 +177,9 @@ def exact_row(net, data, bits: int, calib, dnn_pred, rng) -> dict:
 
 
 def distill_table(rows: list) -> list[str]:
-    t = ["| BNN (distilled) | layers initialised from the DNN | epochs | BNN accuracy | DNN accuracy | fidelity |",
-         "|---|---|---:|---:|---:|---:|"]
-    return t + [f"| {r['bnn_arch']} | {r['init_layers']} | {r['epochs']} | {r['accuracy']:.4f} | "
+    t = ["| BNN (distilled) | input coding | layers initialised from the DNN | epochs | BNN accuracy | DNN accuracy "
+         "| fidelity |", "|---|---|---|---:|---:|---:|---:|"]
+    return t + [f"| {r['bnn_arch']} | {r['coding']} | {r['init_layers']} | {r['epochs']} | {r['accuracy']:.4f} | "
                 f"{r['dnn_accuracy']:.4f} | {r['fidelity']:.4f} |" for r in rows]
 
 

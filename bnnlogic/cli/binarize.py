@@ -10,9 +10,10 @@ from ._common import add_json_flag, emit
 
 def register(sub) -> None:
     p = sub.add_parser("binarize", help="turn a float network (.pt/.onnx) into a BNN model file",
-                       description="Distil a float network into a BNN (initialised from its weights, trained on "
-                                   "its softened outputs and the labels) and report accuracy and fidelity "
-                                   "(agreement with the float network) on the test split. With --exact-bits K, "
+                       description="Distil a float network into a BNN (initialised from its weights, trained to "
+                                   "imitate its output distribution; --alpha < 1 mixes in the labels) and report "
+                                   "accuracy and fidelity (agreement with the float network) on the test split. "
+                                   "With --exact-bits K, "
                                    "instead quantize the network to K-bit weights and activations and compile it "
                                    "exactly into threshold neurons: the model predicts what the K-bit network "
                                    "predicts on every input.")
@@ -20,12 +21,16 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, choices=NAMES, help="data set")
     p.add_argument("--data-dir", help="folder with the data set's IDX files")
     p.add_argument("--arch", default="same", help="BNN architecture spec, or 'same' (the float network's shape)")
-    p.add_argument("--coding", default="levels:3", help="BNN input coding (distillation; default levels:3)")
+    p.add_argument("--coding", default="levels:3",
+                   help="BNN input coding (distillation; default levels:3); more levels (e.g. levels:15) give "
+                        "higher fidelity at a wider first layer")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T")
-    p.add_argument("--alpha", type=float, default=0.7, help="weight of the distillation term (rest: labels)")
+    p.add_argument("--temperature", type=float, default=1.0, help="distillation temperature T (default 1)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="weight of the distillation term, the rest is cross-entropy on the labels (default 1: "
+                        "pure imitation of the float network)")
     p.add_argument("--no-init", action="store_true", help="do not initialise the BNN from the float weights")
     p.add_argument("--input-scale", type=float, default=1.0,
                    help="the network expects raw features times this (e.g. 0.00392 for pixels/255)")

@@ -1,6 +1,7 @@
 """Distillation: initialisation from the float weights, fidelity in the metadata, CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -47,6 +48,25 @@ def test_distill_records_fidelity(digits, dnn):
     assert m["dnn_test_accuracy"] == pytest.approx(float((dnn_pred == digits.y_test).mean()))
     assert m["distill"]["init_layers"] == 3 and m["ir_agreement"] == 1.0
     assert m["fidelity"] > 0.5
+
+
+def test_default_is_pure_imitation(digits, dnn):
+    """alpha = 1 (the default) never reads the labels: shuffled labels train the same BNN."""
+    shuffled = dataclasses.replace(digits, y_train=np.random.default_rng(0).permutation(digits.y_train))
+    a, b = (distill(dnn, d, "mlp:16", epochs=1, progress=False) for d in (digits, shuffled))
+    assert a.meta["distill"]["alpha"] == 1.0 and a.meta["distill"]["temperature"] == 1.0
+    assert all(np.array_equal(a.torch_state[k], b.torch_state[k]) for k in a.torch_state)
+    mixed = distill(dnn, shuffled, "mlp:16", epochs=1, alpha=0.5, progress=False)
+    assert not all(np.array_equal(a.torch_state[k], mixed.torch_state[k]) for k in a.torch_state)
+
+
+def test_more_levels_widen_the_first_layer(digits, dnn):
+    """coding levels:M gives M input bits per feature; the teacher's first layer is tiled over them."""
+    model = distill(dnn, digits, "same", epochs=1, coding="levels:5", progress=False)
+    d = int(np.prod(digits.feature_shape))
+    assert model.ir.coding.thresholds.shape == (5, d)
+    assert model.ir.layers[0].A.shape == (32, 5 * d) and model.meta["distill"]["init_layers"] == 3
+    assert model.meta["training"]["coding"] == "levels:5"
 
 
 def test_cli_binarize_distill_and_exact(tmp_path, digits, dnn, capsys):
