@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import scipy.sparse
 
 from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
 from ..infer.kernels import _borrow
@@ -43,6 +44,8 @@ from .encode import _gather, cell_intervals
 CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks
 TABLE = 1 << 20  # distinct layer-1 patterns held (at most) before they are decided and dropped
 MEMORY = 1 << 28  # bytes: cap of the pattern table, and of each block of patterns ``_decide`` multiplies
+SPARSE = 0.05  # layers above the first whose weight matrix has fewer non-zeros than this are multiplied sparse
+GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
 
 
 def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.ndarray
@@ -69,6 +72,7 @@ class _Plan:
     acc0: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 sums at the low corner
     k: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 thresholds
     W_out: np.ndarray  # (|F_L|, C) float32
+    mats: list  # per hidden layer l >= 1: W[l] as float32, dense or CSC when sparser than SPARSE
     acc_out0: np.ndarray  # (C,) int64
     scale: int
     offset: np.ndarray  # (C,) int64
@@ -115,7 +119,16 @@ def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
     u = acts[-1].reshape(-1).astype(np.int64)
     return _Plan(np.asarray(n_per + 1, dtype=np.int64), bitcol, Ws, accs, ks,
                  np.ascontiguousarray(out.A[:, prev_free].T, dtype=np.float32),
+                 [_product_matrix(W) for W in Ws[1:]],
                  out.A.astype(np.int64) @ u, int(out.scale), out.offset.astype(np.int64))
+
+
+def _product_matrix(W: np.ndarray):
+    """W as float32 for ``T @ W``: a CSC matrix when at most ``SPARSE`` of it is non-zero (a
+    conv or pool layer's free neurons see few of the previous layer's), else dense."""
+    if W.size and np.count_nonzero(W) <= SPARSE * W.size:
+        return scipy.sparse.csc_matrix(W, dtype=np.float32)
+    return W.astype(np.float32)
 
 
 def _flip_weights(idx: np.ndarray, w: np.ndarray, prev_free: np.ndarray, n_prev: int) -> np.ndarray:
@@ -222,26 +235,54 @@ def _unique_rows(V: np.ndarray) -> np.ndarray:
     return np.unique(P.view(np.dtype((np.void, P.shape[1]))).ravel(), return_index=True)[1]
 
 
-def _decide(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
-    """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``T``
-    (m, |F_1|) bool (``rep``: the Gray index of a cell showing each), or -1.  Runs in blocks
-    of rows whose float32 and int64 matrices fit in ``MEMORY`` bytes (a conv layer can have
-    thousands of free neurons)."""
-    widest = max(1, T.shape[1], p.W_out.shape[1], *(w.shape[1] for w in p.W))
+def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
+            deadline: float | None = None, stop: threading.Event | None = None) -> int:
+    """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``P``
+    (m, words) uint64, neuron i of F_1 at bit i % 64 of word i // 64, n = |F_1| (``rep``: the
+    Gray index of a cell showing each), -1 if none, or ``GAVE_UP``.  Runs in blocks of rows
+    whose float32 and int64 matrices fit in ``MEMORY`` bytes (a conv layer can have thousands
+    of free neurons), checking ``deadline`` and ``stop`` between blocks."""
+    widest = max(1, n, p.W_out.shape[1], *(w.shape[1] for w in p.W))
     step = max(1, MEMORY // (16 * widest))
-    for s in range(0, len(T), step):
-        hit = _decide_block(p, T[s: s + step], rep[s: s + step], bad)
+    for s in range(0, len(P), step):
+        if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
+            return GAVE_UP
+        by = np.ascontiguousarray(P[s: s + step], dtype="<u8").view(np.uint8)
+        T = np.unpackbits(by, axis=1, count=n, bitorder="little").view(bool)
+        hit = _decide_block(p, T, rep[s: s + step], bad)
         if hit >= 0:
             return hit
     return -1
 
 
+@numba.njit(cache=True, nogil=True)
+def _sparse_product(T, t0, indptr, indices, data, out):
+    """out[r, j] = sum_{q in column j} data[q] * (T[r, indices[q]] - t0[indices[q]]) (CSC columns)."""
+    for r in range(T.shape[0]):
+        for j in range(out.shape[1]):
+            s = np.float32(0)
+            for q in range(indptr[j], indptr[j + 1]):
+                i = indices[q]
+                s += data[q] * (np.float32(T[r, i]) - np.float32(t0[i]))
+            out[r, j] = s
+
+
+def _product(T: np.ndarray, t0: np.ndarray, M) -> np.ndarray:
+    """(T - t0) @ M in float32 (exact: integer partial sums below 2^24) for bool T (m, n), the
+    low corner's bits t0 (n,) and M (n, r): BLAS when dense, a compiled loop over the
+    non-zeros of each column when ``M`` is sparse (CSC)."""
+    if scipy.sparse.issparse(M):
+        out = np.empty((len(T), M.shape[1]), dtype=np.float32)
+        _sparse_product(np.ascontiguousarray(T), np.asarray(t0), M.indptr, M.indices, M.data, out)
+        return out
+    return (T.astype(np.float32) - t0) @ M
+
+
 def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
-    """``_decide`` on one block of patterns."""
+    """``_decide`` on one block of patterns T (m, |F_1|) bool."""
     on0 = p.on0
     for l in range(1, len(p.W)):
-        pre = p.acc0[l] + np.rint((T.astype(np.float32) - on0[l - 1]) @ p.W[l].astype(np.float32)).astype(np.int64)
-        V = pre >= p.k[l]
+        V = _product(T, on0[l - 1], p.mats[l - 1]) >= (p.k[l] - p.acc0[l]).astype(np.float32)
         keep = _unique_rows(V)
         T, rep = V[keep], rep[keep]
     S = p.acc_out0 + np.rint((T.astype(np.float32) - on0[-1]) @ p.W_out).astype(np.int64)
@@ -321,7 +362,6 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     table = np.zeros((min(1 << 12, cap), words + 1), np.uint64)
     state = np.zeros(2, dtype=np.int64)
     digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
-    bits = np.arange(n)
     while True:
         if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
             return "unknown", None, int(state[0]) + 1
@@ -334,8 +374,9 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
             table = bigger
             continue
         used = table[:, words] != 0
-        T = ((table[used][:, bits >> 6] >> (bits & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
-        hit = _decide(p, T, table[used, words].astype(np.int64) - 1, bad)
+        hit = _decide(p, table[used, :words], n, table[used, words].astype(np.int64) - 1, bad, deadline, stop)
+        if hit == GAVE_UP:
+            return "unknown", None, int(state[0]) + 1
         if hit >= 0:
             feats, values, x = _cell_values(ir.coding.thresholds, lo, hi, lo if probe is None else probe)
             for f, v, c in zip(feats, values, _gray_digits(hit, p.radix)):

@@ -21,13 +21,15 @@ def _bad(ir, classes):
 
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("table,memory", [(1, sweep_mod.MEMORY), (4, sweep_mod.MEMORY),  # flushes, growth
-                                          (sweep_mod.TABLE, sweep_mod.MEMORY),
-                                          (sweep_mod.TABLE, 64)])  # table capped by bytes, one-row decide blocks
-def test_sweep_matches_brute_force(net, seed, table, memory, monkeypatch):
+@pytest.mark.parametrize("table,memory,sparse", [
+    (1, sweep_mod.MEMORY, 0.0), (4, sweep_mod.MEMORY, 0.0),  # flushes, growth; dense products
+    (sweep_mod.TABLE, sweep_mod.MEMORY, sweep_mod.SPARSE),
+    (sweep_mod.TABLE, 64, 1.0)])  # table capped by bytes, one-row decide blocks, sparse products
+def test_sweep_matches_brute_force(net, seed, table, memory, sparse, monkeypatch):
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
     monkeypatch.setattr(sweep_mod, "TABLE", table)
     monkeypatch.setattr(sweep_mod, "MEMORY", memory)
+    monkeypatch.setattr(sweep_mod, "SPARSE", sparse)
     ir = random_ir(seed, **(WIDE if net == "wide" else NETS[net]))
     rng = np.random.default_rng(seed)
     x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
@@ -65,6 +67,15 @@ def test_sweep_reports_unknown_past_deadline_or_on_stop(monkeypatch):
     stop = threading.Event()
     stop.set()
     assert sweep(ir, R.lo, R.hi, bad, stop=stop)[0] == "unknown"
+    # deciding a full table gives up too, before each block: the walk's first check passes
+    # (clock before the deadline), the first block's fails, so no block is decided
+    calls, blocks = [], []
+    monkeypatch.setattr(sweep_mod, "TABLE", 2)
+    monkeypatch.setattr(sweep_mod, "CHUNK", 1 << 20)  # the walk stops only when the table is full
+    monkeypatch.setattr(sweep_mod.time, "perf_counter", lambda: calls.append(1) or (-1.0 if len(calls) == 1 else 1.0))
+    monkeypatch.setattr(sweep_mod, "_decide_block", lambda *a: blocks.append(1) or -1)
+    assert sweep(ir, R.lo, R.hi, bad, deadline=0.0)[0] == "unknown"
+    assert len(calls) == 2 and not blocks
 
 
 @pytest.mark.parametrize("net", ["thermometer", "conv", "wide"])
