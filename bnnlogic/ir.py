@@ -25,7 +25,10 @@ from .errors import UserError
 
 
 def free_thresholds(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(M, d) bool: lo_f < t_mf <= hi_f, i.e. [x_f >= t_mf] is 0 at x_f = lo_f and 1 at x_f = hi_f."""
+    """(M, d) bool: lo_f < t_mf <= hi_f, i.e. [x_f >= t_mf] is 0 at x_f = lo_f and 1 at x_f = hi_f.
+
+    Broadcasts: thresholds (M, *s) against boxes lo, hi of shape s (e.g. (M, 1, d) against a
+    batch of boxes (n, d))."""
     return (thresholds > np.asarray(lo)[None]) & (thresholds <= np.asarray(hi)[None])
 
 

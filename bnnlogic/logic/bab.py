@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ir import IR, Conv, Dense
+from ..ir import IR, Conv, Dense, free_thresholds
 from .bounds import propagate
 from .encode import _gather
 from .region import Region
@@ -108,7 +108,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             LO, HI, probe = LO[keep], HI[keep], probe[keep]
             if not len(LO):
                 continue
-            within = (thr[:, None, :] > LO[None]) & (thr[:, None, :] <= HI[None])  # (M, n, d)
+            within = free_thresholds(thr[:, None, :], LO, HI)  # (M, n, d)
             log_cells = np.log2(within.sum(axis=0) + 1).sum(axis=1)  # (n,)
             if (log_cells == 0).any():  # a leaf that is not safe: its probe would have been bad
                 raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
@@ -125,7 +125,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             inside = within.any(axis=0)  # (n, d)
             f = np.argmin(np.where(inside, rank[None], len(rank)), axis=1)  # (n,)
             n = np.arange(len(LO))
-            ts = np.where((thr[:, f] > LO[n, f]) & (thr[:, f] <= HI[n, f]), thr[:, f], np.iinfo(np.int64).max)
+            ts = np.where(free_thresholds(thr[:, f], LO[n, f], HI[n, f]), thr[:, f], np.iinfo(np.int64).max)
             cnt = (ts != np.iinfo(np.int64).max).sum(axis=0)
             t_split = np.sort(ts, axis=0)[(cnt - 1) // 2, n]  # median threshold inside the interval
             LO2, HI2 = LO.copy(), HI.copy()
