@@ -84,26 +84,31 @@ def calibrate(model: Model, X: np.ndarray, target: np.ndarray, side: str, guard:
     (``side="lower"``), or the upper BNN never says no where target is yes (``"upper"``), with
     ``guard`` >= 0 integer margin units to spare (lower: m + delta <= -guard on every no input;
     upper: m + delta > guard on every yes input)."""
-    m, target = margin(model, X), np.asarray(target)
-    if side == "lower":
-        neg = m[target == NO]
-        delta = -int(neg.max()) - guard if neg.size else 0
-    elif side == "upper":
-        pos = m[target == YES]
-        delta = 1 - int(pos.min()) + guard if pos.size else 0
-    else:
-        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    t = side_threshold(margin(model, X), target, side)
+    delta = 0 if t is None else -(t + guard) if side == "lower" else -(t - guard)
     return shift_yes(model, delta), delta
 
 
-def thresholds(m: np.ndarray, target: np.ndarray) -> tuple[int, int]:
-    """(a, b) = (max(max m_no, min m_yes - 1), min(min m_yes - 1, max m_no)) over the margins m:
-    the tightest shared thresholds safe on these inputs (lower yes iff m > a, upper no iff m <= b)."""
+def side_threshold(m: np.ndarray, target: np.ndarray, side: str) -> int | None:
+    """The tightest threshold safe on the margins m: lower (yes iff m > a) a = max m over the no
+    inputs, upper (no iff m <= b) b = min m over the yes inputs - 1; None if there are none."""
     target = np.asarray(target)
-    if not (target == YES).any() or not (target == NO).any():
+    if side == "lower":
+        no = m[target == NO]
+        return int(no.max()) if no.size else None
+    if side == "upper":
+        yes = m[target == YES]
+        return int(yes.min()) - 1 if yes.size else None
+    raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+
+
+def thresholds(m: np.ndarray, target: np.ndarray) -> tuple[int, int]:
+    """(a, b) = (max(a_l, b_u), min(a_l, b_u)) with a_l, b_u the ``side_threshold`` of each side:
+    the tightest shared thresholds safe on these inputs (lower yes iff m > a, upper no iff m <= b)."""
+    a_l, b_u = side_threshold(m, target, "lower"), side_threshold(m, target, "upper")
+    if a_l is None or b_u is None:
         raise UserError("calibration needs both yes and no inputs")
-    max_no, min_yes = int(m[target == NO].max()), int(m[target == YES].min())
-    return max(max_no, min_yes - 1), min(min_yes - 1, max_no)
+    return max(a_l, b_u), min(a_l, b_u)
 
 
 def calibrate_shared(model: Model, X: np.ndarray, target: np.ndarray, guard: tuple[int, int] = (0, 0)

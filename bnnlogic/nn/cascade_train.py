@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cascade import NO, YES, Cascade, calibrate, calibrate_shared, holdout_guard, margin, thresholds
+from ..cascade import Cascade, calibrate, calibrate_shared, holdout_guard, margin, side_threshold, thresholds
 from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
@@ -81,21 +81,23 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
     if target.min() == target.max():
         raise UserError(f"the DNN answers {'yes' if target[0] else 'no'} for class {positive} on every "
                         "training input; nothing to learn")
-    fit = np.arange(len(target))
+    rows = np.arange(len(target))  # training rows of the BNNs (all but the held-out ones)
     if guard == "auto":
         perm = np.random.default_rng(seed).permutation(len(target))
         n_hold = max(1, int(HOLDOUT * len(target)))
-        hold, fit = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
-    task = binary_dataset(data, positive, target, fit)
+        hold, rows = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+    task = binary_dataset(data, positive, target, rows)
 
     def guards(model: Model, side: str | None) -> tuple[int, int]:
+        """(g_lower, g_upper): the fixed guard, or for "auto" what thresholds calibrated on
+        ``rows`` (shared: ``thresholds``; one side: its ``side_threshold``) needed on ``hold``."""
         if guard != "auto":
             return guard, guard
         m = margin(model, data.X_train)
         if side is None:
-            a, b = thresholds(m[fit], target[fit])
-        else:  # one side's calibration: lower a = max m over no inputs, upper b = min m over yes inputs - 1
-            a, b = int(m[fit][target[fit] == NO].max()), int(m[fit][target[fit] == YES].min()) - 1
+            a, b = thresholds(m[rows], target[rows])
+        else:
+            a = b = side_threshold(m[rows], target[rows], side)
         return holdout_guard(a, b, m[hold], target[hold])
 
     sides: dict[str, Any] = {}
@@ -118,7 +120,7 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
         sides[side] = model
     meta = {"dataset": data.name, "split": data.split, "positive_name": data.classes[positive],
             "arch": arch, "coding": coding, "epochs": epochs, "weight": 1.0 if shared else weight, "seed": seed,
-            "shared": shared, "guard": guard, "trained_on": int(len(fit)),
+            "shared": shared, "guard": guard, "trained_on": int(len(rows)),
             "input_scale": input_scale, "dnn_describe": dnn.describe(),
             "train_dnn_yes_fraction": float(target.mean())}
     c = Cascade(sides["lower"], sides["upper"], positive, None if dnn_path is None else os.fspath(dnn_path), meta)
