@@ -235,6 +235,11 @@ def _unique_rows(V: np.ndarray) -> np.ndarray:
     return np.unique(P.view(np.dtype((np.void, P.shape[1]))).ravel(), return_index=True)[1]
 
 
+def _expired(deadline: float | None, stop: threading.Event | None) -> bool:
+    """``time.perf_counter()`` is past ``deadline``, or ``stop`` is set."""
+    return (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set())
+
+
 def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
             deadline: float | None = None, stop: threading.Event | None = None) -> int:
     """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``P``
@@ -245,7 +250,7 @@ def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
     widest = max(1, n, p.W_out.shape[1], *(w.shape[1] for w in p.W))
     step = max(1, MEMORY // (16 * widest))
     for s in range(0, len(P), step):
-        if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
+        if _expired(deadline, stop):
             return GAVE_UP
         by = np.ascontiguousarray(P[s: s + step], dtype="<u8").view(np.uint8)
         T = np.unpackbits(by, axis=1, count=n, bitorder="little").view(bool)
@@ -363,7 +368,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     state = np.zeros(2, dtype=np.int64)
     digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
     while True:
-        if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
+        if _expired(deadline, stop):
             return "unknown", None, int(state[0]) + 1
         r = _walk(CHUNK, state, digit, direc, p.radix, p.bitcol, W, margin, key, table)
         if r == 0:
