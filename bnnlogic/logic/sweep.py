@@ -67,12 +67,12 @@ class _Plan:
     """The sweep's compiled form for one box."""
 
     radix: np.ndarray  # (F,) cells per free feature (digit; features in index order), n_f + 1
-    bitcol: np.ndarray  # (F, nmax) row of W[0] (free input bit) of the digit's c-th threshold
-    W: list[np.ndarray]  # per hidden layer l: (|F_{l-1}|, |F_l|) int32 (F_0: the free input bits)
+    bitcol: np.ndarray  # (F, nmax) row of W0 (free input bit) of the digit's c-th threshold
+    W0: np.ndarray  # (|F_0|, |F_1|) int32: the first hidden layer's weights from the free input bits F_0
     acc0: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 sums at the low corner
     k: list[np.ndarray]  # per hidden layer: (|F_l|,) int64 thresholds
     W_out: np.ndarray  # (|F_L|, C) float32
-    mats: list  # per hidden layer l >= 1: W[l] as float32, dense or CSC when sparser than SPARSE
+    mats: list  # per hidden layer above the first: (|F_{l-1}|, |F_l|) float32, dense or CSC when sparser than SPARSE
     acc_out0: np.ndarray  # (C,) int64
     scale: int
     offset: np.ndarray  # (C,) int64
@@ -92,7 +92,7 @@ def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
     free = c.free(lo, hi)  # (M, d)
     feats = np.nonzero(free.any(axis=0))[0]
     n_per = free[:, feats].sum(axis=0)
-    bits = np.nonzero(free.reshape(-1))[0]  # flat level-major bit indices: rows of W[0]
+    bits = np.nonzero(free.reshape(-1))[0]  # flat level-major bit indices: rows of W0
     col = np.full(free.size, -1, dtype=np.int64)
     col[bits] = np.arange(len(bits))
     bitcol = np.zeros((len(feats), max(int(n_per.max(initial=0)), 1)), dtype=np.int64)
@@ -117,8 +117,8 @@ def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
         Ws, accs, ks = [np.eye(len(bits), dtype=np.int32)], [np.zeros(len(bits), np.int64)], [np.ones(len(bits), np.int64)]
     out = ir.output
     u = acts[-1].reshape(-1).astype(np.int64)
-    return _Plan(np.asarray(n_per + 1, dtype=np.int64), bitcol, Ws, accs, ks,
-                 np.ascontiguousarray(out.A[:, prev_free].T, dtype=np.float32),
+    return _Plan(np.asarray(n_per + 1, dtype=np.int64), bitcol, np.ascontiguousarray(Ws[0], dtype=np.int32),
+                 accs, ks, np.ascontiguousarray(out.A[:, prev_free].T, dtype=np.float32),
                  [_product_matrix(W) for W in Ws[1:]],
                  out.A.astype(np.int64) @ u, int(out.scale), out.offset.astype(np.int64))
 
@@ -247,7 +247,7 @@ def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
     Gray index of a cell showing each), -1 if none, or ``GAVE_UP``.  Runs in blocks of rows
     whose float32 and int64 matrices fit in ``MEMORY`` bytes (a conv layer can have thousands
     of free neurons), checking ``deadline`` and ``stop`` between blocks."""
-    widest = max(1, n, p.W_out.shape[1], *(w.shape[1] for w in p.W))
+    widest = max(1, n, p.W_out.shape[1], *(M.shape[1] for M in p.mats))
     step = max(1, MEMORY // (16 * widest))
     for s in range(0, len(P), step):
         if _expired(deadline, stop):
@@ -286,8 +286,8 @@ def _product(T: np.ndarray, t0: np.ndarray, M) -> np.ndarray:
 def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
     """``_decide`` on one block of patterns T (m, |F_1|) bool."""
     on0 = p.on0
-    for l in range(1, len(p.W)):
-        V = _product(T, on0[l - 1], p.mats[l - 1]) >= (p.k[l] - p.acc0[l]).astype(np.float32)
+    for l, M in enumerate(p.mats, start=1):
+        V = _product(T, on0[l - 1], M) >= (p.k[l] - p.acc0[l]).astype(np.float32)
         keep = _unique_rows(V)
         T, rep = V[keep], rep[keep]
     S = p.acc_out0 + np.rint((T.astype(np.float32) - on0[-1]) @ p.W_out).astype(np.int64)
@@ -358,7 +358,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     p = _plan(ir, lo, hi)
     bad = np.asarray(bad, dtype=np.bool_)
-    W, margin = np.ascontiguousarray(p.W[0], dtype=np.int32), (p.acc0[0] - p.k[0]).astype(np.int32)
+    W, margin = p.W0, (p.acc0[0] - p.k[0]).astype(np.int32)
     n, words = len(margin), max(1, (len(margin) + 63) // 64)
     key = np.zeros(words, dtype=np.uint64)
     for i in np.nonzero(margin >= 0)[0]:
