@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="name=path of a trained model (repeatable)")
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--nets", default="small,large")
-    ap.add_argument("--presets", default="plain,ternary,l1-ternary,stablesign-ternary,stablesign-l1-ternary")
+    ap.add_argument("--presets", default="plain,ternary,l1-ternary,stablesign-ternary,stablesign-l1-ternary,stablesign-sparse")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--eps", default="1,3,5,10,15,25")

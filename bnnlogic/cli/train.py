@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--ternary", type=float, metavar="PCT",
                    help="ternary weights: zero band = this percentile of |w| per layer (e.g. 40)")
     p.add_argument("--preset", help="verification-friendly training: plain | ternary | l1-ternary | "
-                                    "stablesign-ternary | stablesign-l1-ternary (stored in the model's metadata)")
+                                    "stablesign-ternary | stablesign-l1-ternary | stablesign-sparse (fewest "
+                                    "coefficients at the plain net's accuracy; stored in the model's metadata)")
     p.add_argument("--stable-eps", type=float, metavar="E",
                    help="StableSign's eps in raw feature units (stablesign presets; default 5)")
     p.add_argument("--out", required=True, help="model file to write (e.g. model.bnn)")

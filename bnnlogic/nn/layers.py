@@ -6,13 +6,13 @@ whose predictions the IR must match: the integer pre-activations are computed in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import ste_sign, stochastic_sign, ternarize
+from .quantizers import masked_sign, ste_sign, stochastic_sign, ternarize, top_mask
 
 OUTPUT_FRAC_BITS = 16  # the output bias is a fixed-point number with this many fractional bits
 # latent weights start uniform in [-LATENT_INIT, LATENT_INIT]: small, so Adam steps flip signs early
@@ -24,22 +24,58 @@ LATENT_INIT = 0.05
 class WeightQuant:
     """How latent weights become {-1,+1} (``binary``) or {-1,0,+1} (``ternary``).
 
-    Ternary zero band ``|w| <= delta``: a fixed ``delta``, or ``percentile`` of |w| per layer.
+    Ternary zero band: a fixed ``delta`` (|w| <= delta is 0), or by rank per layer: the largest
+    ``keep`` fraction of |w| is kept (``percentile`` p is keep = 1 - p/100).  Ranking, not a
+    quantile threshold: latent weights clipped at |w| = 1 tie, and a threshold at 1 would zero
+    the whole layer.
     """
 
     mode: str = "binary"
     delta: float | None = None
     percentile: float | None = None
+    keep: float | None = None
 
-    def threshold(self, w: torch.Tensor) -> torch.Tensor:
-        if self.percentile is not None:
-            return torch.quantile(w.detach().abs().flatten().float(), self.percentile / 100.0)
-        return torch.tensor(self.delta or 0.0)
+    def kept(self) -> float | None:
+        """The fraction of weights kept by rank, or None for a fixed band."""
+        if self.keep is not None:
+            return self.keep
+        return None if self.percentile is None else 1.0 - self.percentile / 100.0
 
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
         if self.mode == "binary":
             return ste_sign(w)
-        return ternarize(w, self.threshold(w))
+        keep = self.kept()
+        return ternarize(w, self.delta or 0.0) if keep is None else masked_sign(w, top_mask(w, keep))
+
+
+def layer_quants(spec: dict, n_hidden: int) -> list[WeightQuant]:
+    """One ``WeightQuant`` per binary layer (``n_hidden`` hidden layers, then the output) from a
+    network's quant spec.  ``spec["keep"]`` may be a list: hidden layer i keeps ``keep[i]`` (the
+    last entry for deeper layers) and the output layer ``spec["keep_output"]`` (default 1: all)."""
+    keep = spec.get("keep")
+    if not isinstance(keep, (list, tuple)):
+        return [WeightQuant(**spec)] * (n_hidden + 1)
+    base = {k: v for k, v in spec.items() if k != "keep_output"}
+    fractions = [keep[min(i, len(keep) - 1)] for i in range(n_hidden)] + [spec.get("keep_output", 1.0)]
+    return [WeightQuant(**{**base, "keep": float(f)}) for f in fractions]
+
+
+class SparsityRamp:
+    """Gradual pruning (Zhu & Gupta 2017): over the first ``fraction`` of training, each layer's
+    kept fraction falls from 1 to its target ``keep`` along a cubic,
+    ``keep_t = 1 - (1 - keep) * (1 - (1 - t / (fraction * T))^3)``; after that it is ``keep``.
+    Call it with the training progress t / T in [0, 1] (``train.fit``'s ``on_step``)."""
+
+    def __init__(self, layers: list, fraction: float) -> None:
+        self.layers, self.fraction = layers, fraction
+        self.targets = [layer.quant for layer in layers]
+
+    def __call__(self, progress: float) -> None:
+        f = 1.0 if self.fraction <= 0 else min(1.0, progress / self.fraction)
+        for layer, q in zip(self.layers, self.targets):
+            keep = q.kept()
+            if keep is not None:
+                layer.quant = replace(q, keep=1.0 - (1.0 - keep) * (1.0 - (1.0 - f) ** 3))
 
 
 class _BinaryWeights(nn.Module):
@@ -53,7 +89,13 @@ class _BinaryWeights(nn.Module):
         self.scale = scale
 
     def quantized_weight(self) -> torch.Tensor:
-        return self.quant(self.weight)
+        keep = None if self.quant.mode == "binary" else self.quant.kept()
+        if keep is None:
+            return self.quant(self.weight)
+        key = (self.weight._version, keep)  # the rank mask changes only when the weights or keep do
+        if getattr(self, "_mask_key", None) != key:  # (a training step ranks a large layer once, not per pass)
+            self._mask, self._mask_key = top_mask(self.weight, keep), key
+        return masked_sign(self.weight, self._mask)
 
     def alpha(self) -> torch.Tensor:
         """Per-output-channel scale mean|W| (XNOR-Net), or ones."""

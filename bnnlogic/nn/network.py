@@ -12,7 +12,7 @@ from ..fold import fold_output, fold_sign_bn
 from ..ir import IR, Conv, Dense, InputCoding, MaxPool, Output
 from ..spec import parse_arch
 from .layers import (OUTPUT_FRAC_BITS, BinaryConv2d, BinaryLinear, Coding, OutputLayer,
-                     SignBlock, WeightQuant)
+                     SignBlock, layer_quants)
 
 
 @dataclass
@@ -45,18 +45,19 @@ class BNN(nn.Module):
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        quant = WeightQuant(**cfg.quant)
+        specs = parse_arch(cfg.arch)
+        quants = iter(layer_quants(cfg.quant, sum(spec.kind != "pool" for spec in specs)))
         d = int(np.prod(cfg.feature_shape))
         thr = torch.tensor(cfg.thresholds, dtype=torch.float32)[:, None].expand(-1, d).contiguous()
         self.coding = Coding(cfg.feature_shape, thr)
         shape = (len(cfg.thresholds) * cfg.feature_shape[0],) + tuple(cfg.feature_shape[1:])
         blocks: list[nn.Module] = []
-        for spec in parse_arch(cfg.arch):
+        for spec in specs:
             if spec.kind == "conv":
                 if len(shape) != 3:
                     from ..errors import UserError
                     raise UserError(f"architecture {cfg.arch!r}: conv layers need image features")
-                blocks.append(SignBlock(BinaryConv2d(shape[0], spec.size, spec.kernel, spec.stride, quant, cfg.scale),
+                blocks.append(SignBlock(BinaryConv2d(shape[0], spec.size, spec.kernel, spec.stride, next(quants), cfg.scale),
                                         cfg.stochastic))
                 shape = (spec.size, (shape[1] - spec.kernel) // spec.stride + 1,
                          (shape[2] - spec.kernel) // spec.stride + 1)
@@ -64,13 +65,13 @@ class BNN(nn.Module):
                 blocks.append(nn.MaxPool2d(spec.size, spec.stride))
                 shape = (shape[0], (shape[1] - spec.size) // spec.stride + 1, (shape[2] - spec.size) // spec.stride + 1)
             else:
-                blocks.append(SignBlock(BinaryLinear(int(np.prod(shape)), spec.size, quant, cfg.scale), cfg.stochastic))
+                blocks.append(SignBlock(BinaryLinear(int(np.prod(shape)), spec.size, next(quants), cfg.scale), cfg.stochastic))
                 shape = (spec.size,)
             if min(shape) < 1:
                 from ..errors import UserError
                 raise UserError(f"architecture {cfg.arch!r} shrinks the input to nothing")
         self.blocks = nn.ModuleList(blocks)
-        self.output = OutputLayer(int(np.prod(shape)), cfg.n_classes, quant)
+        self.output = OutputLayer(int(np.prod(shape)), cfg.n_classes, next(quants))
 
     def binary_layers(self) -> list[BinaryLinear | BinaryConv2d]:
         return [b.layer for b in self.blocks if isinstance(b, SignBlock)] + [self.output.linear]

@@ -36,13 +36,13 @@ class _StochasticSignSTE(torch.autograd.Function):
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
-class _TernarySTE(torch.autograd.Function):
-    """0 where |w| <= delta, sign(w) elsewhere; STE backward (cancelled for |w| > 1)."""
+class _MaskedSignSTE(torch.autograd.Function):
+    """sign(w) where ``keep``, 0 elsewhere; STE backward (cancelled for |w| > 1)."""
 
     @staticmethod
-    def forward(ctx, w: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, w: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(w)
-        return torch.where(w.abs() <= delta, 0.0, torch.where(w >= 0, 1.0, -1.0)).to(w.dtype)
+        return torch.where(keep, torch.where(w >= 0, 1.0, -1.0), 0.0).to(w.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -62,4 +62,20 @@ def stochastic_sign(x: torch.Tensor) -> torch.Tensor:
 
 def ternarize(w: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
     """Ternary weights in {-1, 0, +1} with zero band |w| <= delta."""
-    return _TernarySTE.apply(w, torch.as_tensor(delta, dtype=w.dtype))
+    return _MaskedSignSTE.apply(w, w.abs() > torch.as_tensor(delta, dtype=w.dtype))
+
+
+def top_mask(w: torch.Tensor, keep: float) -> torch.Tensor:
+    """True on exactly round(keep * w.numel()) entries of largest |w| (by rank, so ties, e.g.
+    latent weights clipped at |w| = 1, cannot empty or fill a layer)."""
+    a = w.detach().abs().flatten()
+    k = int(round(keep * a.numel()))
+    mask = torch.zeros(a.numel(), dtype=torch.bool)
+    if k > 0:
+        mask[a.topk(k).indices] = True
+    return mask.view_as(w)
+
+
+def masked_sign(w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ternary weights sign(w) where ``mask``, 0 elsewhere (STE backward)."""
+    return _MaskedSignSTE.apply(w, mask)

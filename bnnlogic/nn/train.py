@@ -17,6 +17,7 @@ from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
 from ..spec import parse_coding
+from .layers import SparsityRamp
 from .network import BNN, NetConfig
 from .presets import get_preset
 
@@ -31,11 +32,13 @@ def set_seed(seed: int) -> None:
 
 def fit(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0,
         batch_size: int = 128, lr: float = 1e-2, loss_fn: Callable | None = None,
-        regularizers: list[Regularizer] = (), progress: bool = True, desc: str = "train") -> list[dict]:
+        regularizers: list[Regularizer] = (), progress: bool = True, desc: str = "train",
+        on_step: Callable[[float], None] | None = None) -> list[dict]:
     """Train ``net`` in place; returns per-epoch history (loss, train accuracy, seconds).
 
     ``loss_fn(net, xb, yb, logits)`` defaults to cross-entropy on labels; each regularizer
     ``r(net, xb)`` adds a term.  Latent binary weights are clipped after every step.
+    ``on_step(t)`` is called with the progress t in [0, 1] before training and after each step.
     """
     set_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -44,7 +47,9 @@ def fit(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int, seed: i
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps = epochs * ((len(X) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    history = []
+    history, done = [], 0
+    if on_step:
+        on_step(0.0)
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         net.train()
@@ -61,6 +66,9 @@ def fit(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int, seed: i
             sched.step()
             if hasattr(net, "clip_"):
                 net.clip_()
+            done += 1
+            if on_step:
+                on_step(done / max(steps, 1))
             total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(idx)
@@ -114,8 +122,9 @@ def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str
     net = build(data, arch, coding, quant or p.quant, scale, stochastic)
     if init_from is not None:
         init_from_float(net, init_from)
+    ramp = SparsityRamp(net.binary_layers(), p.ramp) if p.ramp else None
     history = fit(net, data.X_train, data.y_train, epochs, seed, batch_size, lr,
-                  regularizers=p.regularizers(), progress=progress)
+                  regularizers=p.regularizers(), progress=progress, on_step=ramp)
     return to_model(net, data, {"preset": p.name if quant is None else "custom",
                                 "preset_settings": p.settings() if quant is None else {"quant": quant},
                                 "training": {

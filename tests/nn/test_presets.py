@@ -7,7 +7,8 @@ from bnnlogic import load
 from bnnlogic.data import load_dataset
 from bnnlogic.errors import UserError
 from bnnlogic.nn import BNN, NetConfig, train
-from bnnlogic.nn.presets import PRESETS, get_preset
+from bnnlogic.nn.layers import SparsityRamp, WeightQuant
+from bnnlogic.nn.presets import KEEP, PRESETS, get_preset
 from bnnlogic.nn.regularizers import L1, StableSign, interval_bounds, stable_fraction
 
 
@@ -35,7 +36,7 @@ def test_presets_keep_exact_ir_agreement_and_are_recorded(models, tmp_path):
 
 
 def test_ternary_zeros_are_exact_zeros_in_the_ir(models):
-    for name in ("ternary", "l1-ternary"):
+    for name in ("ternary", "l1-ternary", "stablesign-sparse"):
         m = models[name]
         net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state)
         zeros = 0
@@ -47,6 +48,34 @@ def test_ternary_zeros_are_exact_zeros_in_the_ir(models):
             zeros += int((w == 0).sum())
         assert zeros > 0.1 * sum(layer.weight.numel() for layer in net.binary_layers())
     assert np.count_nonzero(models["plain"].ir.layers[0].A) == models["plain"].ir.layers[0].A.size
+
+
+def test_sparse_preset_keeps_its_fraction_per_layer_by_rank(models):
+    m = models["stablesign-sparse"]
+    net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state)
+    kept = [float((layer.quantized_weight() != 0).float().mean()) for layer in net.binary_layers()]
+    assert kept == pytest.approx(KEEP[:2] + [1.0], abs=1e-3)  # mlp:24,16: two hidden layers, then the output
+
+
+def test_rank_band_survives_ties_at_the_clip():
+    """70% of the weights sit at |w| = 1 (clipped): a quantile threshold would zero all of them."""
+    w = torch.tensor([1.0] * 7 + [0.5, -0.2, 0.1], requires_grad=True)
+    for q, nonzero in ((WeightQuant("ternary", percentile=85), 2), (WeightQuant("ternary", keep=0.5), 5)):
+        out = q(w)
+        assert int((out != 0).sum()) == nonzero and set(out.abs().tolist()) <= {0.0, 1.0}
+        out.sum().backward()
+        assert torch.equal(w.grad, torch.ones(10))  # straight through (every |w| <= 1)
+        w.grad = None
+
+
+def test_sparsity_ramp_is_cubic_from_all_to_the_target():
+    net = BNN(NetConfig("mlp:8", (6,), 0, 1, [1], 2, {"mode": "ternary", "keep": [0.25], "keep_output": 0.5}))
+    ramp = SparsityRamp(net.binary_layers(), 0.5)
+    for t, f in ((0.0, 0.0), (0.25, 0.5), (0.5, 1.0), (0.9, 1.0)):
+        ramp(t)
+        share = 1 - (1 - f) ** 3
+        assert [layer.quant.keep for layer in net.binary_layers()] == pytest.approx(
+            [1 - 0.75 * share, 1 - 0.5 * share])
 
 
 def test_l1_value_and_gradient():
