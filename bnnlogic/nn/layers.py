@@ -92,8 +92,9 @@ class _BinaryWeights(nn.Module):
         keep = None if self.quant.mode == "binary" else self.quant.kept()
         if keep is None:
             return self.quant(self.weight)
-        key = (self.weight._version, keep)  # the rank mask changes only when the weights or keep do
-        if getattr(self, "_mask_key", None) != key:  # (a training step ranks a large layer once, not per pass)
+        w = self.weight  # the rank mask changes only when the weights or keep do: a training step
+        key = (id(w), w.data_ptr(), w._version, keep)  # ranks a large layer once, not once per pass
+        if getattr(self, "_mask_key", None) != key:
             self._mask, self._mask_key = top_mask(self.weight, keep), key
         return masked_sign(self.weight, self._mask)
 

@@ -68,6 +68,18 @@ def test_rank_band_survives_ties_at_the_clip():
         w.grad = None
 
 
+def test_rank_mask_follows_in_place_weight_updates():
+    net = BNN(NetConfig("mlp:4", (3,), 0, 1, [1], 2, {"mode": "ternary", "keep": [0.25], "keep_output": 1.0}))
+    layer = net.binary_layers()[0]
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(12.0).view(4, 3) / 12)
+    first = layer.quantized_weight().detach().clone()
+    with torch.no_grad():
+        layer.weight.mul_(-1).add_(1)  # in place, as an optimizer step: the order of |w| reverses
+    assert layer.quantized_weight().detach().flatten().nonzero().flatten().tolist() == [0, 1, 2]
+    assert first.flatten().nonzero().flatten().tolist() == [9, 10, 11]
+
+
 def test_sparsity_ramp_is_cubic_from_all_to_the_target():
     net = BNN(NetConfig("mlp:8", (6,), 0, 1, [1], 2, {"mode": "ternary", "keep": [0.25], "keep_output": 0.5}))
     ramp = SparsityRamp(net.binary_layers(), 0.5)
