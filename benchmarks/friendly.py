@@ -28,6 +28,7 @@ from bnnlogic import load  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.logic import stable_fraction  # noqa: E402
+from bnnlogic.nn.presets import PRESETS  # noqa: E402
 from bnnlogic.summary import summarize, verification_profile  # noqa: E402
 from models import OUT  # noqa: E402
 from verify import CONFIGS, run_model  # noqa: E402
@@ -73,7 +74,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="name=path of a trained model (repeatable)")
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--nets", default="small,large")
-    ap.add_argument("--presets", default="plain,ternary,l1-ternary,stablesign-ternary,stablesign-l1-ternary,stablesign-sparse")
+    ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--eps", default="1,3,5,10,15,25")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import masked_sign, ste_sign, stochastic_sign, ternarize, top_mask
+from .quantizers import masked_sign, ste_sign, stochastic_sign, top_mask
 
 OUTPUT_FRAC_BITS = 16  # the output bias is a fixed-point number with this many fractional bits
 # latent weights start uniform in [-LATENT_INIT, LATENT_INIT]: small, so Adam steps flip signs early
@@ -41,11 +41,13 @@ class WeightQuant:
             return self.keep
         return None if self.percentile is None else 1.0 - self.percentile / 100.0
 
-    def __call__(self, w: torch.Tensor) -> torch.Tensor:
-        if self.mode == "binary":
-            return ste_sign(w)
+    def mask(self, w: torch.Tensor) -> torch.Tensor:
+        """Ternary: where sign(w) is kept (|w| > delta, or the ``kept()`` largest |w| by rank)."""
         keep = self.kept()
-        return ternarize(w, self.delta or 0.0) if keep is None else masked_sign(w, top_mask(w, keep))
+        return w.detach().abs() > (self.delta or 0.0) if keep is None else top_mask(w, keep)
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        return ste_sign(w) if self.mode == "binary" else masked_sign(w, self.mask(w))
 
 
 def layer_quants(spec: dict, n_hidden: int) -> list[WeightQuant]:
@@ -89,14 +91,15 @@ class _BinaryWeights(nn.Module):
         self.scale = scale
 
     def quantized_weight(self) -> torch.Tensor:
-        keep = None if self.quant.mode == "binary" else self.quant.kept()
-        if keep is None:
-            return self.quant(self.weight)
-        w = self.weight  # the rank mask changes only when the weights or keep do: a training step
-        key = (id(w), w.data_ptr(), w._version, keep)  # ranks a large layer once, not once per pass
+        w = self.weight
+        if self.quant.mode == "binary":
+            return self.quant(w)
+        # the ternary mask changes only when the weights or the quantizer do: a training step
+        # ranks a large layer once, not once per pass
+        key = (id(w), w.data_ptr(), w._version, self.quant)
         if getattr(self, "_mask_key", None) != key:
-            self._mask, self._mask_key = top_mask(self.weight, keep), key
-        return masked_sign(self.weight, self._mask)
+            self._mask, self._mask_key = self.quant.mask(w), key
+        return masked_sign(w, self._mask)
 
     def alpha(self) -> torch.Tensor:
         """Per-output-channel scale mean|W| (XNOR-Net), or ones."""

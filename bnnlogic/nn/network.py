@@ -57,15 +57,16 @@ class BNN(nn.Module):
                 if len(shape) != 3:
                     from ..errors import UserError
                     raise UserError(f"architecture {cfg.arch!r}: conv layers need image features")
-                blocks.append(SignBlock(BinaryConv2d(shape[0], spec.size, spec.kernel, spec.stride, next(quants), cfg.scale),
-                                        cfg.stochastic))
+                conv = BinaryConv2d(shape[0], spec.size, spec.kernel, spec.stride, next(quants), cfg.scale)
+                blocks.append(SignBlock(conv, cfg.stochastic))
                 shape = (spec.size, (shape[1] - spec.kernel) // spec.stride + 1,
                          (shape[2] - spec.kernel) // spec.stride + 1)
             elif spec.kind == "pool":
                 blocks.append(nn.MaxPool2d(spec.size, spec.stride))
                 shape = (shape[0], (shape[1] - spec.size) // spec.stride + 1, (shape[2] - spec.size) // spec.stride + 1)
             else:
-                blocks.append(SignBlock(BinaryLinear(int(np.prod(shape)), spec.size, next(quants), cfg.scale), cfg.stochastic))
+                dense = BinaryLinear(int(np.prod(shape)), spec.size, next(quants), cfg.scale)
+                blocks.append(SignBlock(dense, cfg.stochastic))
                 shape = (spec.size,)
             if min(shape) < 1:
                 from ..errors import UserError

@@ -60,11 +60,6 @@ def stochastic_sign(x: torch.Tensor) -> torch.Tensor:
     return _StochasticSignSTE.apply(x)
 
 
-def ternarize(w: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
-    """Ternary weights in {-1, 0, +1} with zero band |w| <= delta."""
-    return _MaskedSignSTE.apply(w, w.abs() > torch.as_tensor(delta, dtype=w.dtype))
-
-
 def top_mask(w: torch.Tensor, keep: float) -> torch.Tensor:
     """True on exactly round(keep * w.numel()) entries of largest |w| (by rank, so ties, e.g.
     latent weights clipped at |w| = 1, cannot empty or fill a layer)."""
