@@ -137,12 +137,12 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         res.stats = q.stats
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
         if R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
-            if not _bab(model, R, bad, left(), res, share=1.0):  # a sweep of at most 2^SWEEP_FIRST cells
+            if not _bab(model, R, bad, left(), res, share=1.0, bounds=q.encoding.nets[0].bounds):  # <= 2^SWEEP_FIRST cells
                 solve(q, left())
         elif not solve(q, first):
             if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
                 _set_counterexample(model, R, bad, res, x, "attack")
-            elif not _bab(model, R, bad, left(), res):
+            elif not _bab(model, R, bad, left(), res, bounds=q.encoding.nets[0].bounds):
                 solve(q, left())
         q.close()
     res.time_s = time.perf_counter() - t0
@@ -150,14 +150,15 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
-         share: float = BAB_SHARE) -> bool:
+         share: float = BAB_SHARE, bounds=None) -> bool:
     """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``share`` of
-    the time left (10 s without a limit); True if it decided."""
+    the time left (10 s without a limit), reusing R's bit ``bounds`` if given; True if it decided."""
     if R.l0 is not None:
         return False
     from .logic.bab import bab
 
-    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=share * left if left is not None else 10.0)
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=share * left if left is not None else 10.0,
+                           bounds=bounds)
     res.stats["bab_nodes"] = nodes
     if status == "sat":
         _set_counterexample(model, R, bad, res, x, "bab")

@@ -32,18 +32,19 @@ from typing import Sequence
 import numpy as np
 
 from ..ir import IR, Conv, Dense, free_thresholds
-from .bounds import propagate
+from .bounds import Bounds, propagate
 from .encode import _gather
 from .region import Region
 from .sweep import sweep
 
 
-def _influence(ir: IR, R: Region) -> np.ndarray:
-    """Per raw feature: total |weight| of its input bits into first-layer neurons free on R."""
+def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
+    """Per raw feature: total |weight| of its input bits into first-layer neurons free on the
+    box whose bit bounds are ``bounds``."""
     c, first = ir.coding, ir.layers[0] if ir.layers else None
     infl_bits = np.zeros(c.n_bits)
     if isinstance(first, (Dense, Conv)):
-        lo, hi = propagate(ir, R.lo, R.hi)[1]
+        lo, hi = bounds[1]
         free = (lo != hi).reshape(-1)
         if isinstance(first, Dense):
             infl_bits = np.abs(first.A[free]).sum(axis=0).astype(float)
@@ -70,9 +71,11 @@ def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarr
 
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
         max_nodes: int = 2_000_000, batch: int = 2048,
-        enum_cells: int = 1 << 20, threads: int | None = None) -> tuple[str, np.ndarray | None, int]:
+        enum_cells: int = 1 << 20, threads: int | None = None,
+        bounds: Bounds | None = None) -> tuple[str, np.ndarray | None, int]:
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
-    unsupported; ``max_nodes`` bounds the nodes (not the swept cells).
+    unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
+    (``propagate(ir, R.lo, R.hi)``) if the caller has them.
 
     A node with at most ``enum_cells`` threshold cells is not split further: ``sweep`` visits
     every cell, which decides it exactly (each cell counts as a node); ``threads`` such
@@ -83,7 +86,9 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     bad = np.zeros(ir.n_classes, dtype=bool)
     bad[list(bad_classes)] = True
     thr = np.sort(ir.coding.thresholds, axis=0)  # (M, d)
-    order = np.argsort(-_influence(ir, R))  # split priority of features
+    if bounds is None:
+        bounds = propagate(ir, R.lo, R.hi)
+    order = np.argsort(-_influence(ir, bounds))  # split priority of features
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     center = R.center if R.center is not None else R.lo
@@ -103,7 +108,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             hit = np.nonzero(bad[pred])[0]
             if len(hit):
                 return "sat", probe[hit[0]], nodes + cells
-            blo, bhi = propagate(ir, LO, HI)[-1]
+            blo, bhi = bounds[-1] if nodes == 1 else propagate(ir, LO, HI)[-1]  # nodes == 1: R itself
             keep = ~_safe(ir, blo, bhi, pred, bad)
             LO, HI, probe = LO[keep], HI[keep], probe[keep]
             if not len(LO):

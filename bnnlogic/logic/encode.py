@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
-from .bounds import propagate
+from .bounds import Bounds, propagate
 from .formula import TRUE, Formula
 from .region import Region
 
@@ -113,12 +113,14 @@ class InputVars:
 
 @dataclass
 class Network:
-    """One encoded network: literal arrays per layer (flat), output data, fixed-neuron stats."""
+    """One encoded network: literal arrays per layer (flat), output data, fixed-neuron stats,
+    and the bit bounds over the region that fixed them (``bounds.propagate``; None if naive)."""
 
     ir: IR
     layers: list[np.ndarray]
     neurons: int
     fixed: int
+    bounds: Bounds | None = None
     beats_cache: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
@@ -191,7 +193,7 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
     shapes = ir.shapes()
     if use_bounds:
         bnds = propagate(ir, region.lo, region.hi)
-    else:
+    else:  # naive: every neuron free
         bnds = [(np.zeros((1,) + s, np.uint8), np.ones((1,) + s, np.uint8)) for s in shapes]
     layers, neurons, fixed = [bits], 0, 0
     for li, layer in enumerate(ir.layers):
@@ -217,7 +219,7 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
             neurons += lo.size
             fixed += lo.size - len(free)
         layers.append(out)
-    return Network(ir, layers, neurons, fixed)
+    return Network(ir, layers, neurons, fixed, bnds if use_bounds else None)
 
 
 def beats(F: Formula, net: Network, c: int, d: int) -> int:
