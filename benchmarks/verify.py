@@ -8,9 +8,9 @@ Fashion-MNIST), the first N test images (true labels) and each eps (raw pixel un
 run:
 
     naive     the original work's encoding: every neuron as sequential-counter CNF, no bound
-              propagation, no attack, Glucose (PySAT); skipped for models with more than
-              NAIVE_MAX_WEIGHTS unrolled weights (its CNF of the large and conv nets does not
-              fit in memory here)
+              propagation, no attack, Glucose (PySAT); skipped for queries whose sequential
+              counters would exceed NAIVE_MAX_CLAUSES clauses (the large and conv nets' CNFs
+              of 75M-116M clauses do not fit in memory here)
     default   bnnlogic verify: attack, bounds, the auto backend
     <backend> bounds, no attack, that backend (to compare solvers on the same queries)
 
@@ -37,7 +37,7 @@ from bnnlogic import load  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
-from bnnlogic.quant.compile import ir_size  # noqa: E402
+from bnnlogic.logic import encode  # noqa: E402
 from bnnlogic.verify import make_region, verify_region  # noqa: E402
 from models import OUT, get_model  # noqa: E402
 
@@ -50,13 +50,17 @@ SOLVERS = ("cnf:glucose4:seqcounter", "cnf:glucose4:totalizer", "cnf:glucose4:so
            "native:minicard", "native:gluecard4", "cpsat", "exact")
 
 
-NAIVE_MAX_WEIGHTS = 1_000_000  # the naive CNFs of fashion-mlp-large and fashion-conv needed > 24 GB here
+NAIVE_MAX_CLAUSES = 20_000_000  # fashion-mlp-small: 6M clauses, 1.1 GB; conv-small: 116M, > 24 GB
 
 
-def n_weights(model) -> int:
-    """Weight entries per neuron and position (a conv kernel once per position): what the
-    naive encoding unrolls."""
-    return ir_size(model.ir)["entries"]
+def naive_clauses(model, R, bad: list[int]) -> int:
+    """Estimated clauses of the naive CNF of a query: a sequential counter for ``sum of n
+    literals >= b`` has about 2 b' (n - b') clauses per direction, b' = min(b, n - b)."""
+    total = 0
+    for card in encode(model.ir, R, [[(0, bad)]], use_bounds=False).formula.cards:
+        n, b = len(card.lits), min(card.bound, len(card.lits) - card.bound)
+        total += (4 if card.both else 2) * max(b, 0) * (n - max(b, 0))
+    return total
 
 
 def run_model(name: str, model, images: int, eps_list: list[int], configs: dict, timeout: float,
@@ -69,7 +73,8 @@ def run_model(name: str, model, images: int, eps_list: list[int], configs: dict,
             R = make_region(model, X[i], eps)
             cells = round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)
             for cfg, kw in configs.items():
-                if cfg == "naive" and (i >= naive_images or n_weights(model) > NAIVE_MAX_WEIGHTS):
+                bad = [c for c in range(model.ir.n_classes) if c != data.y_test[i]]
+                if cfg == "naive" and (i >= naive_images or naive_clauses(model, R, bad) > NAIVE_MAX_CLAUSES):
                     continue
                 r = verify_region(model, R, [int(data.y_test[i])], int(data.y_test[i]), timeout=timeout, **kw)
                 recs.append({"model": name, "config": cfg, "index": i, "eps": eps, "status": r.status,

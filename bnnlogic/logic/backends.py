@@ -18,7 +18,7 @@ Every backend builds its solver once, so repeated ``solve`` calls with different
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..errors import UserError
 from .formula import Card, Formula
@@ -66,11 +66,20 @@ def card_to_clauses(card: Card, top: int, encoding: str) -> tuple[list[list[int]
     return clauses, top
 
 
-def to_cnf(formula: Formula, encoding: str = "totalizer") -> tuple[list[list[int]], int]:
-    """All of ``formula`` as clauses; returns (clauses, number of variables)."""
-    clauses, top = list(formula.clauses), formula.n_vars
+def cnf_parts(formula: Formula, encoding: str = "totalizer") -> Iterator[tuple[list[list[int]], int]]:
+    """``formula`` as clauses, part by part: its plain clauses, then each cardinality
+    constraint's; each part with the number of variables used so far."""
+    top = formula.n_vars
+    yield formula.clauses, top
     for card in formula.cards:
         cl, top = card_to_clauses(card, top, encoding)
+        yield cl, top
+
+
+def to_cnf(formula: Formula, encoding: str = "totalizer") -> tuple[list[list[int]], int]:
+    """All of ``formula`` as clauses; returns (clauses, number of variables)."""
+    clauses, top = [], formula.n_vars
+    for cl, top in cnf_parts(formula, encoding):
         clauses += cl
     return clauses, top
 
@@ -90,10 +99,11 @@ class _PySAT:
                 for lits, bound in _native_atmost(card):
                     self.solver.add_atmost(lits, bound)
             self.n_clauses = len(formula.clauses)
-        else:
-            clauses, top = to_cnf(formula, encoding)
-            self.solver = Solver(name=solver, bootstrap_with=clauses)
-            self.n_clauses = len(clauses)
+        else:  # part by part: the whole CNF never sits in a Python list beside the solver's copy
+            self.solver, self.n_clauses, top = Solver(name=solver), 0, formula.n_vars
+            for cl, top in cnf_parts(formula, encoding):
+                self.solver.append_formula(cl)
+                self.n_clauses += len(cl)
         self.n_vars, self.name = top, solver
 
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
