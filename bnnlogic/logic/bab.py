@@ -96,7 +96,17 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     nodes = cells = 0
     deadline = None if timeout is None else t0 + timeout
     stop = threading.Event()  # tells running sweeps to give up once the answer is known
-    pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
+    pool: ThreadPoolExecutor | None = None  # started when two leaves are swept at once
+
+    def sweep_leaves(LO: np.ndarray, HI: np.ndarray, probe: np.ndarray):
+        """``sweep`` of every node given, on threads when there are several."""
+        nonlocal pool
+        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, stop)  # noqa: E731
+        if len(LO) <= 1:
+            return map(run, range(len(LO)))
+        pool = pool or ThreadPoolExecutor(threads or os.cpu_count() or 1)
+        return pool.map(run, range(len(LO)))
+
     try:
         while stack:
             if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes:
@@ -119,7 +129,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
                 raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
             small = log_cells <= np.log2(max(enum_cells, 1))
             leaves = np.nonzero(small)[0]
-            for st, w, n in pool.map(lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, stop), leaves):
+            for st, w, n in sweep_leaves(LO[leaves], HI[leaves], probe[leaves]):
                 cells += n
                 if st != "unsat":
                     return st, w, nodes + cells
@@ -142,4 +152,5 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         return "unsat", None, nodes + cells
     finally:
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

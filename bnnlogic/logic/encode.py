@@ -189,6 +189,18 @@ def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, nam
     return [F.reify_card(signed[r][live[r]].tolist(), int(bounds[r]), names[r], fold=fold) for r in range(len(W))]
 
 
+def _rows(layer: Dense | Conv, in_shape: tuple[int, ...], prev: np.ndarray,
+          free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights W (r, n), input literals L (r, n) and thresholds k (r,) of the neurons ``free``
+    (flat indices; a conv neuron is a filter at one position, over its receptive field)."""
+    if isinstance(layer, Dense):
+        W = layer.A[free].astype(np.int64)
+        return W, np.broadcast_to(prev[None, :], W.shape), layer.k[free]
+    G = _gather(layer, in_shape)
+    o, p = np.divmod(free, G.shape[0])
+    return layer.A.reshape(len(layer.A), -1)[o].astype(np.int64), prev[G[p]], layer.k[o]
+
+
 def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str) -> Network:
     shapes = ir.shapes()
     if use_bounds:
@@ -206,37 +218,33 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
             for i in free:
                 out[i] = F.reify_or(prev[G[i]].tolist(), f"{tag}L{li}[{i}]")
         else:
-            if isinstance(layer, Dense):
-                W, L, k = layer.A[free].astype(np.int64), prev[None, :], layer.k[free]
-                L = np.broadcast_to(L, W.shape)
-            else:
-                G = _gather(layer, shapes[li])
-                npos = G.shape[0]
-                o, p = np.divmod(free, npos)
-                W = layer.A.reshape(len(layer.A), -1)[o].astype(np.int64)
-                L, k = prev[G[p]], layer.k[o]
-            out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free], fold=use_bounds)
             neurons += lo.size
             fixed += lo.size - len(free)
+            if len(free):
+                W, L, k = _rows(layer, shapes[li], prev, free)
+                out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free], fold=use_bounds)
         layers.append(out)
     return Network(ir, layers, neurons, fixed, bnds if use_bounds else None)
 
 
-def beats(F: Formula, net: Network, c: int, d: int) -> int:
-    """A literal implying that class c is preferred to class d (see the module docstring)."""
-    key = (c, d)
-    if key not in net.beats_cache:
+def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """Per pair (c, d): a literal implying that class c is preferred to class d (see the module
+    docstring), ``sum_j (A_c - A_d)_j u_j >= beat_bound(c, d)`` over the last hidden layer's
+    literals u, each u_j repeated |A_c - A_d|_j times; built once per pair, vectorised."""
+    new = [p for p in dict.fromkeys(pairs) if p not in net.beats_cache]
+    if new:
         out, u = net.ir.output, net.layers[-1]
-        D = out.A[c].astype(np.int64) - out.A[d].astype(np.int64)
-        K = int(out.beat_bound(c, d))
-        const = int(np.sum(D * (u == TRUE)))
-        live = (D != 0) & (np.abs(u) != TRUE)
-        lits: list[int] = []
-        for j in np.nonzero(live)[0]:
-            lits += [int(u[j]) if D[j] > 0 else -int(u[j])] * int(abs(D[j]))
-        bound = K - const + int(np.sum(np.abs(D[live]) * (D[live] < 0)))
-        net.beats_cache[key] = F.reify_card(lits, bound, f"beats[{c},{d}]", both=False)
-    return net.beats_cache[key]
+        c, d = np.array(new).T
+        A = out.A.astype(np.int64)
+        D = A[c] - A[d]  # (len(new), m)
+        const = D @ (u == TRUE)
+        live = (D != 0) & (np.abs(u) != TRUE)[None]
+        bound = out.beat_bound(c, d) - const + np.sum(np.where(live & (D < 0), -D, 0), axis=1)
+        for r, (cr, dr) in enumerate(new):
+            j = np.nonzero(live[r])[0]
+            lits = np.repeat(np.where(D[r, j] > 0, u[j], -u[j]), np.abs(D[r, j])).tolist()
+            net.beats_cache[(cr, dr)] = F.reify_card(lits, int(bound[r]), f"beats[{cr},{dr}]", both=False)
+    return [net.beats_cache[p] for p in pairs]
 
 
 def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
@@ -247,9 +255,10 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
         return -TRUE
     if not rest:
         return TRUE
+    lits = beats(F, net, [(c, d) for c in S for d in rest])
     alts = []
-    for c in S:
-        conds = [beats(F, net, c, d) for d in rest]
+    for i, c in enumerate(S):
+        conds = lits[i * len(rest):(i + 1) * len(rest)]
         if -TRUE in conds:
             continue
         a = F.new_var(f"pred=={c}")
