@@ -16,6 +16,8 @@ Semantics (see ``docs/ir.md`` for the file format)::
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -47,7 +49,7 @@ class InputCoding:
 
     @property
     def n_features(self) -> int:
-        return int(np.prod(self.feature_shape))
+        return math.prod(self.feature_shape)
 
     @property
     def n_levels(self) -> int:

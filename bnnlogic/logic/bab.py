@@ -56,16 +56,20 @@ def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
     return infl_bits.reshape(c.n_levels, c.n_features).sum(axis=0) + 1e-9
 
 
-def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Nodes (n,) where no class in ``bad`` can be preferred to the node's probe class ``ref``."""
+def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray,
+          chunk: int = 256) -> np.ndarray:
+    """Nodes (n,) where no class in ``bad`` can be preferred to the node's probe class ``ref``:
+    for every c in bad, ``max_u sum_j (A_c - A_ref)_j u_j < beat_bound(c, ref)`` over the bit
+    box [lo, hi] of the last hidden layer; all classes at once, ``chunk`` nodes at a time."""
     out = ir.output
-    A = out.A.astype(np.int64)
+    A, cs = out.A.astype(np.int64), np.nonzero(bad)[0]
     lo, hi = lo.reshape(len(lo), -1).astype(np.int64), hi.reshape(len(hi), -1).astype(np.int64)
     safe = np.ones(len(lo), dtype=bool)
-    for c in np.nonzero(bad)[0]:
-        D = A[c][None, :] - A[ref]  # (n, m)
-        smax = np.sum(np.where(D > 0, D * hi, D * lo), axis=1)
-        safe &= smax < out.beat_bound(c, ref)
+    for s in range(0, len(lo), chunk):
+        r = ref[s:s + chunk]
+        D = A[cs][None] - A[r][:, None]  # (n, |bad|, m)
+        smax = np.where(D > 0, D * hi[s:s + chunk, None], D * lo[s:s + chunk, None]).sum(axis=2)
+        safe[s:s + chunk] = (smax < out.beat_bound(cs[None], r[:, None])).all(axis=1)
     return safe
 
 
