@@ -28,6 +28,7 @@ import numpy as np
 from .attack import attack
 from .errors import UserError
 from .logic import DEFAULT, Answer, Query, Region, region
+from .logic.bounds import Bounds
 from .logic.sweep import n_cells
 from .model import Model
 
@@ -150,7 +151,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
-         share: float = BAB_SHARE, bounds=None) -> bool:
+         share: float = BAB_SHARE, bounds: Bounds | None = None) -> bool:
     """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``share`` of
     the time left (10 s without a limit), reusing R's bit ``bounds`` if given; True if it decided."""
     if R.l0 is not None:
