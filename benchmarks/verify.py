@@ -72,8 +72,8 @@ def run_model(name: str, model, images: int, eps_list: list[int], configs: dict,
         for eps in eps_list:
             R = make_region(model, X[i], eps)
             cells = round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)
+            bad = [c for c in range(model.ir.n_classes) if c != data.y_test[i]]
             for cfg, kw in configs.items():
-                bad = [c for c in range(model.ir.n_classes) if c != data.y_test[i]]
                 if cfg == "naive" and (i >= naive_images or naive_clauses(model, R, bad) > NAIVE_MAX_CLAUSES):
                     continue
                 r = verify_region(model, R, [int(data.y_test[i])], int(data.y_test[i]), timeout=timeout, **kw)

@@ -135,15 +135,15 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             q.close()
     else:
         q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
-        res.stats = q.stats
+        res.stats, bounds = q.stats, q.encoding.nets[0].bounds  # bab reuses the region's bounds
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
         if R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
-            if not _bab(model, R, bad, left(), res, share=1.0, bounds=q.encoding.nets[0].bounds):  # <= 2^SWEEP_FIRST cells
+            if not _bab(model, R, bad, left(), res, share=1.0, bounds=bounds):  # <= 2^SWEEP_FIRST cells
                 solve(q, left())
         elif not solve(q, first):
             if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
                 _set_counterexample(model, R, bad, res, x, "attack")
-            elif not _bab(model, R, bad, left(), res, bounds=q.encoding.nets[0].bounds):
+            elif not _bab(model, R, bad, left(), res, bounds=bounds):
                 solve(q, left())
         q.close()
     res.time_s = time.perf_counter() - t0

@@ -63,11 +63,12 @@ def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarr
     box [lo, hi] of the last hidden layer; all classes at once, ``chunk`` nodes at a time."""
     out = ir.output
     A, cs = out.A.astype(np.int64), np.nonzero(bad)[0]
+    A_bad = A[cs][None]  # (1, |bad|, m)
     lo, hi = lo.reshape(len(lo), -1).astype(np.int64), hi.reshape(len(hi), -1).astype(np.int64)
     safe = np.ones(len(lo), dtype=bool)
     for s in range(0, len(lo), chunk):
         r = ref[s:s + chunk]
-        D = A[cs][None] - A[r][:, None]  # (n, |bad|, m)
+        D = A_bad - A[r][:, None]  # (n, |bad|, m)
         smax = np.where(D > 0, D * hi[s:s + chunk, None], D * lo[s:s + chunk, None]).sum(axis=2)
         safe[s:s + chunk] = (smax < out.beat_bound(cs[None], r[:, None])).all(axis=1)
     return safe
