@@ -46,8 +46,11 @@ class WeightQuant:
         keep = self.kept()
         return w.detach().abs() > (self.delta or 0.0) if keep is None else top_mask(w, keep)
 
-    def __call__(self, w: torch.Tensor) -> torch.Tensor:
-        return ste_sign(w) if self.mode == "binary" else masked_sign(w, self.mask(w))
+    def __call__(self, w: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Quantized w (STE backward); ``mask``: ``self.mask(w)`` if the caller has it (ternary)."""
+        if self.mode == "binary":
+            return ste_sign(w)
+        return masked_sign(w, self.mask(w) if mask is None else mask)
 
 
 def layer_quants(spec: dict, n_hidden: int) -> list[WeightQuant]:
@@ -99,7 +102,7 @@ class _BinaryWeights(nn.Module):
         key = (id(w), w.data_ptr(), w._version, self.quant)
         if getattr(self, "_mask_key", None) != key:
             self._mask, self._mask_key = self.quant.mask(w), key
-        return masked_sign(w, self._mask)
+        return self.quant(w, self._mask)
 
     def alpha(self) -> torch.Tensor:
         """Per-output-channel scale mean|W| (XNOR-Net), or ones."""
