@@ -241,20 +241,32 @@ class _Exact:
         pass
 
 
-def make_backend(name: str, formula: Formula):
-    """Build the solver ``name`` (see the module docstring) loaded with ``formula``."""
+def check_backend(name: str) -> None:
+    """Raise ``UserError`` unless ``name`` names a backend (see the module docstring)."""
     parts = name.split(":")
     if parts[0] == "cnf" and len(parts) == 3 and parts[2] in ENCODINGS:
         from pysat.solvers import SolverNames
 
         if parts[1] not in vars(SolverNames) or parts[1].startswith("kissat"):  # kissat: no assumptions
             raise UserError(f"unknown or unsuitable SAT solver {parts[1]!r}; try glucose4 or cadical195")
+        return
+    if not ((parts[0] == "native" and len(parts) == 2 and parts[1] in NATIVE_SOLVERS) or name in ("cpsat", "exact")):
+        raise UserError(f"unknown backend {name!r}; choose auto, cpsat, exact, native:minicard|gluecard4 "
+                        f"or cnf:<solver>:<encoding> with encoding in {', '.join(ENCODINGS)}")
+
+
+def backend_size(name: str, formula: Formula) -> tuple[int, int] | None:
+    """(variables, clauses) that backend ``name`` would hold for ``formula``, known without
+    building it for the backends that add no variables (cpsat, exact, native); None for CNF."""
+    return None if name.startswith("cnf:") else (formula.n_vars, len(formula.clauses))
+
+
+def make_backend(name: str, formula: Formula):
+    """Build the solver ``name`` (see the module docstring) loaded with ``formula``."""
+    check_backend(name)
+    parts = name.split(":")
+    if parts[0] == "cnf":
         return _PySAT(formula, parts[1], parts[2])
-    if parts[0] == "native" and len(parts) == 2 and parts[1] in NATIVE_SOLVERS:
+    if parts[0] == "native":
         return _PySAT(formula, parts[1], None)
-    if name == "cpsat":
-        return _CPSAT(formula)
-    if name == "exact":
-        return _Exact(formula)
-    raise UserError(f"unknown backend {name!r}; choose auto, cpsat, exact, native:minicard|gluecard4 "
-                    f"or cnf:<solver>:<encoding> with encoding in {', '.join(ENCODINGS)}")
+    return _CPSAT(formula) if name == "cpsat" else _Exact(formula)

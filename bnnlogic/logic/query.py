@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
 
 from ..ir import IR
-from .backends import DEFAULT, make_backend
+from .backends import DEFAULT, backend_size, check_backend, make_backend
 from .encode import Encoding, encode
 from .region import Region
 
@@ -40,7 +41,7 @@ def goal_holds(goal: Goal, preds: Sequence[int]) -> bool:
 
 
 class Query:
-    """Encode once (bounds first), build the backend once, solve under assumptions."""
+    """Encode once (bounds first), build the backend once (lazily), solve under assumptions."""
 
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
                  use_bounds: bool = True, engines: Sequence | None = None) -> None:
@@ -49,17 +50,29 @@ class Query:
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
         self.region, self.goal, self.backend_name = region, goal, backend
+        check_backend(backend)
         t0 = time.perf_counter()
         self.encoding: Encoding = encode(self.irs, region, goal, use_bounds)
-        self.backend = make_backend(backend, self.encoding.formula)
         self.encode_s = time.perf_counter() - t0
         self.engines = list(engines) if engines is not None else [Engine(ir) for ir in self.irs]
 
+    @cached_property
+    def backend(self):
+        """The solver, loaded with the encoding on first use (a query that bounds or branch
+        and bound decide never builds it); its build time is added to ``encode_s``."""
+        t0 = time.perf_counter()
+        b = make_backend(self.backend_name, self.encoding.formula)
+        self.encode_s += time.perf_counter() - t0
+        return b
+
     @property
     def stats(self) -> dict:
+        """The encoding's stats, with the backend's variables and clauses (auxiliary CNF
+        variables included; a CNF backend is built to count them)."""
         s = self.encoding.stats
-        s.update(variables=self.backend.n_vars, clauses=self.backend.n_clauses,
-                 encode_s=round(self.encode_s, 6))
+        size = None if "backend" in vars(self) else backend_size(self.backend_name, self.encoding.formula)
+        n_vars, n_clauses = size or (self.backend.n_vars, self.backend.n_clauses)
+        s.update(variables=n_vars, clauses=n_clauses, encode_s=round(self.encode_s, 6))
         return s
 
     def replay(self, x: np.ndarray) -> list[int]:
@@ -81,4 +94,5 @@ class Query:
         return Answer("sat", x, self.replay(x), dt)
 
     def close(self) -> None:
-        self.backend.close()
+        if "backend" in vars(self):
+            self.backend.close()
