@@ -3,10 +3,11 @@
 ``verify(model, x, eps=5)`` asks whether every raw input of the region around x is
 predicted in the allowed classes (by default: the label).  The answer is
 
-    robust          a complete procedure proved it: a solver's UNSAT of "some input of the
-                    region is predicted outside the allowed classes", or (backend auto, boxes)
-                    branch and bound over input thresholds that closed every case (logic.bab);
-                    the attack never proves anything
+    robust          a sound procedure proved it: a solver's UNSAT of "some input of the
+                    region is predicted outside the allowed classes", or (backend auto) interval
+                    bounds that already exclude every other class (backend "bounds"), or
+                    branch and bound over input thresholds that closed every case (logic.bab,
+                    boxes); the attack never proves anything
     counterexample  a raw input of the region predicted outside them, found by the attack or
                     decoded from a solver model, and replayed through the inference engine
     unknown         the time limit ran out
@@ -98,7 +99,8 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
                   seed: int = 0) -> VerifyResult:
     """Is every input of R predicted in ``allowed``?  (see the module docstring)
 
-    ``backend="auto"`` runs a portfolio, cheapest first: a box with at most 2^SWEEP_FIRST
+    ``backend="auto"`` runs a portfolio, cheapest first: if the region's interval bounds
+    already exclude every bad class it is robust (no search); a box with at most 2^SWEEP_FIRST
     threshold cells goes to branch and bound over input thresholds (``logic.bab``), which
     sweeps them; otherwise the bounds-first encoding solved by ``AUTO`` for ``FIRST_SLICE``
     seconds (verification-friendly nets end here, in milliseconds), the attack, branch and
@@ -137,7 +139,9 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
         res.stats, bounds = q.stats, q.encoding.nets[0].bounds  # bab reuses the region's bounds
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
-        if R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
+        if q.encoding.goal_false:  # interval bounds alone exclude every bad class
+            res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
+        elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
             if not _bab(model, R, bad, left(), res, share=1.0, bounds=bounds):  # <= 2^SWEEP_FIRST cells
                 solve(q, left())
         elif not solve(q, first):

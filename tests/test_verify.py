@@ -37,6 +37,22 @@ def test_verify_matches_brute_force(seed, use_attack):
             assert int(m.predict(r.counterexample)[0]) == r.adv_label
 
 
+def test_bounds_alone_decide_a_point_and_agree_with_brute_force():
+    """At eps 0 every neuron is fixed, so interval bounds decide a correctly kept label with no
+    search (backend "bounds"); over eps 0-3 every robust verdict, whoever gave it, is true."""
+    deciders = set()
+    for seed in range(8):
+        m = tiny(seed)
+        x = np.random.default_rng(seed).integers(0, 6, 4)
+        y = int(m.predict(x)[0])
+        assert verify(m, x, eps=0).backend == "bounds"
+        for eps in (1, 2, 3):
+            r = verify(m, x, eps=eps)
+            deciders.add(r.backend)
+            assert (r.status == "robust") == (not brute_cex(m, x, eps, [y]))
+    assert "bounds" in deciders
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_targeted_and_allowed_sets(seed):
     m = tiny(seed, n_classes=4)

@@ -60,15 +60,21 @@ class InputVars:
 
     def bit_lits(self, ir: IR) -> np.ndarray:
         """Literal of every input bit of ``ir`` (flat, level-major), constants as +-TRUE."""
-        c, r = ir.coding, self.region
-        thr = c.thresholds  # (M, d)
-        lits = np.where(thr <= r.lo[None], TRUE, -TRUE).astype(np.int64)
-        for f, ts in self.thresholds.items():
-            for m in range(c.n_levels):
-                i = np.searchsorted(ts, thr[m, f])
-                if i < len(ts) and ts[i] == thr[m, f]:
-                    lits[m, f] = self.vars[f][i]
+        thr = ir.coding.thresholds  # (M, d)
+        lits = np.where(thr <= self.region.lo[None], TRUE, -TRUE).astype(np.int64)
+        m, f = np.nonzero(free_thresholds(thr, self.region.lo, self.region.hi))
+        keys, var = self._flat
+        lits[m, f] = var[np.searchsorted(keys, _key(f, thr[m, f]))]  # every free bit has a variable
         return lits.reshape(-1)
+
+    @cached_property
+    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted keys (``_key``) of every (feature, free threshold) and their variables."""
+        f = sorted(self.thresholds)
+        if not f:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        keys = np.concatenate([_key(np.full(len(self.thresholds[g]), g), self.thresholds[g]) for g in f])
+        return keys, np.concatenate([self.vars[g] for g in f]).astype(np.int64)
 
     def box_literals(self, lo: np.ndarray, hi: np.ndarray) -> dict[int, list[int]]:
         """Per feature with variables: the literals restricting ``x_f`` to ``[lo_f, hi_f]``
@@ -129,6 +135,7 @@ class Encoding:
     formula: Formula
     inputs: InputVars
     nets: list[Network]
+    goal_false: bool = False  # bounds folded every goal term to FALSE: UNSAT with no search
 
     @property
     def stats(self) -> dict:
@@ -138,17 +145,35 @@ class Encoding:
                 "fixed_by_bounds": sum(n.fixed for n in self.nets)}
 
 
+#: key of a (feature f, threshold tau) pair: ``f * _KEY + tau + _KEY // 2`` (|tau| < 2^31)
+_KEY = 1 << 32
+
+
+def _key(f: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Sortable int64 keys of (feature, threshold) pairs: by feature, then threshold."""
+    tau = tau.astype(np.int64)
+    if len(tau) and np.abs(tau).max() >= _KEY // 2:
+        raise ValueError("coding thresholds must lie in (-2^31, 2^31)")
+    return f * _KEY + tau + _KEY // 2
+
+
 def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
     allthr = np.concatenate([ir.coding.thresholds for ir in irs], axis=0)  # (M, d)
-    free = free_thresholds(allthr, region.lo, region.hi)
-    thresholds, variables = {}, {}
-    for f in np.nonzero(free.any(axis=0))[0]:
-        ts = np.unique(allthr[free[:, f], f])
-        thresholds[int(f)] = ts
-        variables[int(f)] = np.array([F.new_var(f"x[{f}]>={t}") for t in ts], dtype=np.int64)
-        for a, b in zip(variables[f][:-1], variables[f][1:]):
-            F.add_clause([-int(b), int(a)])  # x >= t' implies x >= t  (t < t')
+    m, f = np.nonzero(free_thresholds(allthr, region.lo, region.hi))
+    keys = np.unique(_key(f, allthr[m, f]))  # sorted by feature, then threshold
+    feat, thr = np.divmod(keys, _KEY)
+    thr -= _KEY // 2
+    var = np.arange(F.n_vars + 1, F.n_vars + 1 + len(keys), dtype=np.int64)
+    F.n_vars += len(keys)
+    F.names.update(zip(var.tolist(), (f"x[{a}]>={b}" for a, b in zip(feat.tolist(), thr.tolist()))))
+    chain = np.nonzero(feat[1:] == feat[:-1])[0]  # x >= t' implies x >= t  (t < t', same feature)
+    F.clauses.extend([[-b, a] for a, b in zip(var[chain].tolist(), var[chain + 1].tolist())])
+    starts = np.flatnonzero(np.r_[True, feat[1:] != feat[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    groups = np.split(np.arange(len(keys)), starts[1:])
+    thresholds = {int(feat[g[0]]): thr[g] for g in groups if len(g)}
+    variables = {int(feat[g[0]]): var[g] for g in groups if len(g)}
     inp = InputVars(region, thresholds, variables)
+    inp.__dict__["_flat"] = (keys, var)
     if region.l0 is not None:
         changed = []
         for f, ts in thresholds.items():
@@ -240,7 +265,11 @@ def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[in
         const = D @ (u == TRUE)
         live = (D != 0) & (np.abs(u) != TRUE)[None]
         bound = out.beat_bound(c, d) - const + np.sum(np.where(live & (D < 0), -D, 0), axis=1)
+        total = np.sum(np.where(live, np.abs(D), 0), axis=1)  # free literals, with repeats
         for r, (cr, dr) in enumerate(new):
+            if bound[r] <= 0 or bound[r] > total[r]:  # always / never met: folded as reify_card does
+                net.beats_cache[(cr, dr)] = TRUE if bound[r] <= 0 else -TRUE
+                continue
             j = np.nonzero(live[r])[0]
             lits = np.repeat(np.where(D[r, j] > 0, u[j], -u[j]), np.abs(D[r, j])).tolist()
             net.beats_cache[(cr, dr)] = F.reify_card(lits, int(bound[r]), f"beats[{cr},{dr}]", both=False)
@@ -303,4 +332,4 @@ def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple
                 F.add_clause([-s, l])
         terms.append(s)
     F.add_clause(terms)
-    return Encoding(F, inputs, nets)
+    return Encoding(F, inputs, nets, goal_false=not terms)
