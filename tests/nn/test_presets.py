@@ -9,6 +9,7 @@ from bnnlogic.errors import UserError
 from bnnlogic.nn import BNN, NetConfig, train
 from bnnlogic.nn.layers import SparsityRamp, WeightQuant
 from bnnlogic.nn.presets import KEEP, PRESETS, get_preset
+from bnnlogic.nn.quantizers import top_mask
 from bnnlogic.nn.regularizers import L1, StableSign, interval_bounds, stable_fraction
 
 
@@ -55,6 +56,17 @@ def test_sparse_preset_keeps_its_fraction_per_layer_by_rank(models):
     net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state)
     kept = [float((layer.quantized_weight() != 0).float().mean()) for layer in net.binary_layers()]
     assert kept == pytest.approx(KEEP[:2] + [1.0], abs=1e-3)  # mlp:24,16: two hidden layers, then the output
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 1000])
+def test_top_mask_keeps_exactly_the_largest_by_rank(n):
+    """Heavy ties (7 distinct |w|): exactly round(keep * n) kept, none smaller than one dropped."""
+    w = torch.randint(-3, 4, (n,), generator=torch.Generator().manual_seed(n)).float() / 3
+    for keep in (0.0, 0.05, 0.3, 0.5, 0.99, 1.0):
+        m, k = top_mask(w, keep), round(keep * n)
+        assert int(m.sum()) == k
+        if 0 < k < n:
+            assert w.abs()[m].min() >= w.abs()[~m].max()
 
 
 def test_rank_band_survives_ties_at_the_clip():
