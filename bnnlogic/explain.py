@@ -279,14 +279,14 @@ class Explainer:
     def _bounds_entail(self, fixed: Iterable[int]) -> bool:
         """Interval bounds over the region with ``fixed`` pinned to x prove that no other class
         can be preferred to the prediction (sound, not complete)."""
-        from .logic.bab import _safe
+        from .logic.bab import safe_nodes
         from .logic.bounds import propagate
 
         lo, hi = self.region.lo.copy(), self.region.hi.copy()
         idx = np.fromiter(fixed, dtype=np.int64)
         lo[idx] = hi[idx] = self.x[idx]
         blo, bhi = propagate(self.ir, lo, hi)[-1]
-        ok = bool(_safe(self.ir, blo, bhi, np.array([self.prediction]), self._bad)[0])
+        ok = bool(safe_nodes(self.ir, blo, bhi, np.array([self.prediction]), self._bad)[0])
         self._bounds_tries += 1
         self._bounds_hits += ok
         return ok

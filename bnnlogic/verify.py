@@ -29,7 +29,7 @@ import numpy as np
 from .attack import attack
 from .errors import UserError
 from .logic import DEFAULT, Answer, Query, Region, region
-from .logic.bounds import Bounds
+from .logic.bounds import Bounds, fixed_counts, propagate
 from .logic.sweep import n_cells
 from .model import Model
 
@@ -135,11 +135,16 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
             solve(q, left())
             q.close()
+    elif (bounds := propagate(model.ir, R.lo, R.hi) if use_bounds else None) is not None and \
+            _bounds_exclude(model, R, bounds, bad):  # interval bounds alone: no encoding, no search
+        neurons, fixed = fixed_counts(model.ir, bounds)
+        res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
+        res.stats = {"variables": 0, "clauses": 0, "cardinality": 0, "neurons": neurons, "fixed_by_bounds": fixed}
     else:
-        q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
-        res.stats, bounds = q.stats, q.encoding.nets[0].bounds  # bab reuses the region's bounds
+        q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], [bounds])
+        res.stats = q.stats
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
-        if q.encoding.goal_false:  # interval bounds alone exclude every bad class
+        if q.encoding.goal_false:  # the encoding's constant folding excludes every bad class
             res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
             if not _bab(model, R, bad, left(), res, share=1.0, bounds=bounds):  # <= 2^SWEEP_FIRST cells
@@ -152,6 +157,19 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         q.close()
     res.time_s = time.perf_counter() - t0
     return res
+
+
+def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int]) -> bool:
+    """True if R's interval ``bounds`` prove that no class in ``bad`` is ever predicted: the
+    class of R's center (its low corner without one) is good and no bad class can be preferred
+    to it anywhere in R (``logic.bab.safe_nodes`` on the last hidden layer's bit bounds)."""
+    from .logic.bab import safe_nodes
+
+    probe = np.clip(R.center if R.center is not None else R.lo, R.lo, R.hi)[None]
+    ref = model.engine.predict(probe)
+    mask = np.zeros(model.ir.n_classes, dtype=bool)
+    mask[bad] = True
+    return not mask[ref[0]] and bool(safe_nodes(model.ir, *bounds[-1], ref, mask)[0])
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,

@@ -56,7 +56,7 @@ def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
     return infl_bits.reshape(c.n_levels, c.n_features).sum(axis=0) + 1e-9
 
 
-def _safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray,
+def safe_nodes(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray,
           chunk: int = 256) -> np.ndarray:
     """Nodes (n,) where no class in ``bad`` can be preferred to the node's probe class ``ref``:
     for every c in bad, ``max_u sum_j (A_c - A_ref)_j u_j < beat_bound(c, ref)`` over the bit
@@ -124,7 +124,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             if len(hit):
                 return "sat", probe[hit[0]], nodes + cells
             blo, bhi = bounds[-1] if nodes == 1 else propagate(ir, LO, HI)[-1]  # nodes == 1: R itself
-            keep = ~_safe(ir, blo, bhi, pred, bad)
+            keep = ~safe_nodes(ir, blo, bhi, pred, bad)
             LO, HI, probe = LO[keep], HI[keep], probe[keep]
             if not len(LO):
                 continue

@@ -83,14 +83,20 @@ def propagate(ir: IR, lo: np.ndarray, hi: np.ndarray) -> Bounds:
     return out
 
 
-def stable_fraction(ir: IR, lo: np.ndarray, hi: np.ndarray) -> float:
-    """Fraction of hidden threshold neurons (dense and conv; not pools) fixed over each box,
-    averaged over the boxes."""
-    bounds = propagate(ir, lo, hi)
+def fixed_counts(ir: IR, bounds: Bounds) -> tuple[int, int]:
+    """(threshold neurons, of them fixed by ``bounds``) over hidden dense and conv layers (not
+    pools), summed over the boxes of a batch."""
     fixed = total = 0
     for layer, (blo, bhi) in zip(ir.layers, bounds[1:]):
         if isinstance(layer, MaxPool):
             continue
         fixed += int(np.count_nonzero(blo == bhi))
         total += blo.size
+    return total, fixed
+
+
+def stable_fraction(ir: IR, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Fraction of hidden threshold neurons (dense and conv; not pools) fixed over each box,
+    averaged over the boxes."""
+    total, fixed = fixed_counts(ir, propagate(ir, lo, hi))
     return fixed / total if total else 1.0

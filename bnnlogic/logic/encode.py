@@ -226,10 +226,11 @@ def _rows(layer: Dense | Conv, in_shape: tuple[int, ...], prev: np.ndarray,
     return layer.A.reshape(len(layer.A), -1)[o].astype(np.int64), prev[G[p]], layer.k[o]
 
 
-def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str) -> Network:
+def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str,
+             bnds: Bounds | None = None) -> Network:
     shapes = ir.shapes()
     if use_bounds:
-        bnds = propagate(ir, region.lo, region.hi)
+        bnds = propagate(ir, region.lo, region.hi) if bnds is None else bnds
     else:  # naive: every neuron free
         bnds = [(np.zeros((1,) + s, np.uint8), np.ones((1,) + s, np.uint8)) for s in shapes]
     layers, neurons, fixed = [bits], 0, 0
@@ -304,19 +305,22 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
 
 
 def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple[int, Sequence[int]]]],
-           use_bounds: bool = True) -> Encoding:
+           use_bounds: bool = True, bounds: Sequence[Bounds | None] | None = None) -> Encoding:
     """Encode networks over a shared region with a goal in disjunctive normal form.
 
     ``goal`` is ``[[(net, classes), ...], ...]``: an OR over terms, each an AND of atoms
     ``pred_net(x) in classes``.  A model of the formula is an input of the region that reaches
     the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding: no bound
     propagation and no constant folding of neurons, every hidden neuron a variable with its full
-    fan-in (only the input bits fixed by the region are constants).
+    fan-in (only the input bits fixed by the region are constants).  ``bounds``: each network's
+    ``propagate(ir, region.lo, region.hi)`` if the caller has it (None entries are computed).
     """
     irs = [irs] if isinstance(irs, IR) else list(irs)
+    bounds = list(bounds) if bounds is not None else [None] * len(irs)
     F = Formula()
     inputs = _inputs(F, irs, region)
-    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.") for i, ir in enumerate(irs)]
+    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.", b)
+            for i, (ir, b) in enumerate(zip(irs, bounds))]
     terms = []
     for term in goal:
         lits = [pred_in(F, nets[n], S) for n, S in term]

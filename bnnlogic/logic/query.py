@@ -17,6 +17,7 @@ import numpy as np
 
 from ..ir import IR
 from .backends import DEFAULT, backend_size, check_backend, make_backend
+from .bounds import Bounds
 from .encode import Encoding, encode
 from .region import Region
 
@@ -44,15 +45,17 @@ class Query:
     """Encode once (bounds first), build the backend once (lazily), solve under assumptions."""
 
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
-                 use_bounds: bool = True, engines: Sequence | None = None) -> None:
-        """``engines``: the networks' compiled inference engines, if the caller has them."""
+                 use_bounds: bool = True, engines: Sequence | None = None,
+                 bounds: Sequence[Bounds | None] | None = None) -> None:
+        """``engines``: the networks' compiled inference engines, ``bounds``: their bit bounds
+        over the region (``bounds.propagate``), if the caller has them."""
         from ..infer import Engine
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
         self.region, self.goal, self.backend_name = region, goal, backend
         check_backend(backend)
         t0 = time.perf_counter()
-        self.encoding: Encoding = encode(self.irs, region, goal, use_bounds)
+        self.encoding: Encoding = encode(self.irs, region, goal, use_bounds, bounds)
         self.encode_s = time.perf_counter() - t0
         self.engines = list(engines) if engines is not None else [Engine(ir) for ir in self.irs]
 
