@@ -69,6 +69,11 @@ def row(name: str, model, images: int, eps_list: list[int], timeout: float) -> d
         "unknown": {e: v["unknown"] for e, v in per_eps.items()}}
 
 
+def seconds(t: float) -> str:
+    """Three significant digits below 1 s (sub-millisecond medians stay readable)."""
+    return f"{t:.3g}" if t < 1 else f"{t:.3f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="name=path of a trained model (repeatable)")
@@ -92,7 +97,7 @@ def main() -> None:
             + " | ".join(f"eps {e}: solved / median s / unknown" for e in eps_list) + " |")
     lines = [head, "|---" * (7 + len(eps_list)) + "|"]
     for r in rows:
-        cells = [f"{100 * v['solved']:.0f}% / {v['median_time_s']:.3f} / {v['unknown']}" for v in r["verify"].values()]
+        cells = [f"{100 * v['solved']:.0f}% / {seconds(v['median_time_s'])} / {v['unknown']}" for v in r["verify"].values()]
         lines.append(f"| {r['model']} | {r['nonzero']:,} | {r['accuracy']:.4f} | {100 * r['stable_fraction'][5]:.1f}% | "
                      f"{100 * r['stable_fraction'][10]:.1f}% | {r['variables']:,} | {r['clauses']:,} | "
                      + " | ".join(cells) + " |")

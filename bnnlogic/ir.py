@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Union
 
 import numpy as np
@@ -90,6 +91,11 @@ class Dense:
     @property
     def n_in(self) -> int:
         return int(self.A.shape[1])
+
+    @cached_property
+    def nonzero(self) -> int:
+        """Number of non-zero weights (counted once; A is never modified)."""
+        return int(np.count_nonzero(self.A))
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (int(self.A.shape[0]),)

@@ -13,47 +13,86 @@ be replaced by its constant before encoding.  Batched: boxes (n, d) -> bounds (n
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-import scipy.sparse
 
 from ..ir import IR, Conv, Dense, MaxPool
 
 Bounds = list[tuple[np.ndarray, np.ndarray]]
 
 
-#: a dense layer with at most this fraction of non-zero weights is multiplied as a sparse
-#: matrix (verification-friendly nets keep 5-50%)
+#: a dense layer is summed over its non-zeros (``_sparse_bounds``) when at most this fraction
+#: of its weights is non-zero (friendly nets keep 5-50%) or the work, boxes x non-zeros, is at
+#: most SMALL_WORK; else by float32 products (BLAS, fast on many boxes of a dense layer)
 SPARSE_DENSITY = 0.25
+SMALL_WORK = 1 << 15
 
-_SPLITS: dict[int, tuple] = {}
+_PREPARED: dict[tuple[str, int], tuple] = {}
 
 
-def _split(layer: Dense | Conv) -> tuple:
-    """``(A, pos, neg)``: the layer's weights and their positive and negative parts as float32,
-    computed once per layer.  A dense layer's are transposed, (fan-in, neurons) contiguous, and
-    its A is a CSR matrix (neurons, fan-in) when at most SPARSE_DENSITY of it is non-zero."""
-    hit = _SPLITS.get(id(layer))
+def _prepared(layer: Dense | Conv, form: str) -> tuple:
+    """The layer's weights in ``form``, built once per layer:
+
+    ``"sparse"`` (dense layers): ``(row_ptr, cols, row_signs, col_ptr, rows, col_signs)``, the
+    non-zeros by neuron and by input, signs int8 +-1, unsigned indices (numba then skips the
+    negative-index test);
+    ``"dense"``: ``(A, pos, neg)`` as float32, a dense layer's transposed (fan-in, neurons)."""
+    hit = _PREPARED.get((form, id(layer)))
     if hit is None or hit[0] is not layer:
-        A = layer.A.T if isinstance(layer, Dense) else layer.A
-        A = np.ascontiguousarray(A, dtype=np.float32)
-        pos, neg = np.maximum(A, 0), np.minimum(A, 0)
-        if isinstance(layer, Dense) and np.count_nonzero(A) <= SPARSE_DENSITY * A.size:
-            A = scipy.sparse.csr_matrix(A.T)
-        hit = (layer, A, pos, neg)
-        _SPLITS[id(layer)] = hit
-    return hit[1], hit[2], hit[3]
+        A = layer.A
+        if form == "sparse":
+            r, c = np.nonzero(A)  # by neuron
+            cT, rT = np.nonzero(A.T)  # by input
+            prep = (np.searchsorted(r, np.arange(A.shape[0] + 1)), c.astype(np.uint32), A[r, c].astype(np.int8),
+                    np.searchsorted(cT, np.arange(A.shape[1] + 1)), rT.astype(np.uint32), A[rT, cT].astype(np.int8))
+        else:
+            A = np.ascontiguousarray(A.T if isinstance(layer, Dense) else A, dtype=np.float32)
+            prep = (A, np.maximum(A, 0), np.minimum(A, 0))
+        hit = (layer, prep)
+        _PREPARED[(form, id(layer))] = hit
+    return hit[1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sparse_bounds(row_ptr, cols, row_signs, col_ptr, rows, col_signs, lo, hi, smin, smax):  # pragma: no cover
+    """Per box b: ``smin = smax = A lo`` over each neuron's non-zeros, then for every input j
+    free in the box (hi > lo) its +1 weights raise smax and its -1 weights lower smin."""
+    for b in range(lo.shape[0]):
+        lb, hb, s0, s1 = lo[b], hi[b], smin[b], smax[b]
+        for i in range(len(row_ptr) - 1):
+            s = 0
+            for p in range(row_ptr[i], row_ptr[i + 1]):
+                s += row_signs[p] * lb[cols[p]]
+            s0[i] = s
+            s1[i] = s
+        for j in range(len(lb)):
+            if hb[j] != lb[j]:
+                for p in range(col_ptr[j], col_ptr[j + 1]):
+                    if col_signs[p] > 0:
+                        s1[rows[p]] += 1
+                    else:
+                        s0[rows[p]] -= 1
 
 
 def _sum_bounds(layer: Dense | Conv, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of each neuron's weighted sum over the bit box [lo, hi] (exact integers):
     ``S_min = A lo + neg (hi - lo)``, ``S_max = A lo + pos (hi - lo)``, where for a dense
-    layer only the columns of bits free in some box (hi > lo) enter the second products."""
+    layer only the columns of bits free in some box (hi > lo) enter the second products;
+    a sparse or small dense layer sums its non-zeros directly (``_sparse_bounds``)."""
+    if isinstance(layer, Dense):
+        nnz = layer.nonzero
+        if nnz <= SPARSE_DENSITY * layer.A.size or nnz * len(lo) <= SMALL_WORK:
+            lo2, hi2 = lo.reshape(len(lo), -1), hi.reshape(len(hi), -1)
+            smin = np.empty((len(lo2), len(layer.A)), np.int64)
+            smax = np.empty_like(smin)
+            _sparse_bounds(*_prepared(layer, "sparse"), lo2, hi2, smin, smax)
+            return smin, smax
     # float32 products are exact here: every partial sum is an integer below 2^24
-    A, pos, neg = _split(layer)
+    A, pos, neg = _prepared(layer, "dense")
     if isinstance(layer, Dense):
         lo2, hi2 = lo.reshape(len(lo), -1), hi.reshape(len(hi), -1)
         free = np.nonzero((lo2 != hi2).any(axis=0))[0]
-        base = (A @ lo2.T.astype(np.float32)).T if scipy.sparse.issparse(A) else lo2.astype(np.float32) @ A
+        base = lo2.astype(np.float32) @ A
         gap = (hi2[:, free] - lo2[:, free]).astype(np.float32)
         smin, smax = base + gap @ neg[free], base + gap @ pos[free]
     else:
