@@ -30,6 +30,10 @@ def register(sub) -> None:
                                     "coefficients at the plain net's accuracy; stored in the model's metadata)")
     p.add_argument("--stable-eps", type=float, metavar="E",
                    help="StableSign's eps in raw feature units (stablesign presets; default 5)")
+    p.add_argument("--init", metavar="NET",
+                   help="start from a pretrained full-precision network (.pt from bnnlogic.nn.floatnet or .onnx) "
+                        "where shapes match: --arch with its hidden sizes (the first layer is tiled over the "
+                        "coding's levels); the recipe of the SAT-friendly BNN work")
     p.add_argument("--out", required=True, help="model file to write (e.g. model.bnn)")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -49,16 +53,21 @@ def run(args) -> int:
         from ..errors import UserError
         raise UserError("--ternary and --preset both set the weights; use one of them")
     data = load_dataset(args.data, args.data_dir)
+    dnn = None
+    if args.init is not None:
+        from ..nn.floatnet import load_float
+        dnn = load_float(args.init, data.feature_shape)
 
     quant = {"mode": "ternary", "percentile": args.ternary} if args.ternary is not None else None
     model = train(data, args.arch, epochs=args.epochs, seed=args.seed, coding=args.coding, quant=quant,
                   scale=args.scale, stochastic=args.stochastic, batch_size=args.batch_size, lr=args.lr,
-                  preset=args.preset, stable_eps=args.stable_eps)
+                  init_from=dnn, preset=args.preset, stable_eps=args.stable_eps)
     model.save(args.out)
     m = model.meta
     out = {"model": args.out, "data": m["dataset"], "split": m["split"], "arch": m["arch"],
            "accuracy": m["test_accuracy"], "n": m["test_n"], "ir_agreement": m["ir_agreement"],
-           "seconds_per_epoch": m["training"]["seconds_per_epoch"], "preset": m["preset"]}
+           "seconds_per_epoch": m["training"]["seconds_per_epoch"], "preset": m["preset"],
+           "init_from_layers": m["init_from_layers"]}
     emit(out, args.json, f"saved {args.out}: test accuracy {out['accuracy']:.4f} on {out['n']} inputs, "
                          f"IR agreement {out['ir_agreement']:.4f}, {out['seconds_per_epoch']:.2f} s/epoch")
     return 0

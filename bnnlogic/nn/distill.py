@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..model import Model
 from ..quant.graph import Conv2d, FloatNet, Linear, MaxPool2d
 from .floatnet import float_predict, to_torch
-from .train import build, fit, init_from_float, set_seed, to_model
+from .train import build, fit, init_from_float, set_seed, teacher_init_state, to_model
 
 
 def same_arch(dnn: FloatNet) -> str:
@@ -53,14 +53,6 @@ def same_arch(dnn: FloatNet) -> str:
     if not toks or not isinstance(params[-1], Linear):
         raise UserError("--arch same needs a network with hidden layers ending in a Linear layer; give --arch")
     return ("cnn:" if conv else "mlp:") + ",".join(toks)
-
-
-def teacher_init_state(dnn: FloatNet, levels: int) -> dict[str, np.ndarray]:
-    """The teacher's Linear/Conv weights in order, the first tiled over the ``levels`` input levels."""
-    weights = [layer.W for layer in dnn.layers if isinstance(layer, (Linear, Conv2d))]
-    if weights:
-        weights[0] = np.tile(weights[0], (1, levels) + (1,) * (weights[0].ndim - 2))
-    return {f"{i}.weight": w.astype(np.float32) for i, w in enumerate(weights)}
 
 
 def distill(dnn: FloatNet, data: Dataset, arch: str = "same", epochs: int = 10, seed: int = 0,

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
+from ..quant.graph import Conv2d, FloatNet, Linear
 from ..spec import parse_coding
 from .layers import SparsityRamp
 from .network import BNN, NetConfig
@@ -107,11 +108,15 @@ def to_model(net: BNN, data: Dataset, extra_meta: dict[str, Any] | None = None) 
 
 def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str = "levels:3",
           quant: dict | None = None, scale: bool = False, stochastic: bool = False,
-          batch_size: int = 128, lr: float = 1e-2, init_from: dict[str, Any] | None = None,
+          batch_size: int = 128, lr: float = 1e-2, init_from: FloatNet | dict[str, Any] | None = None,
           progress: bool = True, preset: str | None = None, stable_eps: float | None = None) -> Model:
     """Train a BNN on ``data`` and return its exact ``Model``.
 
-    ``init_from``: a float state dict of the same shape (see ``init_from_float``).
+    ``init_from``: a pretrained full-precision network (``FloatNet``, e.g. from
+    ``floatnet.load_float``; its first layer is tiled over the input coding's levels) or a float
+    state dict; the BNN's latent weights start from its weights where shapes match (see
+    ``init_from_float``), the recipe of the SAT-friendly BNN work; recorded as
+    ``meta["init_from_layers"]``.
     ``preset``: a verification-friendly preset (``bnnlogic.nn.presets``) that sets the weight
     quantization and regularizers; recorded as ``meta["preset"]`` and ``meta["preset_settings"]``.
     """
@@ -120,17 +125,31 @@ def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str
         raise UserError("a preset sets the weight quantization; do not combine it with an explicit one")
     set_seed(seed)  # the initial latent weights are drawn here
     net = build(data, arch, coding, quant or p.quant, scale, stochastic)
+    n_init = 0
     if init_from is not None:
-        init_from_float(net, init_from)
+        state = teacher_init_state(init_from, len(net.cfg.thresholds)) if isinstance(init_from, FloatNet) else init_from
+        n_init = init_from_float(net, state)
+        if n_init == 0:
+            raise UserError("no layer of the float network matches the BNN's shapes: give --arch the float "
+                            "network's hidden sizes (its first layer is tiled over the input coding's levels)")
     ramp = SparsityRamp(net.binary_layers(), p.ramp) if p.ramp else None
     history = fit(net, data.X_train, data.y_train, epochs, seed, batch_size, lr,
                   regularizers=p.regularizers(), progress=progress, on_step=ramp)
-    return to_model(net, data, {"preset": p.name if quant is None else "custom",
+    return to_model(net, data, {"init_from_layers": n_init, "preset": p.name if quant is None else "custom",
                                 "preset_settings": p.settings() if quant is None else {"quant": quant},
                                 "training": {
         "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "coding": coding,
         "history": history, "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
     }})
+
+
+def teacher_init_state(dnn: FloatNet, levels: int) -> dict[str, np.ndarray]:
+    """The float network's Linear/Conv weights in order, the first tiled over the ``levels`` input
+    levels (a BNN's first layer reads each raw feature as ``levels`` thermometer bits)."""
+    weights = [layer.W for layer in dnn.layers if isinstance(layer, (Linear, Conv2d))]
+    if weights:
+        weights[0] = np.tile(weights[0], (1, levels) + (1,) * (weights[0].ndim - 2))
+    return {f"{i}.weight": w.astype(np.float32) for i, w in enumerate(weights)}
 
 
 @torch.no_grad()

@@ -97,3 +97,30 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message, digits, dnn):
 def test_cli_missing_file(tmp_path, capsys):
     assert main(["binarize", str(tmp_path / "none.onnx"), "--data", "digits", "--out", str(tmp_path / "x")]) == 2
     assert "no such network file" in capsys.readouterr().err
+
+
+def test_train_starts_from_a_pretrained_float_network(digits, dnn):
+    """With lr 0 the latent weights stay where init_from put them: the float weights scaled to
+    max |w| = 1, the first layer tiled over the coding's levels (3 thermometer bits per pixel)."""
+    from bnnlogic.nn import train
+
+    model = train(digits, "mlp:32,16", epochs=1, lr=0.0, init_from=dnn, preset="ternary", progress=False)
+    assert model.meta["init_from_layers"] == 3 and model.meta["preset"] == "ternary"
+    W = [layer.W for layer in dnn.layers if isinstance(layer, Linear)]
+    latent = [v for k, v in model.torch_state.items() if k.endswith(("layer.weight", "linear.weight"))]
+    first = np.tile(W[0], (1, 3))
+    np.testing.assert_allclose(latent[0], np.clip(first / np.abs(first).max(), -1, 1), rtol=1e-6)
+    np.testing.assert_allclose(latent[2], W[2] / np.abs(W[2]).max(), rtol=1e-6)
+
+
+def test_cli_train_init(tmp_path, digits, dnn, capsys):
+    save_float(dnn, digits.feature_shape, tmp_path / "dnn.pt")
+    assert main(["train", "--data", "digits", "--arch", "mlp:32,16", "--init", str(tmp_path / "dnn.pt"),
+                 "--preset", "l1-ternary", "--epochs", "1", "--out", str(tmp_path / "m.bnn"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["init_from_layers"] == 3 and out["preset"] == "l1-ternary"
+    assert load(tmp_path / "m.bnn").meta["init_from_layers"] == 3
+    assert main(["train", "--data", "digits", "--arch", "mlp:7", "--init", str(tmp_path / "dnn.pt"),
+                 "--out", str(tmp_path / "x.bnn")]) == 2
+    err = capsys.readouterr().err
+    assert "matches the BNN's shapes" in err and err.count("\n") == 1 and not (tmp_path / "x.bnn").exists()

@@ -6,6 +6,7 @@ import torch
 from bnnlogic import load
 from bnnlogic.data import load_dataset
 from bnnlogic.errors import UserError
+from bnnlogic.logic import propagate
 from bnnlogic.nn import BNN, NetConfig, train
 from bnnlogic.nn.layers import SparsityRamp, WeightQuant
 from bnnlogic.nn.presets import KEEP, PRESETS, get_preset
@@ -134,6 +135,25 @@ def test_bounds_contain_every_sampled_preactivation(models, digits):
                 * bn.weight.double() + bn.bias.double()
             assert bool(((lb - 1e-9 <= y) & (y <= ub + 1e-9)).all())
             h = torch.where(y >= 0, 1.0, -1.0).double()
+
+
+@pytest.mark.parametrize("name", ["stablesign-ternary", "plain"])
+def test_differentiable_bounds_fix_the_same_neurons_as_the_irs(models, digits, name):
+    """On the trained model, neuron by neuron: the torch bounds say "always on" (LB >= 0) or
+    "always off" (UB < 0) exactly where the IR's integer bound propagation fixes the bit."""
+    m = models[name]
+    net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state).eval()
+    X, eps = digits.X_test[:50].astype(np.int64), 2
+    with torch.no_grad():
+        torch_bounds = interval_bounds(net, torch.as_tensor(X), eps)
+    c = m.ir.coding
+    ir_bounds = propagate(m.ir, np.maximum(X - eps, c.lo), np.minimum(X + eps, c.hi))[1:]
+    assert len(torch_bounds) == len(ir_bounds)
+    for (lb, ub), (blo, bhi) in zip(torch_bounds, ir_bounds):
+        lb, ub = lb.numpy().reshape(blo.shape), ub.numpy().reshape(bhi.shape)
+        np.testing.assert_array_equal(lb >= 0, blo == 1)
+        np.testing.assert_array_equal(ub < 0, bhi == 0)
+    assert 0 < sum(int((blo == bhi).sum()) for blo, bhi in ir_bounds) < sum(b.size for b, _ in ir_bounds)
 
 
 def test_stablesign_value_on_a_hand_computed_case():
