@@ -126,6 +126,8 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             _set_counterexample(model, R, bad, res, ans.witness, "solver")
         return ans.status != "unknown"
 
+    # auto: R's bit bounds, computed once (the bounds check, the encoding and bab share them)
+    bounds = propagate(model.ir, R.lo, R.hi) if use_bounds and bad and backend == "auto" else None
     if not bad:
         res.status = "robust"
     elif backend != "auto":
@@ -135,8 +137,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
             solve(q, left())
             q.close()
-    elif (bounds := propagate(model.ir, R.lo, R.hi) if use_bounds else None) is not None and \
-            _bounds_exclude(model, R, bounds, bad):  # interval bounds alone: no encoding, no search
+    elif bounds is not None and _bounds_exclude(model, R, bounds, bad):  # bounds alone: no encoding, no search
         neurons, fixed = fixed_counts(model.ir, bounds)
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         res.stats = {"variables": 0, "clauses": 0, "cardinality": 0, "neurons": neurons, "fixed_by_bounds": fixed}

@@ -173,7 +173,7 @@ def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
     thresholds = {int(feat[g[0]]): thr[g] for g in groups if len(g)}
     variables = {int(feat[g[0]]): var[g] for g in groups if len(g)}
     inp = InputVars(region, thresholds, variables)
-    inp.__dict__["_flat"] = (keys, var)
+    inp.__dict__["_flat"] = (keys, var)  # the cached property, already at hand
     if region.l0 is not None:
         changed = []
         for f, ts in thresholds.items():
