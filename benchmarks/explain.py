@@ -5,8 +5,9 @@
                                  [--count/--no-count] [--compile/--no-compile] [--json PATH]
 
 Per model (keys of ``benchmarks/models.py`` ZOO; a missing one is trained if its data set is
-the embedded digits (seconds), else skipped, since the others train for minutes) and per test image of its data set (robust explanations over the L-inf box of
-radius ``--eps``, or the whole domain with ``--eps none``): abductive
+the embedded digits (seconds), else skipped, since the others train for minutes) and per test
+image of its data set (robust explanations over the L-inf box of radius ``--eps``, or the
+whole domain with ``--eps none``): abductive
 explanations by deletion (margin order, natural order, gradient-saliency order) and
 QuickXplain, a contrastive explanation, the smallest sufficient top-k of the saliency ranking;
 each explanation verified independently.  Counting on eps = 1 boxes: exact (cell

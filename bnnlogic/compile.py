@@ -55,7 +55,8 @@ class Compiled:
         return int(np.prod(w, dtype=object)) if w else 1
 
     def nodes(self, c: int | None = None) -> int:
-        """Nodes of one class's diagram, or of all of them and the validity constraint, shared."""
+        """Nodes of one class's diagram, or of all of them and the validity constraint, shared
+        (``dd.cudd.count_nodes``: canonical for the fixed variable order)."""
         from dd import cudd
 
         return cudd.count_nodes(self.pred + [self.valid]) if c is None else len(self.pred[c])
@@ -229,9 +230,8 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
         pred.append(g)
     dt = time.perf_counter() - t0
     comp = Compiled(ir, R, bdd, bits, valid, pred, dt, n_vars)
-    # nodes: the shared diagram of the class functions and the validity constraint (canonical for
-    # the variable order); manager_nodes: everything CUDD holds, garbage not yet collected included
-    comp.stats = {"variables": n_vars, "nodes": cudd.count_nodes(pred + [valid]), "manager_nodes": len(bdd),
-                  "class_nodes": [len(p) for p in pred],
+    # manager_nodes: everything CUDD holds, garbage not yet collected included
+    comp.stats = {"variables": n_vars, "nodes": comp.nodes(), "manager_nodes": len(bdd),
+                  "class_nodes": [comp.nodes(c) for c in range(ir.n_classes)],
                   "compile_s": round(dt, 6), "neurons": int(sum(np.prod(s) for s in shapes[1:]))}
     return comp

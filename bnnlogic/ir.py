@@ -17,7 +17,6 @@ Semantics (see ``docs/ir.md`` for the file format)::
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Union

@@ -57,7 +57,7 @@ def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
 
 
 def safe_nodes(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray,
-          chunk: int = 256) -> np.ndarray:
+               chunk: int = 256) -> np.ndarray:
     """Nodes (n,) where no class in ``bad`` can be preferred to the node's probe class ``ref``:
     for every c in bad, ``max_u sum_j (A_c - A_ref)_j u_j < beat_bound(c, ref)`` over the bit
     box [lo, hi] of the last hidden layer; all classes at once, ``chunk`` nodes at a time."""

@@ -57,24 +57,17 @@ class InputVars:
     region: Region
     thresholds: dict[int, np.ndarray]  # feature -> sorted free thresholds (lo < tau <= hi)
     vars: dict[int, np.ndarray]  # feature -> their variables (same order)
+    keys: np.ndarray  # ``_key`` of every (feature, free threshold), sorted; flat over the features
+    flat_vars: np.ndarray  # their variables, same order
 
     def bit_lits(self, ir: IR) -> np.ndarray:
         """Literal of every input bit of ``ir`` (flat, level-major), constants as +-TRUE."""
         thr = ir.coding.thresholds  # (M, d)
         lits = np.where(thr <= self.region.lo[None], TRUE, -TRUE).astype(np.int64)
         m, f = np.nonzero(free_thresholds(thr, self.region.lo, self.region.hi))
-        keys, var = self._flat
-        lits[m, f] = var[np.searchsorted(keys, _key(f, thr[m, f]))]  # every free bit has a variable
+        # every free bit has a variable: its key is among self.keys
+        lits[m, f] = self.flat_vars[np.searchsorted(self.keys, _key(f, thr[m, f]))]
         return lits.reshape(-1)
-
-    @cached_property
-    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted keys (``_key``) of every (feature, free threshold) and their variables."""
-        f = sorted(self.thresholds)
-        if not f:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        keys = np.concatenate([_key(np.full(len(self.thresholds[g]), g), self.thresholds[g]) for g in f])
-        return keys, np.concatenate([self.vars[g] for g in f]).astype(np.int64)
 
     def box_literals(self, lo: np.ndarray, hi: np.ndarray) -> dict[int, list[int]]:
         """Per feature with variables: the literals restricting ``x_f`` to ``[lo_f, hi_f]``
@@ -104,7 +97,7 @@ class InputVars:
         its first n thresholds hold is [low[i, n], high[i, n]]."""
         r = self.region
         f = np.array(sorted(self.thresholds), dtype=np.int64)
-        var = [int(v) for g in f.tolist() for v in self.vars[g]]
+        var = self.flat_vars.tolist()  # by feature, then threshold: the order of f
         owner = np.repeat(np.arange(len(f)), [len(self.vars[g]) for g in f.tolist()])
         M = max((len(self.thresholds[g]) for g in f.tolist()), default=0)
         low, high = np.zeros((len(f), M + 1), np.int64), np.zeros((len(f), M + 1), np.int64)
@@ -112,9 +105,6 @@ class InputVars:
             n = len(self.thresholds[g]) + 1
             low[i, :n], high[i, :n] = cell_intervals(r.lo[g], r.hi[g], self.thresholds[g])
         return f, var, owner, low, high
-
-    def all_vars(self) -> list[int]:
-        return [int(v) for f in sorted(self.vars) for v in self.vars[f]]
 
 
 @dataclass
@@ -172,8 +162,7 @@ def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
     groups = np.split(np.arange(len(keys)), starts[1:])
     thresholds = {int(feat[g[0]]): thr[g] for g in groups if len(g)}
     variables = {int(feat[g[0]]): var[g] for g in groups if len(g)}
-    inp = InputVars(region, thresholds, variables)
-    inp.__dict__["_flat"] = (keys, var)  # the cached property, already at hand
+    inp = InputVars(region, thresholds, variables, keys, var)
     if region.l0 is not None:
         changed = []
         for f, ts in thresholds.items():
