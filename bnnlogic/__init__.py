@@ -6,8 +6,11 @@
 ``from bnnlogic.verify import robustness_radius, verify_region, equivalent``; note that
 ``import bnnlogic.verify as m`` binds the function, not the module).
 """
-from .errors import UserError
-from .model import Model, load
+from . import jit
+
+jit.apply()  # numba's settings, before the first submodule defines a compiled loop
+from .errors import UserError  # noqa: E402
+from .model import Model, load  # noqa: E402
 from .verify import VerifyResult, verify  # noqa: E402  (the function shadows its module's name here)
 
 __version__ = "0.1.0"

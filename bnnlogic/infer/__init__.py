@@ -15,11 +15,8 @@ import numba
 import numpy as np
 
 from ..ir import IR
-from . import tuning
-
-tuning.apply()
-from . import kernels  # noqa: E402  (after tuning: numba reads it when the first kernel is built)
-from .packing import Program, compile_ir, pack_bits, unpack_bits  # noqa: E402
+from . import kernels
+from .packing import Program, compile_ir, pack_bits, unpack_bits
 
 __all__ = ["Engine", "Program", "compile_ir", "pack_bits", "unpack_bits"]
 

@@ -1,15 +1,17 @@
-"""Process-wide settings the engine's speed depends on; applied before any kernel compiles.
+"""Process-wide numba settings the compiled loops' speed depends on (the inference engine,
+interval bounds, cell sweeps); ``bnnlogic/__init__`` applies them before any module defines one.
 
 * 512-bit vectors.  LLVM's tuning for recent Xeons prefers 256-bit vectors; on a CPU with
   AVX-512 VPOPCNTQ the popcount loops run ~1.3x faster on 512-bit ones (benchmarks/infer.py),
-  so the engine asks numba for the host's features minus ``prefer-256-bit``.
+  so bnnlogic asks numba for the host's features minus ``prefer-256-bit``.
 * Sleeping OpenMP workers.  With libgomp's default (spinning) wait policy a parallel launch
   cost ~8 ms on the 2-vCPU machine the README's numbers come from; ``passive`` makes it ~10 µs.
 
 Both only fill in settings the user has not made: an explicit ``NUMBA_CPU_FEATURES`` or
 ``OMP_WAIT_POLICY`` in the environment wins.  Numba reads them when it builds its code
-generator, so ``bnnlogic.infer`` applies them before it creates its first kernel; a program
-that compiled numba code before importing bnnlogic keeps numba's defaults (correct, slower).
+generator, which its first ``njit`` decoration builds (``bnnlogic.logic.bounds`` has one), so
+they are applied when ``bnnlogic`` is imported, before any submodule; a program that used numba
+before importing bnnlogic keeps numba's defaults (correct, slower).
 """
 from __future__ import annotations
 
