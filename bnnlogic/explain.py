@@ -147,6 +147,7 @@ class Explainer:
         self.enum_cells, self.timeout, self.fast, self.pool = enum_cells, timeout, fast, pool
         self.budget, self.deadline = budget, None  # seconds per abductive search
         self.oracle = {"enumerate": 0, "replay": 0, "bounds": 0, "solver": 0}  # which branch answered
+        self.core: set[int] | None = None  # after a solver's "unsat": the features its core fixes
         self.witnesses: list[np.ndarray] = []  # every witness met (replayed), for replay and verify
         self._recent: list[int] = []  # indices into witnesses, most recently useful first
         self._bad = np.isin(np.arange(ir.n_classes), self.other)
@@ -183,9 +184,11 @@ class Explainer:
 
         ``hint``: a feature just freed (deletion's candidate); replayed witnesses are also tried
         with it moved to each of its other cells.  ``fast=False`` skips replay and bounds (the
-        solver alone, for comparison and tests)."""
+        solver alone, for comparison and tests).  After the solver's "unsat", ``self.core`` is
+        the set of features its core fixes (a subset of ``fixed`` that also suffices), else None."""
         fixed = set(fixed)
         self.calls += 1
+        self.core = None
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise UserError(f"no explanation within the budget of {self.budget} s")
         free = [f for f in self.relevant if f not in fixed]  # the others cannot change the output
@@ -209,6 +212,9 @@ class Explainer:
         if status == "unknown":
             raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
         if status == "unsat":
+            core = self.query.backend.core()
+            if core is not None:
+                self.core = {self._lit_feature[l] for l in core if l in self._lit_feature}
             return Answer("unsat", time_s=time.perf_counter() - t0)
         w = self.query.encoding.inputs.decode(value)
         self._remember(w)
@@ -307,12 +313,6 @@ class Explainer:
         self._remember(x)
         return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
 
-    def _core(self) -> set[int] | None:
-        """Features of the last UNSAT core (PySAT backends), or None."""
-        solver = getattr(self.query.backend, "solver", None)
-        core = solver.get_core() if solver is not None else None
-        return None if core is None else {self._lit_feature[l] for l in core if l in self._lit_feature}
-
     def entails(self, S: Iterable[int]) -> bool:
         """Does fixing S (to x's values) force the prediction over the region?"""
         return self._solve([f for f in S if f in self._fix]).status == "unsat"
@@ -325,9 +325,8 @@ class Explainer:
                 continue
             if self._solve(keep - {f}, hint=f).status == "unsat":
                 keep.discard(f)
-                core = self._core()
-                if core is not None:
-                    keep &= core
+                if self.core is not None:
+                    keep &= self.core
         return sorted(keep)
 
     def _quickxplain(self, C: Sequence[int]) -> list[int]:

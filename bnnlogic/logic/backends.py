@@ -1,6 +1,8 @@
 """Solver backends behind one interface: ``backend = make_backend(name, formula)``, then
 ``backend.solve(assumptions, timeout) -> (status, value)`` with status in
-{"sat", "unsat", "unknown"} and ``value(var) -> bool`` reading the model after "sat".
+{"sat", "unsat", "unknown"} and ``value(var) -> bool`` reading the model after "sat";
+``backend.core()``: after "unsat", assumptions that alone are unsatisfiable with the formula
+(None where the engine gives none).
 
 Names (``BACKENDS``):
 
@@ -105,6 +107,7 @@ class _PySAT:
                 self.solver.append_formula(cl)
                 self.n_clauses += len(cl)
         self.n_vars, self.name = top, solver
+        self.status: Status | None = None
 
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
         timer = None
@@ -119,12 +122,18 @@ class _PySAT:
             if timer:
                 timer.cancel()
                 self.solver.clear_interrupt()
+        self.status = "unknown" if res is None else "sat" if res else "unsat"
         if res is None:
             return "unknown", _no_model
         if not res:
             return "unsat", _no_model
         model = set(l for l in self.solver.get_model() if l > 0)
         return "sat", lambda v: v in model
+
+    def core(self) -> list[int] | None:
+        """PySAT's core; empty when the formula is unsatisfiable without assumptions."""
+        core = self.solver.get_core()
+        return [] if core is None and self.status == "unsat" else core
 
     def close(self) -> None:
         self.solver.delete()
@@ -188,6 +197,9 @@ class _CPSAT:
             return "unsat", _no_model
         return "unknown", _no_model
 
+    def core(self) -> None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -214,6 +226,8 @@ class _Exact:
             else:
                 s.addRightReification(self.names[card.head], True, terms, b)
         self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
+        self.index = {name: v for v, name in enumerate(self.names) if v}
+        self.assumed: dict[int, int] = {}  # variable -> assumed literal, of the last solve
 
     def _terms(self, lits: Sequence[int], bound: int) -> tuple[list[tuple[int, str]], int]:
         """``sum(lits) >= bound`` over variables: a negative literal -v is 1 - v."""
@@ -227,6 +241,7 @@ class _Exact:
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
         s = self.s
         s.clearAssumptions()
+        self.assumed = {abs(l): l for l in assumptions}
         if assumptions:
             s.setAssumptions([(self.names[abs(l)], 1 if l > 0 else 0) for l in assumptions])
         res = s.runFull(False, float(timeout or 0))
@@ -236,6 +251,10 @@ class _Exact:
         if res in ("UNSAT", "INCONSISTENT"):
             return "unsat", _no_model
         return "unknown", _no_model
+
+    def core(self) -> list[int]:
+        """Exact's last core: the assumed variables its final conflict used, as literals."""
+        return [self.assumed[self.index[name]] for name in self.s.getLastCore()]
 
     def close(self) -> None:
         pass

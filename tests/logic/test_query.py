@@ -111,6 +111,33 @@ def test_incremental_assumptions_match_cold_solves():
             assert ans.status == ("sat" if brute(ir, small, bad) else "unsat"), (b, eps)
 
 
+def test_unsat_cores_are_assumptions_that_suffice():
+    """After "unsat", ``core()`` is a subset of the assumptions that is unsatisfiable alone: the
+    box with only the features the core touches fixed to x holds no input of another class."""
+    nontrivial = 0
+    for seed in range(12):
+        ir = random_ir(seed, n_features=6, hi=3, levels=3, hidden=(8,), n_classes=3)
+        x = np.random.default_rng(seed).integers(0, 4, 6)
+        y = int(ir.predict(x[None])[0])
+        bad = [c for c in range(ir.n_classes) if c != y]
+        R = region.domain(ir.coding)
+        for b in ("cnf:cadical195:totalizer", "native:gluecard4", "exact"):
+            q = Query(ir, R, [[(0, bad)]], backend=b)
+            fix = q.encoding.inputs.box_literals(x, x)
+            assume = [l for ls in fix.values() for l in ls]
+            assert q.backend.solve(assume, None)[0] == "unsat"
+            core = q.backend.core()
+            assert set(core) <= set(assume), b
+            assert q.backend.solve(core, None)[0] == "unsat", b
+            lo, hi = R.lo.copy(), R.hi.copy()
+            kept = [f for f, ls in fix.items() if set(ls) & set(core)]
+            lo[kept] = hi[kept] = x[kept]
+            assert not brute(ir, region.Region(lo, hi, x), bad), b
+            nontrivial += q.backend.solve([], None)[0] == "sat"
+    assert nontrivial >= 6  # the domain alone reaches another class: the core is needed
+    assert Query(ir, R, [[(0, bad)]], backend="cpsat").backend.core() is None
+
+
 def test_region_errors_and_size():
     from bnnlogic.errors import UserError
     ir = random_ir(0, n_features=3, hi=3)
