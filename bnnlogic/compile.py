@@ -133,7 +133,9 @@ def _at_least(bdd, lits: list, b: int):
             memo[key] = bdd.ite(lits[i], T(i + 1, need - 1), T(i + 1, need))
         return memo[key]
 
-    return T(0, b)
+    g = T(0, b)
+    memo.clear()  # T's self-reference is a cycle: its diagrams must not wait for (or outlive) the manager
+    return g
 
 
 def _signed_threshold(bdd, coef: np.ndarray, u: list, k: int):
