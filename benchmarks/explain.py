@@ -2,7 +2,8 @@
 
     python benchmarks/explain.py [--quick] [--models NAME,...] [--algos A,...] [--n N]
                                  [--eps E|none] [--timeout S] [--no-contrastive] [--no-topk]
-                                 [--count/--no-count] [--compile/--no-compile] [--json PATH]
+                                 [--count/--no-count] [--count-eps E,...] [--count-methods M,...]
+                                 [--compile/--no-compile] [--json PATH]
 
 Per model (keys of ``benchmarks/models.py`` ZOO; a missing one is trained if its data set is
 the embedded digits (seconds), else skipped, since the others train for minutes) and per test
@@ -10,9 +11,11 @@ image of its data set (robust explanations over the L-inf box of radius ``--eps`
 whole domain with ``--eps none``): abductive
 explanations by deletion (margin order, natural order, gradient-saliency order) and
 QuickXplain, a contrastive explanation, the smallest sufficient top-k of the saliency ranking;
-each explanation verified independently.  Counting on eps = 1 boxes: exact (cell
-enumeration, Ganak) vs ApproxMC (epsilon 0.8, delta 0.2), and whether ApproxMC falls inside its
-tolerance (digits-mlp).  Compilation: OBDD size and time for random nets of growing width.
+each explanation verified independently.  Counting the inputs of another class than x's in
+the boxes of radius ``--count-eps`` (default 1) around digits-mlp's test images: exact (cell
+enumeration, Ganak) vs ApproxMC (epsilon 0.8, delta 0.2), whether the exact methods agree and
+ApproxMC falls inside its tolerance (``--count-methods`` picks the methods: Ganak and ApproxMC
+do not finish on eps-2 boxes).  Compilation: OBDD size and time for random nets of growing width.
 Counting and compilation run by default only when ``--models`` includes digits-mlp.
 ``--json`` summary: ``abductive_median_s`` (fastest algorithm's median search time over the
 SAT-friendly nets' images, all nets if none), ``verified_fraction``,
@@ -40,6 +43,11 @@ from bnnlogic.logic import region  # noqa: E402
 from bnnlogic.nn.saliency import saliency  # noqa: E402
 from models import OUT, get_model  # noqa: E402
 from tests.helpers import random_ir  # noqa: E402
+
+
+def _mean(v):
+    v = [a for a in v if a is not None]
+    return float(np.mean(v)) if v else None
 
 
 def stat(v):
@@ -129,6 +137,10 @@ def main() -> None:
                     help="smallest sufficient top-k of the gradient-saliency ranking")
     ap.add_argument("--count", action=argparse.BooleanOptionalAction, default=None,
                     help="counting sweep on digits-mlp (default: only when --models includes digits-mlp)")
+    ap.add_argument("--count-eps", type=lambda v: [int(e) for e in v.split(",")], default=[1],
+                    help="box radii of the counting sweep, comma-separated (default 1)")
+    ap.add_argument("--count-methods", type=lambda v: v.split(","), default=["enumerate", "ganak", "approx"],
+                    help="counting methods (enumerate, ganak, approx; default all three)")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="BDD sweep on tiny random nets (default: only when --models includes digits-mlp)")
     ap.add_argument("--json", default=str(OUT / "explain.json"))
@@ -149,25 +161,29 @@ def main() -> None:
             rows += r
             ran.append(name)
 
-    # counting on eps=1 boxes of digits-mlp: exact vs approx (784 features do not enumerate)
+    # counting on the eps boxes of digits-mlp (784 features do not enumerate): exact vs approx
     counts = []
     if do_count:
         ir = get_model("digits-mlp").ir
         data = load_dataset("digits")
-        for i in range(n):
-            x = data.X_test[i]
-            R = region.linf(ir.coding, x, 1)
-            bad = [c for c in range(ir.n_classes) if c != int(ir.predict(x[None])[0])]
-            r = {"index": i}
-            for method in ("enumerate", "ganak", "approx"):
-                res = count(ir, R, bad, method)
-                r[method] = {"count": res.count, "time_s": res.time_s}
-            r["fraction"] = float(r["enumerate"]["count"] / R.size())
-            ex_count, est = r["enumerate"]["count"], r["approx"]["count"]
-            r["exact_agree"] = r["ganak"]["count"] == ex_count
-            r["approx_within"] = bool(ex_count / 1.8 <= est <= ex_count * 1.8) if ex_count else est == 0
-            counts.append(r)
-            print({k: v for k, v in r.items()}, flush=True)
+        for e in args.count_eps:
+            for i in range(n):
+                x = data.X_test[i]
+                R = region.linf(ir.coding, x, e)
+                bad = [c for c in range(ir.n_classes) if c != int(ir.predict(x[None])[0])]
+                r = {"index": i, "eps": e}
+                for method in args.count_methods:
+                    res = count(ir, R, bad, method)
+                    r[method] = {"count": res.count, "time_s": res.time_s}
+                exact = [r[m]["count"] for m in ("enumerate", "ganak") if m in r]
+                if exact:
+                    r["fraction"] = float(exact[0] / R.size())
+                    r["exact_agree"] = len(set(exact)) == 1 if len(exact) > 1 else None
+                    if "approx" in r:
+                        ex_count, est = exact[0], r["approx"]["count"]
+                        r["approx_within"] = bool(ex_count / 1.8 <= est <= ex_count * 1.8) if ex_count else est == 0
+                counts.append(r)
+                print(r, flush=True)
 
     # compilation: OBDD over the whole domain of random nets of growing width
     comp = []
@@ -212,21 +228,26 @@ def main() -> None:
                "abductive_median_s": fmeds.get(fbest), "abductive_algorithm": fbest, "abductive_models": friendly,
                "verified_fraction": float(np.mean(verified)) if verified else None,
                "explained_fraction": len(ok) / (len(rows) * len(algos)) if rows and algos else None,
-               "approx_within_tolerance_fraction": float(np.mean([r["approx_within"] for r in counts])) if counts else None,
-               "exact_counts_agree_fraction": float(np.mean([r["exact_agree"] for r in counts])) if counts else None,
+               "approx_within_tolerance_fraction": _mean([r.get("approx_within") for r in counts]),
+               "exact_counts_agree_fraction": _mean([r.get("exact_agree") for r in counts]),
                "per_model": per_model}
     if args.topk and rows:
         ks = stat([r["saliency_topk"].get("k") for r in rows])
         table += ["", f"saliency top-k: smallest sufficient k median {ks[0]}, max {ks[1]}"]
     if counts:
-        table += ["", "| counting (digits-mlp, eps=1 box, misclassified) | time median (s) | time max (s) |",
-                  "|---|---:|---:|"]
-        for m in ("enumerate", "ganak", "approx"):
-            tm = stat([r[m]["time_s"] for r in counts])
-            table.append(f"| {m} | {tm[0]:.3f} | {tm[1]:.3f} |")
-        table += ["", f"exact methods agree: {summary['exact_counts_agree_fraction']:.2f}; ApproxMC within "
-                      f"tolerance: {summary['approx_within_tolerance_fraction']:.2f}; median adversarial fraction "
-                      f"{np.median([r['fraction'] for r in counts]):.3g}"]
+        table += ["", "| counting (digits-mlp, box, another class than x's) | eps | time median (s) | time max (s) | "
+                      "non-zero counts | exact agree | ApproxMC within |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for e in args.count_eps:
+            ce = [r for r in counts if r["eps"] == e]
+            nz = [r["fraction"] > 0 for r in ce if "fraction" in r]
+            for m in args.count_methods:
+                tm = stat([r[m]["time_s"] for r in ce])
+                agree, within = _mean([r.get("exact_agree") for r in ce]), _mean([r.get("approx_within") for r in ce])
+                table.append(f"| {m} | {e} | {tm[0]:.3f} | {tm[1]:.3f} | {f'{sum(nz)}/{len(nz)}' if nz else '-'} | "
+                             f"{fmt(agree, 2)} | {fmt(within, 2)} |")
+        fr_ = [r["fraction"] for r in counts if "fraction" in r]
+        if fr_:
+            table += ["", f"fraction of the box in another class: median {np.median(fr_):.3g}, max {max(fr_):.3g}"]
     if comp:
         table += ["", "| BDD: hidden neurons | variables | nodes | compile (s) |", "|---:|---:|---:|---:|"]
         for c in comp:
