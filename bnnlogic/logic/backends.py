@@ -226,7 +226,6 @@ class _Exact:
             else:
                 s.addRightReification(self.names[card.head], True, terms, b)
         self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
-        self.index = {name: v for v, name in enumerate(self.names) if v}
         self.assumed: dict[int, int] = {}  # variable -> assumed literal, of the last solve
 
     def _terms(self, lits: Sequence[int], bound: int) -> tuple[list[tuple[int, str]], int]:
@@ -253,8 +252,8 @@ class _Exact:
         return "unknown", _no_model
 
     def core(self) -> list[int]:
-        """Exact's last core: the assumed variables its final conflict used, as literals."""
-        return [self.assumed[self.index[name]] for name in self.s.getLastCore()]
+        """Exact's last core: the assumed variables its final conflict used (named ``v<i>``), as literals."""
+        return [self.assumed[int(name[1:])] for name in self.s.getLastCore()]
 
     def close(self) -> None:
         pass
