@@ -2,7 +2,9 @@
 
 ``Engine(ir).scores(X)`` equals ``ir.scores(X)`` bit for bit (integer arithmetic throughout):
 the input coding is a threshold compare per bit, hidden layers are AND + popcount on 64-bit
-words (see ``packing`` for the layout and the identities, ``kernels`` for the loops).  Batches
+words, or -- wide dense layers, where it costs less -- a bit-sliced sum of weight columns over
+the input's set bits (see ``packing`` for the layout and the identities, ``kernels`` and
+``slices`` for the loops).  Batches
 of at least ``PARALLEL_MIN`` rows run in parallel over numba's threads; smaller ones on the
 calling thread (no thread hand-off, for latency).  The first call compiles the kernels (cached
 on disk by numba afterwards); ``Engine.warm_up()`` does it explicitly and returns the seconds.
@@ -26,9 +28,11 @@ PARALLEL_MIN = 32
 class Engine:
     """Runs an IR on raw features (n, d) int64: ``scores`` (n, n_classes) int64, ``predict`` (n,)."""
 
-    def __init__(self, ir: IR) -> None:
+    def __init__(self, ir: IR, sliced: bool | None = None) -> None:
+        """``sliced``: hidden dense layers bit-sliced (True), AND+POPCOUNT (False), or by the
+        cost estimate of ``packing.slicing_pays`` (None, the default)."""
         self.ir = ir
-        self.program = compile_ir(ir)
+        self.program = compile_ir(ir, sliced)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Exact integer scores, equal to ``ir.scores(X)``."""
@@ -40,7 +44,8 @@ class Engine:
             X, thr = np.ascontiguousarray(X, dtype=np.int64), p.thr
         X = X.reshape(len(X), self.ir.coding.n_features)
         out = np.empty((len(X), self.ir.n_classes), dtype=np.int64)
-        args = (X, p.feat, thr, p.ident, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc)
+        args = (X, p.feat, thr, p.ident, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc, p.max_idx,
+                p.max_planes)
         if len(X) >= PARALLEL_MIN and numba.get_num_threads() > 1:
             kernels.run_parallel(*args, min(len(X), 8 * numba.get_num_threads()))
         elif len(X):

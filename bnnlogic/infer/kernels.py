@@ -6,7 +6,9 @@ conv and pool layers go input by input.  Per layer (see ``packing`` for the layo
 
     dense    acc_ti = sum_w popcount(u_tw & pos[w, i]) [- popcount(u_tw & neg[w, i])]
              (binary rows: acc_ti = 2 * sum_w popcount(u_tw & pos[w, i]) - popcount(u_t))
-             t_ti = [acc_ti >= k_i], packed 64 per word
+             t_ti = [acc_ti >= k_i], packed 64 per word; thresholds as 64-lane vector compares
+    sliced   (wide dense layers, see ``packing``) input by input: a bit-sliced counter over
+             the columns of u_t's set bits, 512 neurons per chunk (``slices``)
     conv     per output position: gather the kh runs of kw*C bits into ``col`` (bit-packed
              im2col), then the dense step on ``col``; C_out bits written at (y*Wo + x)*C_out
     maxpool  OR of the window's C-bit runs
@@ -33,8 +35,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array, populate_array
 
-from .packing import (BINARY, C_IN, CONV, DENSE, HO, K_OFF, KH, KIND, KW, N_OUT, N_OUT_BITS, NEG_OFF,
-                      OUTPUT, STRIDE, SCALE, W, W_OFF, WO, WORDS)
+from .packing import (BIAS, BINARY, C_IN, CHUNKS, COL_OFF, CONV, DENSE, F_OFF, HO, K_OFF, KH, KIND, KW,
+                      N_IN_BITS, N_OUT, N_OUT_BITS, NEG_OFF, OUTPUT, PLANES, SLICED, STRIDE, SCALE, W, W_OFF, WO,
+                      WORDS)
+from .slices import add_columns16, carry_out, splat, store_set_bits
 
 TILE = 16  # inputs per tile: a dense layer reads each packed weight word once per tile
 NEURON_BLOCK = 128  # neurons per block: 4 mask rows (4 KB) and TILE accumulator rows (16 KB) stay in L1
@@ -223,10 +227,48 @@ def _ge_word_impl(x, xs, t, ts, n, lo):
     return impl
 
 
+@intrinsic
+def _ge_shifted64(typingctx, acc, a_start, sh, p, k, k_start):
+    """sum_{j < 64} [(acc[a_start + j] << sh) - p >= k[k_start + j]] 2^j for C-contiguous int64
+    arrays (flat indices, all 64 elements of both runs in bounds): the 64 lanes are loaded, shifted
+    and compared as one vector, whose 64-lane mask is the word (8 VPCMPQ and mask moves with AVX-512)."""
+    if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == types.int64 for a in (acc, k)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vty = llvm_ir.VectorType(llvm_ir.IntType(64), 64)
+
+        def run(arr, start, ty, sty):
+            data = make_array(ty)(context, builder, arr).data
+            i = context.cast(builder, start, sty, types.intp)
+            return builder.load(builder.bitcast(cgutils.gep(builder, data, i), vty.as_pointer()), align=8)
+
+        def lanes(v, ty):
+            return splat(builder, context.cast(builder, v, ty, types.int64), vty)
+
+        a_ty, as_ty, sh_ty, p_ty, k_ty, ks_ty = signature.args
+        a = run(args[0], args[1], a_ty, as_ty)
+        pre = builder.sub(builder.shl(a, lanes(args[2], sh_ty)), lanes(args[3], p_ty))
+        ge = builder.icmp_signed(">=", pre, run(args[4], args[5], k_ty, ks_ty))
+        return builder.bitcast(ge, llvm_ir.IntType(64))
+
+    return types.uint64(acc, a_start, sh, p, k, k_start), codegen
+
+
 @njit(inline="always")
 def _threshold_bits(acc, sh, p, t, k, k_off, c0, nb):
-    """Word of bits j < nb: [(acc[t, c0 + j] << sh) - p >= k[k_off + c0 + j]] (see ``_accumulate``)."""
-    a = _borrow(acc, t * acc.shape[1] + c0, nb)
+    """Word of bits j < nb: [(acc[t, c0 + j] << sh) - p >= k[k_off + c0 + j]] (see ``_accumulate``).
+
+    One 64-lane vector compare (``_ge_shifted64``) when 64 lanes fit from c0 (in acc's row and in
+    k; lanes past nb are masked off) or end at c0 + nb (then shifted down); else lane by lane.
+    """
+    sa = acc.shape[1]
+    if sa - c0 >= 64 and k.shape[0] - (k_off + c0) >= 64:
+        v = _ge_shifted64(acc, t * sa + c0, sh, p, k, k_off + c0)
+        return v if nb == 64 else v & ((_U1 << _u(nb)) - _U1)
+    if c0 + nb >= 64:
+        return _ge_shifted64(acc, t * sa + c0 + nb - 64, sh, p, k, k_off + c0 + nb - 64) >> _u(64 - nb)
+    a = _borrow(acc, t * sa + c0, nb)
     kk = _borrow(k, k_off + c0, nb)
     v = np.uint64(0)
     for j in range(nb):
@@ -297,8 +339,49 @@ def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
                     _or_bits(dst, t, p * c + c0, v, n)
 
 
+@njit(inline="always")
+def _dense_sliced(op, src, t, dst, pos, idx, planes):
+    """One sliced dense layer for input ``t``: packed ``src[t]`` -> packed ``dst[t]`` (see
+    ``packing``): the set bits' column indices into ``idx`` (then ``n + j`` too for a ternary
+    layer), padded with the zero column to a multiple of 16; per chunk of 512 neurons the
+    counter starts at F^r, adds the columns 16 at a time and fires where it reaches B + (s >> 1)
+    (binary) or B + s (ternary)."""
+    n, words, binary, n_planes = op[N_IN_BITS], op[WORDS], op[BINARY] != 0, op[PLANES]
+    s = 0
+    for w in range(words):
+        u = src[t, w]
+        if u != 0:
+            store_set_bits(u, 64 * w, idx, s)
+            s += popcount(u)
+    m = s
+    if not binary:  # the [a != -1] columns of the same bits follow the [a = 1] ones
+        for w in range(words):
+            u = src[t, w]
+            if u != 0:
+                store_set_bits(u, n + 64 * w, idx, m)
+                m += popcount(u)
+    zero = n if binary else 2 * n
+    while m & 15:
+        idx[m] = zero
+        m += 1
+    r = s & 1 if binary else 0
+    target = op[BIAS] + ((s >> 1) if binary else s)
+    addend = (1 << n_planes) - target
+    n_r = 2 if binary else 1
+    col_words = 8 * (zero + 1)
+    for ch in range(op[CHUNKS]):
+        f = op[F_OFF] + 8 * n_planes * (ch * n_r + r)
+        for p in range(n_planes):
+            for lane in range(8):
+                planes[p, lane] = pos[f + 8 * p + lane]
+        base = op[COL_OFF] + ch * col_words
+        for g in range(0, m, 16):
+            add_columns16(pos, base, idx, g, planes, n_planes)
+        carry_out(planes, n_planes, addend, dst, t * dst.shape[1] + 8 * ch)
+
+
 @njit(cache=True)
-def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, out):
+def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, idx, planes, out):
     """All layers for the tile of inputs X[r0 : r0 + nt] (raw features); their scores into ``out``."""
     for t in range(nt):
         _encode(X, r0 + t, feat, thr, ident, a, t)
@@ -306,7 +389,10 @@ def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, 
     for layer in range(ops.shape[0]):
         op = ops[layer]
         kind, n_out, k_off = op[KIND], op[N_OUT], op[K_OFF]
-        if kind == DENSE or kind == OUTPUT:
+        if op[SLICED] != 0:
+            for t in range(nt):
+                _dense_sliced(op, src, t, dst, pos, idx, planes)
+        elif kind == DENSE or kind == OUTPUT:
             sh = _accumulate(src, nt, op[WORDS], pos, neg, op[W_OFF], op[NEG_OFF], n_out, op[BINARY] != 0, acc, pc)
             if kind == OUTPUT:
                 for t in range(nt):
@@ -323,27 +409,31 @@ def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, 
 
 
 @njit(cache=True)
-def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc):
+def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes):
     rows = min(TILE, hi - lo)  # scratch for one tile (a single input needs one row: latency)
     a = np.empty((rows, max_words), np.uint64)
     b = np.empty((rows, max_words), np.uint64)
     col = np.empty((1, max_col), np.uint64)
     acc = np.empty((rows, max_acc), np.int64)
     pc = np.empty(rows, np.int64)
+    idx = np.empty(max_idx, np.int32)
+    planes = np.empty((max_planes, 8), np.uint64)
     for r in range(lo, hi, TILE):
-        _forward(X, r, min(TILE, hi - r), feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, out)
+        _forward(X, r, min(TILE, hi - r), feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, idx, planes, out)
 
 
 @njit(cache=True)
-def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc):
+def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes):
     """Scores of every row of X into ``out`` on the calling thread (small batches)."""
-    _run_range(X, 0, X.shape[0], feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc)
+    _run_range(X, 0, X.shape[0], feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx,
+               max_planes)
 
 
 @njit(parallel=True, cache=True)
-def run_parallel(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, n_chunks):
+def run_parallel(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes,
+                 n_chunks):
     """Scores of every row of X into ``out``, ``n_chunks`` contiguous chunks spread over the threads."""
     n = X.shape[0]
     for c in prange(n_chunks):
         _run_range(X, c * n // n_chunks, (c + 1) * n // n_chunks, feat, thr, ident, ops, pos, neg, k, out,
-                   max_words, max_col, max_acc)
+                   max_words, max_col, max_acc, max_idx, max_planes)

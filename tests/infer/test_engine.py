@@ -18,14 +18,16 @@ def _raw(ir: IR, n: int, seed: int = 0) -> np.ndarray:
 
 
 def _check(ir: IR, batches=BATCHES) -> None:
-    engine = Engine(ir)
-    for n in batches:
-        X = _raw(ir, n, seed=n)
-        ref = ir.scores(X)
-        got = engine.scores(X)
-        assert got.dtype == np.int64 and got.shape == ref.shape
-        np.testing.assert_array_equal(got, ref)
-        np.testing.assert_array_equal(engine.predict(X), ir.predict(X))
+    """Scores equal the IR's with hidden dense layers bit-sliced, by popcount, and as estimated."""
+    for sliced in (None, True, False):
+        engine = Engine(ir, sliced)
+        for n in batches:
+            X = _raw(ir, n, seed=n)
+            ref = ir.scores(X)
+            got = engine.scores(X)
+            assert got.dtype == np.int64 and got.shape == ref.shape
+            np.testing.assert_array_equal(got, ref)
+            np.testing.assert_array_equal(engine.predict(X), ir.predict(X))
 
 
 @pytest.mark.parametrize("n_features,hidden", [(1, (1,)), (63, (65, 1)), (65, (130, 63)), (64, (64, 128)),
@@ -34,6 +36,25 @@ def _check(ir: IR, batches=BATCHES) -> None:
 def test_dense_awkward_widths(n_features, hidden, p_zero):
     _check(random_ir(seed=n_features, n_features=n_features, lo=0, hi=7, hidden=hidden, p_zero=p_zero,
                      n_classes=5))
+
+
+@pytest.mark.parametrize("p_zero", [0.0, 0.4])
+def test_wide_layers_several_chunks(p_zero):
+    """Layers of more than 512 neurons (several 512-lane chunks when sliced), binary and
+    ternary, also on inputs whose bits are all 0 or all 1 (s = 0 and s = n)."""
+    ir = random_ir(seed=21, n_features=100, lo=0, hi=3, levels=2, hidden=(600, 1030, 20), p_zero=p_zero)
+    _check(ir, batches=(1, 40))
+    X = np.array([[ir.coding.lo] * 100, [ir.coding.hi] * 100])
+    for sliced in (True, False):
+        np.testing.assert_array_equal(Engine(ir, sliced).scores(X), ir.scores(X))
+
+
+def test_first_layer_slices_by_default():
+    """The cost estimate slices a wide first layer (784 -> 500, as in benchmarks/infer.py) and
+    keeps narrow layers on AND+POPCOUNT."""
+    from bnnlogic.infer.packing import SLICED
+    ir = random_ir(seed=2, n_features=784, lo=0, hi=1, hidden=(500, 300, 200), p_zero=0.0)
+    assert compile_ir(ir).ops[:, SLICED].tolist() == [1, 0, 0, 0]
 
 
 @pytest.mark.parametrize("levels", [2, 3])
