@@ -45,7 +45,7 @@ class Engine:
         X = X.reshape(len(X), self.ir.coding.n_features)
         out = np.empty((len(X), self.ir.n_classes), dtype=np.int64)
         args = (X, p.feat, thr, p.ident, p.ops, p.pos, p.neg, p.k, out, p.max_words, p.max_col, p.max_acc, p.max_idx,
-                p.max_planes)
+                p.max_planes, p.max_pos)
         if len(X) >= PARALLEL_MIN and numba.get_num_threads() > 1:
             kernels.run_parallel(*args, min(len(X), 8 * numba.get_num_threads()))
         elif len(X):

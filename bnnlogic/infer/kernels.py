@@ -9,8 +9,9 @@ conv and pool layers go input by input.  Per layer (see ``packing`` for the layo
              t_ti = [acc_ti >= k_i], packed 64 per word; thresholds as 64-lane vector compares
     sliced   (wide dense layers, see ``packing``) input by input: a bit-sliced counter over
              the columns of u_t's set bits, 512 neurons per chunk (``slices``)
-    conv     per output position: gather the kh runs of kw*C bits into ``col`` (bit-packed
-             im2col), then the dense step on ``col``; C_out bits written at (y*Wo + x)*C_out
+    conv     per output position p: gather the kh runs of kw*C bits into row p of ``col``
+             (bit-packed im2col), then the dense step on all rows of ``col`` at once (the
+             positions as a tile); C_out bits written at (y*Wo + x)*C_out
     maxpool  OR of the window's C-bit runs
     output   score_tc = scale * acc_tc + offset_c   (int64)
 
@@ -20,11 +21,16 @@ Binary layers keep acc' = sum_w popcount(u & pos) and popcount(u) apart and comp
 All arithmetic is on integers, so the scores equal ``IR.scores`` exactly.  Popcount is LLVM's
 ``ctpop`` intrinsic, which becomes VPOPCNTQ where the loop over neurons vectorises.
 
-Two rules keep the hot loops fast (measured with benchmarks/infer.py).  No numba slices in
-them: a slice increfs the parent array's shared reference count, an atomic the threads
-contend on; ``_borrow`` makes views that hold no reference.  And the innermost loops index
-such a view from 0: with a computed offset into a flat array numba's negative-index
-wraparound test stays in the loop, and LLVM turns the contiguous loads into gathers.
+Three rules keep the hot loops fast (measured with benchmarks/infer.py).  No reference
+counting in them: a numba slice, and every array passed to an ``inline="always"`` function,
+increfs and decrefs the array's reference count, an atomic the threads share; ``_borrow``
+makes views that hold no reference, ``_run_range`` hands every array to the tiles as such a
+view (``_unowned``), and helpers called per position or per input are plain ``njit``
+functions, which LLVM inlines without the pair (conv-small 3x faster).  The innermost loops
+index such a view from 0: with a computed offset into a flat array numba's negative-index
+wraparound test stays in the loop, and LLVM turns the contiguous loads into gathers.  And
+the per-tile dense steps stay ``inline="always"`` (as plain functions the fc net was ~10%
+slower).
 """
 from __future__ import annotations
 
@@ -83,7 +89,25 @@ def _borrow(typingctx, arr, start, n):
     return ret(arr, start, n), codegen
 
 
-@njit(inline="always")
+@intrinsic
+def _unowned(typingctx, arr):
+    """The same C-contiguous array (data, shape, strides) holding no reference, so that passing
+    it to inlined functions costs no reference counting (NRT_incref/decref pairs, atomics on the
+    count of an array the threads share).  Must not outlive ``arr``."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        src = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(signature.return_type)(context, builder)
+        populate_array(out, data=src.data, shape=cgutils.unpack_tuple(builder, src.shape),
+                       strides=cgutils.unpack_tuple(builder, src.strides), itemsize=src.itemsize, meminfo=None)
+        return out._getvalue()
+
+    return arr(arr), codegen
+
+
+@njit
 def _read_bits(src, t, off, nb):
     """``nb`` <= 64 bits of row ``t`` of ``src`` starting at bit ``off``, as the low bits of a uint64."""
     w = off >> 6
@@ -96,7 +120,7 @@ def _read_bits(src, t, off, nb):
     return v
 
 
-@njit(inline="always")
+@njit
 def _or_bits(dst, t, off, v, nb):
     """OR the low ``nb`` <= 64 bits of ``v`` into row ``t`` of ``dst`` at bit ``off``."""
     w = off >> 6
@@ -175,7 +199,7 @@ def _accumulate(U, nt, words, pos, neg, w_off, neg_off, n_out, binary, acc, pc):
     return 0
 
 
-@njit(inline="always")
+@njit
 def _bits_ge(x, t, n):
     """sum_{j < n} [x[j] >= t[j]] 2^j for n <= 64 (a compare per lane, an OR-reduction: vectorises)."""
     v = np.uint64(0)
@@ -276,7 +300,7 @@ def _threshold_bits(acc, sh, p, t, k, k_off, c0, nb):
     return v
 
 
-@njit(inline="always")
+@njit
 def _encode(X, r, feat, thr, ident, a, t):
     """Input bits of raw features ``X[r]`` into row ``t`` of ``a``: bit q = [X[r, feat[q]] >= thr[q]].
 
@@ -306,37 +330,47 @@ def _encode(X, r, feat, thr, ident, a, t):
             a[t, w] = v
 
 
-@njit(inline="always")
+@njit
 def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
-    """One conv or max-pool layer for input ``t``: packed ``src[t]`` -> packed ``dst[t]`` (acc[0] is scratch)."""
+    """One conv or max-pool layer for input ``t``: packed ``src[t]`` -> packed ``dst[t]``.
+
+    A conv gathers every output position's receptive field into row p of ``col`` (bit-packed
+    im2col), then runs the dense step on all positions at once, as a tile of rows (each weight
+    word read once for all of them; rows whose words are 0 are skipped), and writes C_out bits
+    at (y*Wo + x)*C_out.
+    """
     c, wd, kh, kw, s, ho, wo = op[C_IN], op[W], op[KH], op[KW], op[STRIDE], op[HO], op[WO]
     n_out, words, k_off = op[N_OUT], op[WORDS], op[K_OFF]
     for ow in range((op[N_OUT_BITS] + 63) >> 6):
         dst[t, ow] = 0
-    for oy in range(ho):
-        for ox in range(wo):
-            p = oy * wo + ox
-            if kind == CONV:
+    if kind == CONV:
+        run = kw * c
+        for oy in range(ho):
+            for ox in range(wo):
+                p = oy * wo + ox
                 for w in range(words):
-                    col[0, w] = 0
-                run = kw * c
+                    col[p, w] = 0
                 for i in range(kh):
                     so = ((oy * s + i) * wd + ox * s) * c
                     for r0 in range(0, run, 64):
                         n = min(64, run - r0)
-                        _or_bits(col, 0, i * run + r0, _read_bits(src, t, so + r0, n), n)
-                sh = _accumulate(col, 1, words, pos, neg, op[W_OFF], op[NEG_OFF], n_out, op[BINARY] != 0, acc, pc)
-                for c0 in range(0, n_out, 64):
-                    n = min(64, n_out - c0)
-                    _or_bits(dst, t, p * n_out + c0, _threshold_bits(acc, sh, pc[0], 0, k, k_off, c0, n), n)
-            else:  # POOL
-                for c0 in range(0, c, 64):
-                    n = min(64, c - c0)
-                    v = np.uint64(0)
-                    for i in range(kh):
-                        for j in range(kw):
-                            v |= _read_bits(src, t, ((oy * s + i) * wd + ox * s + j) * c + c0, n)
-                    _or_bits(dst, t, p * c + c0, v, n)
+                        _or_bits(col, p, i * run + r0, _read_bits(src, t, so + r0, n), n)
+        sh = _accumulate(col, ho * wo, words, pos, neg, op[W_OFF], op[NEG_OFF], n_out, op[BINARY] != 0, acc, pc)
+        for p in range(ho * wo):
+            for c0 in range(0, n_out, 64):
+                n = min(64, n_out - c0)
+                _or_bits(dst, t, p * n_out + c0, _threshold_bits(acc, sh, pc[p], p, k, k_off, c0, n), n)
+        return
+    for oy in range(ho):  # POOL
+        for ox in range(wo):
+            p = oy * wo + ox
+            for c0 in range(0, c, 64):
+                n = min(64, c - c0)
+                v = np.uint64(0)
+                for i in range(kh):
+                    for j in range(kw):
+                        v |= _read_bits(src, t, ((oy * s + i) * wd + ox * s + j) * c + c0, n)
+                _or_bits(dst, t, p * c + c0, v, n)
 
 
 @njit(inline="always")
@@ -409,31 +443,37 @@ def _forward(X, r0, nt, feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, 
 
 
 @njit(cache=True)
-def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes):
+def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes,
+               max_pos):
+    """Rows lo .. hi-1 of X, a tile at a time, on scratch of its own; every array reaches the
+    tiles as an ``_unowned`` view (no reference counting below this call)."""
     rows = min(TILE, hi - lo)  # scratch for one tile (a single input needs one row: latency)
     a = np.empty((rows, max_words), np.uint64)
     b = np.empty((rows, max_words), np.uint64)
-    col = np.empty((1, max_col), np.uint64)
-    acc = np.empty((rows, max_acc), np.int64)
-    pc = np.empty(rows, np.int64)
+    col = np.empty((max_pos, max_col), np.uint64)  # conv: one im2col row per output position
+    acc = np.empty((max(rows, max_pos), max_acc), np.int64)
+    pc = np.empty(max(rows, max_pos), np.int64)
     idx = np.empty(max_idx, np.int32)
     planes = np.empty((max_planes, 8), np.uint64)
     for r in range(lo, hi, TILE):
-        _forward(X, r, min(TILE, hi - r), feat, thr, ident, ops, pos, neg, k, a, b, col, acc, pc, idx, planes, out)
+        _forward(_unowned(X), r, min(TILE, hi - r), _unowned(feat), _unowned(thr), ident, _unowned(ops),
+                 _unowned(pos), _unowned(neg), _unowned(k), _unowned(a), _unowned(b), _unowned(col), _unowned(acc),
+                 _unowned(pc), _unowned(idx), _unowned(planes), _unowned(out))
 
 
 @njit(cache=True)
-def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes):
+def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes,
+               max_pos):
     """Scores of every row of X into ``out`` on the calling thread (small batches)."""
     _run_range(X, 0, X.shape[0], feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx,
-               max_planes)
+               max_planes, max_pos)
 
 
 @njit(parallel=True, cache=True)
 def run_parallel(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes,
-                 n_chunks):
+                 max_pos, n_chunks):
     """Scores of every row of X into ``out``, ``n_chunks`` contiguous chunks spread over the threads."""
     n = X.shape[0]
     for c in prange(n_chunks):
         _run_range(X, c * n // n_chunks, (c + 1) * n // n_chunks, feat, thr, ident, ops, pos, neg, k, out,
-                   max_words, max_col, max_acc, max_idx, max_planes)
+                   max_words, max_col, max_acc, max_idx, max_planes, max_pos)

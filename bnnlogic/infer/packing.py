@@ -99,6 +99,7 @@ class Program:
     max_acc: int
     max_idx: int
     max_planes: int
+    max_pos: int  # output positions of the largest conv layer (its im2col rows)
 
     @property
     def weight_bytes(self) -> int:
@@ -163,7 +164,7 @@ def compile_ir(ir: IR, sliced: bool | None = None) -> Program:
     shapes = ir.shapes()
     rows, pos, neg, ks = [], [], [], []
     w_off = neg_off = k_off = 0
-    max_words, max_col, max_acc, max_idx, max_planes = n_words(c.n_bits), 1, 1, 16, 1
+    max_words, max_col, max_acc, max_idx, max_planes, max_pos = n_words(c.n_bits), 1, 1, 16, 1, 1
     for i, layer in enumerate(list(ir.layers) + [ir.output]):
         shape = shapes[i]
         n_in = int(np.prod(shape))
@@ -184,6 +185,7 @@ def compile_ir(ir: IR, sliced: bool | None = None) -> Program:
                 row[[KIND, C_IN, H, W, KH, KW, STRIDE, HO, WO]] = (CONV, ch, h, w, kh, kw, layer.stride, ho, wo)
                 row[N_OUT_BITS] = co * ho * wo
                 max_col = max(max_col, n_words(rows_a.shape[1]))
+                max_pos = max(max_pos, ho * wo)
             else:
                 rows_a = layer.A[:, layout(shape)]
                 row[KIND] = OUTPUT if i == len(ir.layers) else DENSE
@@ -219,4 +221,4 @@ def compile_ir(ir: IR, sliced: bool | None = None) -> Program:
     return Program(np.ascontiguousarray(feat, dtype=np.int64), np.ascontiguousarray(thr), ident,
                    _byte_thresholds(thr), np.stack(rows),
                    np.concatenate(pos), np.concatenate(neg or [np.zeros(0, np.uint64)]), np.concatenate(ks),
-                   max_words + 1, max_col + 1, max_acc, max_idx, max_planes)
+                   max_words + 1, max_col + 1, max_acc, max_idx, max_planes, max_pos)
