@@ -30,6 +30,7 @@ from .attack import attack
 from .errors import UserError
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.bounds import Bounds, fixed_counts, propagate
+from .logic.encode import size_stats
 from .logic.sweep import n_cells
 from .model import Model
 
@@ -138,9 +139,8 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
             solve(q, left())
             q.close()
     elif bounds is not None and _bounds_exclude(model, R, bounds, bad):  # bounds alone: no encoding, no search
-        neurons, fixed = fixed_counts(model.ir, bounds)
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
-        res.stats = {"variables": 0, "clauses": 0, "cardinality": 0, "neurons": neurons, "fixed_by_bounds": fixed}
+        res.stats = size_stats(*fixed_counts(model.ir, bounds))
     else:
         q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], [bounds])
         res.stats = q.stats

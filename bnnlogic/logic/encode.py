@@ -120,6 +120,12 @@ class Network:
     beats_cache: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
+def size_stats(neurons: int, fixed: int, variables: int = 0, clauses: int = 0, cardinality: int = 0) -> dict:
+    """An encoding's size as verdicts report it (all 0 but the neurons when bounds alone decided)."""
+    return {"variables": variables, "clauses": clauses, "cardinality": cardinality, "neurons": neurons,
+            "fixed_by_bounds": fixed}
+
+
 @dataclass
 class Encoding:
     formula: Formula
@@ -130,9 +136,8 @@ class Encoding:
     @property
     def stats(self) -> dict:
         f = self.formula
-        return {"variables": f.n_vars, "clauses": len(f.clauses), "cardinality": len(f.cards),
-                "neurons": sum(n.neurons for n in self.nets),
-                "fixed_by_bounds": sum(n.fixed for n in self.nets)}
+        return size_stats(sum(n.neurons for n in self.nets), sum(n.fixed for n in self.nets), f.n_vars,
+                          len(f.clauses), len(f.cards))
 
 
 #: key of a (feature f, threshold tau) pair: ``f * _KEY + tau + _KEY // 2`` (|tau| < 2^31)
