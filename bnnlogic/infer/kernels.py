@@ -44,7 +44,7 @@ from numba.np.arrayobj import make_array, populate_array
 from .packing import (BIAS, BINARY, C_IN, CHUNKS, COL_OFF, CONV, DENSE, F_OFF, HO, K_OFF, KH, KIND, KW,
                       N_IN_BITS, N_OUT, N_OUT_BITS, NEG_OFF, OUTPUT, PLANES, SLICED, STRIDE, SCALE, W, W_OFF, WO,
                       WORDS)
-from .slices import add_columns16, carry_out, splat, store_set_bits
+from .slices import add_columns16, c_array, carry_out, load_run, splat, store_set_bits
 
 TILE = 16  # inputs per tile: a dense layer reads each packed weight word once per tile
 NEURON_BLOCK = 128  # neurons per block: 4 mask rows (4 KB) and TILE accumulator rows (16 KB) stay in L1
@@ -213,18 +213,15 @@ def _ge_bytes64(typingctx, x, xs, t, ts):
     """sum_{j < 64} [x[xs + j] >= t[ts + j]] 2^j for C-contiguous uint8 arrays (flat indices; all
     64 bytes of both runs in bounds): two 512-bit loads, one unsigned byte compare whose 64-lane
     mask is the word (VPCMPUB + KMOVQ with AVX-512BW, a byte-mask move otherwise)."""
-    if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == types.uint8 for a in (x, t)):
+    if not (c_array(x, types.uint8) and c_array(t, types.uint8)):
         return None
 
     def codegen(context, builder, signature, args):
-        vec = llvm_ir.VectorType(llvm_ir.IntType(8), 64).as_pointer()
-        runs = []
-        for arr, start, ty, sty in ((args[0], args[1], signature.args[0], signature.args[1]),
-                                    (args[2], args[3], signature.args[2], signature.args[3])):
-            data = make_array(ty)(context, builder, arr).data
-            i = context.cast(builder, start, sty, types.intp)
-            runs.append(builder.load(builder.bitcast(cgutils.gep(builder, data, i), vec), align=1))
-        return builder.bitcast(builder.icmp_unsigned(">=", runs[0], runs[1]), llvm_ir.IntType(64))
+        vty = llvm_ir.VectorType(llvm_ir.IntType(8), 64)
+        xty, xsty, tty, tsty = signature.args
+        x = load_run(context, builder, xty, args[0], xsty, args[1], vty, 1)
+        t = load_run(context, builder, tty, args[2], tsty, args[3], vty, 1)
+        return builder.bitcast(builder.icmp_unsigned(">=", x, t), llvm_ir.IntType(64))
 
     return types.uint64(x, xs, t, ts), codegen
 
@@ -256,24 +253,19 @@ def _ge_shifted64(typingctx, acc, a_start, sh, p, k, k_start):
     """sum_{j < 64} [(acc[a_start + j] << sh) - p >= k[k_start + j]] 2^j for C-contiguous int64
     arrays (flat indices, all 64 elements of both runs in bounds): the 64 lanes are loaded, shifted
     and compared as one vector, whose 64-lane mask is the word (8 VPCMPQ and mask moves with AVX-512)."""
-    if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == types.int64 for a in (acc, k)):
+    if not (c_array(acc, types.int64) and c_array(k, types.int64)):
         return None
 
     def codegen(context, builder, signature, args):
         vty = llvm_ir.VectorType(llvm_ir.IntType(64), 64)
 
-        def run(arr, start, ty, sty):
-            data = make_array(ty)(context, builder, arr).data
-            i = context.cast(builder, start, sty, types.intp)
-            return builder.load(builder.bitcast(cgutils.gep(builder, data, i), vty.as_pointer()), align=8)
-
         def lanes(v, ty):
             return splat(builder, context.cast(builder, v, ty, types.int64), vty)
 
         a_ty, as_ty, sh_ty, p_ty, k_ty, ks_ty = signature.args
-        a = run(args[0], args[1], a_ty, as_ty)
+        a = load_run(context, builder, a_ty, args[0], as_ty, args[1], vty, 8)
         pre = builder.sub(builder.shl(a, lanes(args[2], sh_ty)), lanes(args[3], p_ty))
-        ge = builder.icmp_signed(">=", pre, run(args[4], args[5], k_ty, ks_ty))
+        ge = builder.icmp_signed(">=", pre, load_run(context, builder, k_ty, args[4], ks_ty, args[5], vty, 8))
         return builder.bitcast(ge, llvm_ir.IntType(64))
 
     return types.uint64(acc, a_start, sh, p, k, k_start), codegen

@@ -31,6 +31,19 @@ def _data(context, builder, ty, arr):
     return make_array(ty)(context, builder, arr).data
 
 
+def c_array(ty, dtype) -> bool:
+    """Is the numba type ``ty`` a C-contiguous array of ``dtype``?  (The intrinsics' typing check.)"""
+    return isinstance(ty, types.Array) and ty.layout == "C" and ty.dtype == dtype
+
+
+def load_run(context, builder, ty, arr, sty, start, vty: llvm_ir.VectorType, align: int):
+    """The ``vty`` vector of the elements of array ``arr`` (numba type ``ty``) from flat index
+    ``start`` (numba type ``sty``) on; the caller keeps the run in bounds."""
+    i = context.cast(builder, start, sty, types.intp)
+    return builder.load(builder.bitcast(cgutils.gep(builder, _data(context, builder, ty, arr), i),
+                                        vty.as_pointer()), align=align)
+
+
 def _vec_ptr(builder, data, index):
     """<8 x i64>* at element ``index`` of an i64 buffer."""
     return builder.bitcast(cgutils.gep(builder, data, index), _V8.as_pointer())
@@ -82,9 +95,7 @@ def add_columns16(typingctx, cols, base, idx, i0, planes, n_planes):
     adders; the weight-16 carry is added into rows 4 .. n_planes-1 by a ripple (half adders);
     a carry out of the top row is dropped (the caller sizes the counter so none occurs).
     """
-    if not (isinstance(cols, types.Array) and cols.dtype == types.uint64 and cols.layout == "C"
-            and isinstance(idx, types.Array) and idx.dtype == types.int32 and idx.layout == "C"
-            and isinstance(planes, types.Array) and planes.dtype == types.uint64 and planes.layout == "C"):
+    if not (c_array(cols, types.uint64) and c_array(idx, types.int32) and c_array(planes, types.uint64)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -134,8 +145,7 @@ def carry_out(typingctx, planes, n_planes, addend, dst, d_off):
     """dst[d_off : d_off + 8] = the 512 bits [V_i + addend >= 2^n_planes], V_i the counter in rows
     0 .. n_planes-1 of ``planes`` (bit p of V_i = bit i of row p) and 0 <= addend < 2^n_planes a
     scalar: the carry out of the bit-sliced sum, one majority per plane."""
-    if not (isinstance(planes, types.Array) and planes.dtype == types.uint64 and planes.layout == "C"
-            and isinstance(dst, types.Array) and dst.dtype == types.uint64 and dst.layout == "C"):
+    if not (c_array(planes, types.uint64) and c_array(dst, types.uint64)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -162,7 +172,7 @@ def carry_out(typingctx, planes, n_planes, addend, dst, d_off):
 def store_set_bits(typingctx, word, base, idx, m):
     """idx[m : m + popcount(word)] = base + l for the set bits l of ``word``, ascending (``idx``
     int32): one compressing store (VPCOMPRESSD with AVX-512)."""
-    if not (isinstance(idx, types.Array) and idx.dtype == types.int32 and idx.layout == "C"):
+    if not c_array(idx, types.int32):
         return None
 
     def codegen(context, builder, signature, args):
