@@ -15,9 +15,15 @@
    network, and agreement of the compiled IR with the K-bit reference on the whole test
    split (must be 1.0; also checked with the IR's reference semantics on a sample), and the
    seconds the numba engine takes for the test split (its scores must equal the IR's);
-4. trains a small float CNN (``--cnn-arch``, default cnn:c8k4s2,p2,c16k3 = conv 8 4x4 stride 2,
+4. builds a two-BNN cascade in front of the float network for each ``--cascade-positive`` class
+   (``bnnlogic.nn.cascade_train.build_cascade``, as ``bnnlogic cascade build --shared``: one BNN
+   ``--cascade-arch``, trained on half of the training split, calibrated on the other half),
+   proves its consistency over the whole input domain and evaluates it on the test split
+   (``bnnlogic.cascade.evaluate``): coverage, fidelity on the decided inputs, disagreements and
+   their split-conformal bound, accuracy, measured speed-up over the float network alone;
+5. trains a small float CNN (``--cnn-arch``, default cnn:c8k4s2,p2,c16k3 = conv 8 4x4 stride 2,
    ReLU, max-pool 2, conv 16 3x3, ReLU, linear; ``--quick``: cnn:c8k3,p2,c16k2), exports it
-   the same way and runs step 3 on it (no distillation).
+   the same way and runs steps 3 and 4 on it (no distillation).
 
 ``--nets mlp`` or ``--nets cnn`` runs one of the two.  Prints markdown tables and writes JSON
 (default benchmarks/out/dnn2bnn-<data>.json).
@@ -33,10 +39,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bnnlogic.cascade import consistent, evaluate  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.errors import UserError  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.infer import Engine  # noqa: E402
+from bnnlogic.nn.cascade_train import build_cascade  # noqa: E402
 from bnnlogic.nn.distill import distill  # noqa: E402
 from bnnlogic.nn.floatnet import export_onnx, float_predict, load_float, save_float, train_float  # noqa: E402
 from bnnlogic.quant import compile_quant, estimate_size, ir_scores_blas, ir_size, quantize  # noqa: E402
@@ -58,6 +66,10 @@ def main() -> None:
     ap.add_argument("--nets", nargs="*", choices=["mlp", "cnn"], default=["mlp", "cnn"])
     ap.add_argument("--cnn-arch", default=None)
     ap.add_argument("--cnn-epochs", type=int, default=None)
+    ap.add_argument("--cascade-positive", type=int, nargs="*", default=[9], help="classes of the cascades (none: skip)")
+    ap.add_argument("--cascade-arch", default="mlp:100")
+    ap.add_argument("--cascade-coding", default="levels:3")
+    ap.add_argument("--cascade-epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -68,6 +80,7 @@ def main() -> None:
     dnn_epochs = args.dnn_epochs or (30 if q else 10)
     cnn_epochs = args.cnn_epochs or (30 if q else 5)
     distill_epochs = args.distill_epochs or (20 if q else 10)
+    cascade_epochs = args.cascade_epochs or (20 if q else 5)
     out_dir = OUT / "dnn2bnn"
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(data_name)
@@ -91,6 +104,11 @@ def main() -> None:
         net = load_float(onnx_path, data.feature_shape)
         r["exact"] = [exact_row(net, data, bits, calib, dnn_pred, rng) for bits in args.bits]
         lines += exact_table(r["exact"])
+        if args.cascade_positive:
+            dnn = load_float(pt, data.feature_shape)
+            r["cascade"] = [cascade_row(dnn, data, c, args.cascade_arch, args.cascade_coding, cascade_epochs, args.seed)
+                            for c in args.cascade_positive]
+            lines += [""] + cascade_table(r["cascade"])
         text = "\n".join(lines) + "\n"
         write_text(out_dir / f"{tag}.md", text)
         texts.append(text)
@@ -133,6 +151,33 @@ def distill_rows(teacher, data, archs, epochs: int, seed: int, out_dir: Path, ta
                 break
             model.save(out_dir / f"{tag}-{arch.replace(':', '')}.bnn")
     return rows
+
+
+def cascade_row(dnn, data, positive: int, arch: str, coding: str, epochs: int, seed: int) -> dict:
+    """A --shared, split-calibrated cascade for ``positive`` vs rest: consistency proof, test metrics."""
+    t0 = time.perf_counter()
+    c = build_cascade(dnn, data, positive, arch, epochs, seed=seed, coding=coding, shared=True, holdout=0.5,
+                      progress=False)
+    build_s = time.perf_counter() - t0
+    v = consistent(c, timeout=60)
+    row = {"positive": positive, "positive_name": data.classes[positive], "arch": arch, "coding": coding, "epochs": epochs,
+           "build_seconds": build_s, "consistent": v["status"], "consistency_seconds": v["time_s"],
+           **evaluate(c, data.X_test, data.y_test)}
+    print({k: row[k] for k in ("positive", "coverage", "disagreements", "speedup", "consistent")}, flush=True)
+    return row
+
+
+def cascade_table(rows: list) -> list[str]:
+    out = ["| positive class | BNN | coverage | decided yes / no | fidelity on decided | disagreements (expected at most) "
+           "| accuracy (DNN) | consistent | speed-up |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        name = "" if r["positive_name"] == str(r["positive"]) else " " + r["positive_name"]
+        out.append(f"| {r['positive']}{name} | {r['arch']}, {r['coding']}, {r['epochs']} ep | {r['coverage']:.4f} | "
+                   f"{r['decided_yes']} / {r['decided_no']} | {r['fidelity']:.4f} | {r['disagreements']} "
+                   f"({r['guarantee']['expected_disagreements_at_most']:.2f}) | {r['accuracy']:.4f} "
+                   f"({r['dnn_accuracy']:.4f}) | {r['consistent']}, {r['consistency_seconds']:.1f} s | "
+                   f"{r['speedup']:.2f}x |")
+    return out
 
 
 def exact_row(net, data, bits: int, calib, dnn_pred, rng) -> dict:

@@ -10,20 +10,30 @@ inputs; with m(x) = score_1(x) - score_0(x) (exact integers, ties to class 0 = n
                  no       elif upper says no
                  DNN(x)   else ("unknown": the float network decides)
 
-**Calibration** (``calibrate``) makes "confident" exact on the calibration inputs (the
-training split labelled by the *DNN*'s yes/no): the yes-offset of the lower BNN is shifted by
-an integer delta so that m_lower + delta > 0 on no DNN-no input (delta = -max m_lower over
-DNN-no inputs), and that of the upper BNN so that m_upper + delta > 0 on every DNN-yes input
-(delta = 1 - min m_upper over DNN-yes inputs).  A shifted offset is an ordinary IR, so
-everything below is about the saved integer networks.
+**Calibration** (``calibrate``) makes "confident" exact on the calibration inputs (labelled
+by the *DNN*'s yes/no): the yes-offset of the lower BNN is shifted by an integer delta so that
+m_lower + delta > 0 on no DNN-no input (delta = -max m_lower over DNN-no inputs), and that of
+the upper BNN so that m_upper + delta > 0 on every DNN-yes input (delta = 1 - min m_upper over
+DNN-yes inputs).  A shifted offset is an ordinary IR, so everything below is about the saved
+integer networks.
 
 ``calibrate_shared`` instead takes *one* BNN with two thresholds on its margin
 (lower: m > a, upper: m <= b, a >= b), a pair that is consistent by construction.
 
-Calibration is exact on the inputs it sees, not on unseen ones.  A **guard** widens the band
-left to the DNN by g integer margin units on a side (fewer inputs decided, fewer
-disagreements with the DNN on new inputs); ``holdout_guard`` estimates it from inputs the
-BNN was neither trained nor calibrated on.
+**Split calibration** (``split``, ``guarantee``): the BNNs are trained on one part of the
+training split and calibrated on the other, held-out part H, which they never saw.  A new
+input x drawn from the same distribution as H is then exchangeable with H's inputs, and the
+split-conformal argument bounds the cascade's disagreements with the DNN on it:
+
+    P(lower says yes on x | DNN(x) = no)  <=  1 / (n_no + 1)
+    P(upper says no  on x | DNN(x) = yes) <=  1 / (n_yes + 1)
+
+with n_no, n_yes the DNN-no and DNN-yes inputs of H (the threshold is the largest no-margin,
+resp. the smallest yes-margin, of H: x's margin passes it only if it is the extreme of the
+n + 1 exchangeable margins, probability <= 1 / (n + 1), ties included).  This is a statement
+about the distribution, not about every input: junk inputs far from the data carry none.  A
+**guard** of g integer margin units per side narrows the decided band further (fewer inputs
+decided; the bound still holds).
 
 **Consistency** (``consistent``): the pair never says lower = yes while upper = no, on
 *every* raw input of the domain, i.e. ``verify.equivalent(lower, upper, implies=([1], [1]))``
@@ -125,14 +135,25 @@ def calibrate_shared(model: Model, X: np.ndarray, target: np.ndarray, guard: tup
     return shift_yes(model, -a), shift_yes(model, -b), a, b
 
 
-def holdout_guard(a: int, b: int, m_hold: np.ndarray, t_hold: np.ndarray) -> tuple[int, int]:
-    """The guard (g_lower, g_upper) that thresholds a (lower yes iff m > a) and b (upper no iff
-    m <= b), calibrated on other inputs, needed to stay safe on the held-out margins m_hold:
-    g_lower = max(0, max m_hold_no - a), g_upper = max(0, b + 1 - min m_hold_yes) (an
-    estimate of how far unseen inputs overshoot a calibration)."""
+def split(n: int, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, hold): a seeded random split of range(n) into training rows and round(holdout * n)
+    held-out calibration rows (both sorted; ``hold`` is empty for holdout = 0)."""
+    if not 0 <= holdout < 1:
+        raise UserError(f"the held-out fraction must be in [0, 1), got {holdout}")
+    perm = np.random.default_rng(seed).permutation(n)
+    k = int(round(holdout * n))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def guarantee(t_hold: np.ndarray) -> dict[str, Any]:
+    """The split-conformal bounds of a cascade calibrated on held-out inputs whose DNN yes/no is
+    ``t_hold`` (see the module docstring): ``false_yes_rate`` = 1 / (n_no + 1) bounds
+    P(lower yes | DNN no), ``false_no_rate`` = 1 / (n_yes + 1) bounds P(upper no | DNN yes), for
+    a new input from the held-out inputs' distribution."""
     t_hold = np.asarray(t_hold)
-    no, yes = m_hold[t_hold == NO], m_hold[t_hold == YES]
-    return (max(0, int(no.max()) - a) if no.size else 0, max(0, b + 1 - int(yes.min())) if yes.size else 0)
+    n_no, n_yes = int((t_hold == NO).sum()), int((t_hold == YES).sum())
+    return {"calibrated_on": int(t_hold.size), "no_inputs": n_no, "yes_inputs": n_yes,
+            "false_yes_rate": 1.0 / (n_no + 1), "false_no_rate": 1.0 / (n_yes + 1)}
 
 
 def _check_pair(lower: Model, upper: Model) -> None:
@@ -319,6 +340,10 @@ def evaluate(c: Cascade, X: np.ndarray, y: np.ndarray, repeat: int = 3) -> dict[
     accuracy   the cascade's final answers (DNN fallback included) vs ``y == positive``
     speedup    best-of-``repeat`` wall time of the DNN alone on X / that of the cascade
                (both BNNs' engines and the DNN on the unknown inputs); engines warmed up first
+    guarantee  for a split-calibrated cascade, its ``guarantee`` plus
+               ``expected_disagreements_at_most`` = N_no * false_yes_rate + N_yes * false_no_rate
+               (N_no, N_yes: the DNN's no and yes answers on X), the bound on the expected number
+               of disagreements if X is drawn like the held-out calibration inputs
     """
     X = c.lower.check_inputs(X, dtype=None)
     truth = (np.asarray(y) == c.positive).astype(np.int64)
@@ -329,7 +354,7 @@ def evaluate(c: Cascade, X: np.ndarray, y: np.ndarray, repeat: int = 3) -> dict[
     c.bnn_answers(X[:8])  # warm-up (engine compilation)
     t_dnn = _best_time(lambda: c.dnn_yes(X), repeat)
     t_cas = _best_time(lambda: c.answers(X), repeat)
-    return {
+    out: dict[str, Any] = {
         "n": int(len(X)), "positive": int(c.positive),
         "coverage": float(decided.mean()),
         "decided_yes": int((bnn == YES).sum()), "decided_no": int((bnn == NO).sum()),
@@ -339,3 +364,9 @@ def evaluate(c: Cascade, X: np.ndarray, y: np.ndarray, repeat: int = 3) -> dict[
         "dnn_accuracy": float((dnn_all == truth).mean()),
         "dnn_seconds": t_dnn, "cascade_seconds": t_cas, "speedup": t_dnn / t_cas if t_cas > 0 else None,
     }
+    g = c.meta.get("guarantee")
+    if g:
+        n_yes = int(dnn_all.sum())
+        out["guarantee"] = dict(g, expected_disagreements_at_most=(len(X) - n_yes) * g["false_yes_rate"]
+                                + n_yes * g["false_no_rate"])
+    return out

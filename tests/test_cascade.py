@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from bnnlogic.cascade import (NO, UNKNOWN, YES, Cascade, calibrate, calibrate_shared, consistent, evaluate,
-                              holdout_guard, margin,
-                              shift_yes)
+                              guarantee, margin, shift_yes, side_threshold, split)
 from bnnlogic.cli import main
 from bnnlogic.logic import region
 from bnnlogic.model import Model
@@ -89,11 +88,30 @@ def test_guard_keeps_margin_units_to_spare(guard):
     assert not np.any((lower.predict(X) == YES) & (upper.predict(X) == NO))
 
 
-def test_holdout_guard_is_the_overshoot_of_held_out_margins():
-    # lower yes iff m > 2, upper no iff m <= 0; held out: no inputs at 3 and 5, yes inputs at -1 and 1
-    assert holdout_guard(2, 0, np.array([3, 5, -1, 1]), np.array([NO, NO, YES, YES])) == (3, 2)
-    assert holdout_guard(2, 0, np.array([2, -4, 1, 7]), np.array([NO, NO, YES, YES])) == (0, 0)  # all safe
-    assert holdout_guard(2, 0, np.array([9]), np.array([NO])) == (7, 0)  # no yes input held out
+def test_split_is_seeded_disjoint_and_sized():
+    rows, hold = split(10, 0.3, seed=1)
+    assert len(hold) == 3 and sorted(np.concatenate([rows, hold])) == list(range(10))
+    assert all(np.array_equal(u, v) for u, v in zip(split(10, 0.3, seed=1), (rows, hold)))
+    assert len(split(10, 0.0)[1]) == 0
+
+
+def test_guarantee_counts_the_held_out_answers():
+    g = guarantee(np.array([NO, NO, NO, YES]))
+    assert (g["no_inputs"], g["yes_inputs"], g["calibrated_on"]) == (3, 1, 4)
+    assert (g["false_yes_rate"], g["false_no_rate"]) == (1 / 4, 1 / 2)
+
+
+@pytest.mark.parametrize("n", [4, 19])
+def test_split_conformal_bound_holds_with_ties(n):
+    """The lower threshold set on n exchangeable no-margins (few distinct values: many ties) is
+    passed by a new one with frequency <= 1 / (n + 1), the bound ``guarantee`` states."""
+    rng = np.random.default_rng(n)
+    trials = 20000
+    m = rng.integers(0, 6, (trials, n + 1))  # n calibration margins and a new one per trial
+    t = np.full(n, NO)
+    passed = sum(m[i, n] > side_threshold(m[i, :n], t, "lower") for i in range(trials))
+    assert passed / trials <= guarantee(t)["false_yes_rate"] + 3 * np.sqrt(0.25 / trials)
+    assert passed > 0  # the bound is not vacuous here: new margins do pass sometimes
 
 
 def test_answers_follow_the_rule_and_metrics_are_counted():
@@ -155,36 +173,46 @@ def test_built_cascade_is_calibrated_and_evaluated(built, capsys):
     d, data = built
     c = Cascade.load(d / "c0")
     assert sorted(p.name for p in (d / "c0").iterdir()) == ["cascade.json", "dnn.pt", "lower.bnn", "upper.bnn"]
-    dnn_train = c.dnn_yes(data.X_train)
-    bnn = c.bnn_answers(data.X_train)
-    assert np.all(bnn[bnn != UNKNOWN] == dnn_train[bnn != UNKNOWN])  # exact on the calibration inputs
+    rows, hold = split(len(data.X_train), 0.5, seed=0)  # the default split calibration
+    assert c.meta["holdout"] == 0.5 and c.meta["trained_on"] == len(rows)
+    dnn_hold = c.dnn_yes(data.X_train[hold])
+    bnn = c.bnn_answers(data.X_train[hold])
+    assert np.all(bnn[bnn != UNKNOWN] == dnn_hold[bnn != UNKNOWN])  # exact on the calibration inputs
+    assert c.meta["guarantee"] == guarantee(dnn_hold)
     assert c.meta["consistency"]["status"] in ("consistent", "unknown")  # shared: never inconsistent
     capsys.readouterr()
     assert main(["cascade", "eval", str(d / "c0"), "--data", "digits", "--region-n", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"coverage", "fidelity", "accuracy", "speedup", "consistent", "region_decided"} <= set(out)
+    assert {"coverage", "fidelity", "accuracy", "speedup", "consistent", "region_decided", "guarantee"} <= set(out)
     assert 0 <= out["coverage"] <= 1 and out["n"] == len(data.y_test)
+    n_yes = int(c.dnn_yes(data.X_test).sum())
+    assert out["guarantee"]["expected_disagreements_at_most"] == pytest.approx(
+        (len(data.y_test) - n_yes) * c.meta["guarantee"]["false_yes_rate"] + n_yes * c.meta["guarantee"]["false_no_rate"])
     assert all(a in ("yes", "no", "undecided", "unknown") for a in out["region_decided"]["answers"])
 
 
-def test_auto_guard_holds_out_part_of_the_training_split(built, capsys):
+def test_holdout_0_calibrates_on_the_whole_split(built, capsys):
     d, data = built
     capsys.readouterr()
     assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "0", "--arch", "mlp:8",
-                 "--epochs", "3", "--out", str(d / "auto"), "--timeout", "20", "--shared", "--guard", "auto",
-                 "--json"]) == 0
+                 "--epochs", "3", "--out", str(d / "all"), "--timeout", "20", "--shared", "--holdout", "0",
+                 "--guard", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out["guard"]) == 2 and min(out["guard"]) >= 0
-    c = Cascade.load(d / "auto")
-    assert c.meta["guard"] == "auto" and c.meta["trained_on"] == len(data.X_train) - len(data.X_train) // 10
-    bnn = c.bnn_answers(data.X_train)  # calibrated on the whole split: still exact there
+    assert out["guard"] == [2, 2] and out["guarantee"] is None
+    c = Cascade.load(d / "all")
+    assert c.meta["trained_on"] == len(data.X_train) and "guarantee" not in c.meta
+    bnn = c.bnn_answers(data.X_train)
     assert np.all(bnn[bnn != UNKNOWN] == c.dnn_yes(data.X_train)[bnn != UNKNOWN])
+    m = margin(c.lower, data.X_train)  # the guard: every DNN-no input at least 2 units below saying yes
+    assert m[c.dnn_yes(data.X_train) == NO].max() <= -2
 
 
 @pytest.mark.parametrize("argv,msg", [
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x"], "no such network file"),
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--guard", "-1"],
      "--guard -1"),
+    (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--holdout", "1"],
+     "--holdout 1"),
     (["cascade", "eval", ".", "--data", "digits"], "not a cascade folder"),
 ])
 def test_user_errors_are_one_line(argv, msg, capsys):

@@ -30,10 +30,14 @@ def register(sub) -> None:
                    help="asymmetric loss weight: cost of a false yes (lower) / false no (upper); default 4")
     b.add_argument("--shared", action="store_true",
                    help="one BNN, two calibrated thresholds: consistent by construction (no --weight)")
-    b.add_argument("--guard", default="0",
+    b.add_argument("--holdout", type=float, default=0.5,
+                   help="fraction of the training split held out from training to calibrate the thresholds on "
+                        "(default 0.5): bounds the disagreements with the DNN on new inputs from the same "
+                        "distribution (split conformal: P(false yes) <= 1/(held-out DNN-no inputs + 1), likewise "
+                        "for no); 0 trains and calibrates on all of it (exact there, no bound on new inputs)")
+    b.add_argument("--guard", type=int, default=0,
                    help="integer margin units the calibration keeps to spare on each side (more: fewer inputs "
-                        "decided, fewer disagreements with the DNN on new inputs), or 'auto': estimated on 10%% "
-                        "of the training split held out from training and calibration (default 0)")
+                        "decided; default 0)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--input-scale", type=float, default=1.0,
                    help="the network expects raw features times this (e.g. 0.00392 for pixels/255)")
@@ -72,8 +76,10 @@ def run_build(args) -> int:
 
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    if not (args.guard == "auto" or args.guard.isdigit()):
-        raise UserError(f"--guard {args.guard}: give a non-negative integer or 'auto'")
+    if args.guard < 0:
+        raise UserError(f"--guard {args.guard}: give a non-negative integer")
+    if not 0 <= args.holdout < 1:
+        raise UserError(f"--holdout {args.holdout}: give a fraction in [0, 1), e.g. 0.5")
     if not os.path.isfile(args.network):
         raise UserError(f"{args.network}: no such network file (give a .pt or .onnx file)")
     data = load_dataset(args.data, args.data_dir)
@@ -84,8 +90,7 @@ def run_build(args) -> int:
     dnn = load_float(args.network, data.feature_shape, args.input_scale)
     c = build_cascade(dnn, data, positive, args.arch, args.epochs, args.weight, args.seed, args.coding,
                       dnn_path=args.network, input_scale=args.input_scale, shared=args.shared,
-                      guard=args.guard if args.guard == "auto" else int(args.guard),
-                      progress=not args.json)
+                      guard=args.guard, holdout=args.holdout, progress=not args.json)
     c.meta["consistency"] = consistent(c, args.timeout)
     c.save(args.out)
     v = c.meta["consistency"]
@@ -94,9 +99,12 @@ def run_build(args) -> int:
            "upper_shift": c.upper.meta["calibration"]["offset_shift"],
            "guard": [c.lower.meta["calibration"]["guard"], c.upper.meta["calibration"]["guard"]],
            "consistent": v["status"],
-           "consistency": v}
+           "consistency": v, "guarantee": c.meta.get("guarantee")}
+    g = c.meta.get("guarantee")
+    bound = (f"; on new inputs like the {g['calibrated_on']} held-out ones: P(false yes) <= {g['false_yes_rate']:.2g}, "
+             f"P(false no) <= {g['false_no_rate']:.2g}" if g else "")
     emit(out, args.json, f"saved {args.out}: {data.classes[positive]!r} vs rest, BNNs {args.arch}; "
-                         f"consistency over the whole input domain: {v['status']} ({v['time_s']:.1f} s)")
+                         f"consistency over the whole input domain: {v['status']} ({v['time_s']:.1f} s){bound}")
     return 0
 
 
@@ -124,6 +132,9 @@ def run_eval(args) -> int:
             f"fidelity {res['fidelity'] if res['fidelity'] is None else round(res['fidelity'], 4)}, accuracy "
             f"{res['accuracy']:.4f} (DNN {res['dnn_accuracy']:.4f}), speed-up {res['speedup']:.2f}x, "
             f"consistent: {v['status']}")
+    if "guarantee" in res:
+        text += (f"\ndisagreements with the DNN: {res['disagreements']} (expected at most "
+                 f"{res['guarantee']['expected_disagreements_at_most']:.2f} on inputs drawn like the calibration ones)")
     if "region_decided" in res:
         text += f"\nregions (eps {args.region_eps}): " + ", ".join(res["region_decided"]["answers"])
     emit(res, args.json, text)

@@ -7,12 +7,12 @@ asymmetric weighted cross-entropy:
     lower:  L = CE(z, t; weights w_no = W, w_yes = 1)   a false yes costs W times a false no
     upper:  L = CE(z, t; weights w_no = 1, w_yes = W)   a false no costs W times a false yes
 
-then calibrated exactly on the same inputs by an integer shift of the yes-offset
-(``cascade.calibrate``): the lower BNN says yes on no DNN-no training input, the upper BNN
-says no on no DNN-yes training input, each with ``guard`` margin units to spare.
-``guard="auto"`` holds out ``HOLDOUT`` of the training split: the BNNs train on the rest, the
-guard is what thresholds calibrated on the rest needed on the held-out inputs
-(``cascade.holdout_guard``), and the final calibration runs on the whole split plus that guard.
+then calibrated exactly by an integer shift of the yes-offset (``cascade.calibrate``): the
+lower BNN says yes on no DNN-no calibration input, the upper BNN says no on no DNN-yes
+calibration input, each with ``guard`` margin units to spare.  With ``holdout`` h > 0 (default
+0.5) the BNNs train on a random 1 - h of the training split and are calibrated on the held-out
+h only (``cascade.split``), which gives the split-conformal bound of ``cascade.guarantee`` on
+new inputs; h = 0 trains and calibrates on the whole split (exact there, no bound elsewhere).
 
 ``shared=True`` trains one BNN (W = 1) and calibrates two copies of it
 (``cascade.calibrate_shared``): lower and upper are the same integer margin m with
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cascade import Cascade, calibrate, calibrate_shared, holdout_guard, margin, side_threshold, thresholds
+from ..cascade import Cascade, calibrate, calibrate_shared, guarantee, split
 from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
@@ -36,8 +36,6 @@ from ..quant.graph import FloatNet
 from .floatnet import float_predict
 from .train import build, fit, set_seed, to_model
 
-
-HOLDOUT = 0.1  # fraction of the training split held out by guard="auto"
 
 
 def binary_dataset(data: Dataset, positive: int, train_target: np.ndarray, rows: np.ndarray | None = None) -> Dataset:
@@ -68,61 +66,54 @@ def train_side(task: Dataset, side: str, arch: str, epochs: int, weight: float, 
 def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:100", epochs: int = 10,
                   weight: float = 4.0, seed: int = 0, coding: str = "levels:3", lr: float = 1e-2,
                   dnn_path: str | os.PathLike | None = None, input_scale: float = 1.0,
-                  shared: bool = False, guard: int | str = 0, progress: bool = True) -> Cascade:
-    """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``
-    (``guard``: margin units to spare on each side, or "auto": estimated on a held-out part)."""
+                  shared: bool = False, guard: int = 0, holdout: float = 0.5, progress: bool = True) -> Cascade:
+    """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``:
+    trained on 1 - ``holdout`` of the training split, calibrated on the held-out rest (or, for
+    holdout = 0, on the whole split) with ``guard`` margin units to spare on each side."""
     if not 0 <= positive < len(data.classes):
         raise UserError(f"positive class {positive} is not one of 0..{len(data.classes) - 1}")
     if weight < 1:
         raise UserError(f"the asymmetric loss weight must be at least 1, got {weight}")
-    if guard != "auto" and not (isinstance(guard, int) and guard >= 0):
-        raise UserError(f"the guard must be a non-negative integer or 'auto', got {guard!r}")
+    if not (isinstance(guard, int) and guard >= 0):
+        raise UserError(f"the guard must be a non-negative integer, got {guard!r}")
     target = (float_predict(dnn, data.X_train) == positive).astype(np.int64)
     if target.min() == target.max():
         raise UserError(f"the DNN answers {'yes' if target[0] else 'no'} for class {positive} on every "
                         "training input; nothing to learn")
-    rows = np.arange(len(target))  # training rows of the BNNs (all but the held-out ones)
-    if guard == "auto":
-        perm = np.random.default_rng(seed).permutation(len(target))
-        n_hold = max(1, int(HOLDOUT * len(target)))
-        hold, rows = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+    rows, hold = split(len(target), holdout, seed)
+    if holdout == 0:
+        hold = rows
+    elif target[hold].min() == target[hold].max():
+        raise UserError(f"the {len(hold)} held-out calibration inputs are all DNN-"
+                        f"{'yes' if target[hold][0] else 'no'}; raise --holdout or use more data")
     task = binary_dataset(data, positive, target, rows)
-
-    def guards(model: Model, side: str | None) -> tuple[int, int]:
-        """(g_lower, g_upper): the fixed guard, or for "auto" what thresholds calibrated on
-        ``rows`` (shared: ``thresholds``; one side: its ``side_threshold``) needed on ``hold``."""
-        if guard != "auto":
-            return guard, guard
-        m = margin(model, data.X_train)
-        if side is None:
-            a, b = thresholds(m[rows], target[rows])
-        else:
-            a = b = side_threshold(m[rows], target[rows], side)
-        return holdout_guard(a, b, m[hold], target[hold])
+    X_cal, t_cal = data.X_train[hold], target[hold]
 
     sides: dict[str, Any] = {}
     if shared:
         one = train_side(task, "lower", arch, epochs, 1.0, seed, coding, lr, progress=progress)
-        g = guards(one, None)
-        lower, upper, a, b = calibrate_shared(one, data.X_train, target, g)
-        shifted = {"lower": (lower, -a, g[0]), "upper": (upper, -b, g[1])}
-    for i, side in enumerate(("lower", "upper")):
+        lower, upper, a, b = calibrate_shared(one, X_cal, t_cal, (guard, guard))
+        shifted = {"lower": (lower, -a), "upper": (upper, -b)}
+    for side in ("lower", "upper"):
         if shared:
-            model, delta, g_side = shifted[side]
+            model, delta = shifted[side]
         else:
             model = train_side(task, side, arch, epochs, weight, seed, coding, lr, progress=progress)
-            g_side = guards(model, side)[i]
-            model, delta = calibrate(model, data.X_train, target, side, g_side)
+            model, delta = calibrate(model, X_cal, t_cal, side, guard)
         model.meta["cascade_side"] = side
-        model.meta["calibration"] = {"offset_shift": delta, "on": "train split, DNN yes/no", "guard": g_side,
+        model.meta["calibration"] = {"offset_shift": delta, "guard": guard,
+                                     "on": f"{len(hold)} training-split inputs "
+                                           f"({'held out from training' if holdout else 'all of them'}), DNN yes/no",
                                      "rule": "never yes on a DNN-no input" if side == "lower"
                                      else "never no on a DNN-yes input"}
         sides[side] = model
     meta = {"dataset": data.name, "split": data.split, "positive_name": data.classes[positive],
             "arch": arch, "coding": coding, "epochs": epochs, "weight": 1.0 if shared else weight, "seed": seed,
-            "shared": shared, "guard": guard, "trained_on": int(len(rows)),
+            "shared": shared, "guard": guard, "holdout": holdout, "trained_on": int(len(rows)),
             "input_scale": input_scale, "dnn_describe": dnn.describe(),
             "train_dnn_yes_fraction": float(target.mean())}
+    if holdout:
+        meta["guarantee"] = guarantee(t_cal)
     c = Cascade(sides["lower"], sides["upper"], positive, None if dnn_path is None else os.fspath(dnn_path), meta)
     c._dnn = dnn
     return c
