@@ -1,7 +1,8 @@
 """How far do unseen inputs overshoot a cascade's calibration?  Guards and split calibration.
 
     python benchmarks/cascade_guard.py --dnn benchmarks/out/dnn2bnn/fashion-mnist-mlp256-128.pt \
-        --data fashion-mnist --positive 9 [--arch mlp:100 --coding levels:3 --epochs 5 --folds 5 --splits 5] [--json PATH]
+        --data fashion-mnist --positive 9 [--arch mlp:100 --coding levels:3 --epochs 5] \
+        [--folds 5 --splits 5 --ensemble 1] [--json PATH]
 
 A ``--shared`` cascade (``bnnlogic.cascade``) says yes iff m > a and no iff m <= b on one BNN's
 integer margin m, with (a, b) the tightest thresholds safe on calibration inputs labelled by the
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bnnlogic.cascade import NO, YES, guarantee, margin, split, thresholds  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
+from bnnlogic.ensemble import ensemble  # noqa: E402
 from bnnlogic.fileio import write_json  # noqa: E402
 from bnnlogic.nn.cascade_train import binary_dataset, train_side  # noqa: E402
 from bnnlogic.nn.floatnet import float_predict, load_float  # noqa: E402
@@ -67,6 +69,7 @@ def main() -> None:
     ap.add_argument("--arch", default="mlp:100")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--coding", default="levels:3", help="the BNN's input coding")
+    ap.add_argument("--ensemble", type=int, default=1, help="part two: BNNs summed per cascade (seeds s*K .. s*K+K-1)")
     ap.add_argument("--folds", type=int, default=5, help="part one: folds of the guard study (0: skip)")
     ap.add_argument("--splits", type=int, default=5, help="part two: seeds of the split-calibration study (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
@@ -83,13 +86,15 @@ def main() -> None:
         return train_side(task, "lower", args.arch, args.epochs, 1.0, seed, args.coding, progress=False)
 
     n = len(target)
-    out = {"data": args.data, "positive": args.positive, "arch": args.arch, "coding": args.coding, "epochs": args.epochs,
-           "folds": args.folds, "splits": args.splits}
-    print(f"{args.data}, class {args.positive}, {args.arch}, {args.coding}, {args.epochs} epochs; test: {len(t_test)} inputs")
+    out = {"data": args.data, "positive": args.positive, "arch": args.arch, "coding": args.coding,
+           "epochs": args.epochs,
+           "folds": args.folds, "splits": args.splits, "ensemble": args.ensemble}
+    print(f"{args.data}, class {args.positive}, {args.arch}, {args.coding}, {args.epochs} epochs; "
+          f"test: {len(t_test)} inputs")
     if args.folds:
         out.update(guard_study(data, target, t_test, bnn, n, args.folds, args.seed))
     if args.splits:
-        out["split_rows"] = split_study(data, target, t_test, bnn, n, args.splits)
+        out["split_rows"] = split_study(data, target, t_test, bnn, n, args.splits, args.ensemble)
     write_json(args.json, out)
 
 
@@ -123,15 +128,18 @@ def guard_study(data, target, t_test, bnn, n: int, n_folds: int, seed: int) -> d
     return {"step": int(step), "rows": rows_out}
 
 
-def split_study(data, target, t_test, bnn, n: int, n_splits: int) -> list[dict]:
-    """Part two: split calibration (train on half, calibrate on the other half) for seeds 0..S-1."""
+def split_study(data, target, t_test, bnn, n: int, n_splits: int, k: int = 1) -> list[dict]:
+    """Part two: split calibration (train on half, calibrate on the other half) for seeds 0..S-1;
+    with k > 1 the BNN is the score sum of k BNNs (``bnnlogic.ensemble``)."""
     rows_out = []
-    print("\nsplit calibration (trained on half of the training split, calibrated on the other half)\n")
-    print("| seed | test coverage | decided yes / no | test false yes | test false no | expected disagreements at most |")
+    print(f"\nsplit calibration (trained on half of the training split, calibrated on the other half), "
+          f"{k} BNN(s) summed\n")
+    print("| seed | test coverage | decided yes / no | test false yes | test false no "
+          "| expected disagreements at most |")
     print("|---:|---:|---:|---:|---:|---:|")
     for seed in range(n_splits):
         rows, hold = split(n, 0.5, seed)
-        m = bnn(rows, seed)
+        m = bnn(rows, seed) if k == 1 else ensemble([bnn(rows, seed * k + i) for i in range(k)])
         a, b = thresholds(margin(m, data.X_train[hold]), target[hold])
         m_test = margin(m, data.X_test)
         g = guarantee(target[hold])

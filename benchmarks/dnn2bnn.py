@@ -16,8 +16,9 @@
    split (must be 1.0; also checked with the IR's reference semantics on a sample), and the
    seconds the numba engine takes for the test split (its scores must equal the IR's);
 4. builds a two-BNN cascade in front of the float network for each ``--cascade-positive`` class
-   (``bnnlogic.nn.cascade_train.build_cascade``, as ``bnnlogic cascade build --shared``: one BNN
-   ``--cascade-arch``, trained on half of the training split, calibrated on the other half),
+   (``bnnlogic.nn.cascade_train.build_cascade``, as ``bnnlogic cascade build --shared``: one BNN,
+   the score sum of ``--cascade-ensemble`` (default 3) BNNs ``--cascade-arch``, trained on half
+   of the training split, calibrated on the other half),
    proves its consistency over the whole input domain and evaluates it on the test split
    (``bnnlogic.cascade.evaluate``): coverage, fidelity on the decided inputs, disagreements and
    their split-conformal bound, accuracy, measured speed-up over the float network alone;
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--cascade-positive", type=int, nargs="*", default=[9], help="classes of the cascades (none: skip)")
     ap.add_argument("--cascade-arch", default="mlp:100")
     ap.add_argument("--cascade-coding", default="levels:3")
+    ap.add_argument("--cascade-ensemble", type=int, default=3, help="BNNs summed into the cascade's one BNN")
     ap.add_argument("--cascade-epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
@@ -106,7 +108,8 @@ def main() -> None:
         lines += exact_table(r["exact"])
         if args.cascade_positive:
             dnn = load_float(pt, data.feature_shape)
-            r["cascade"] = [cascade_row(dnn, data, c, args.cascade_arch, args.cascade_coding, cascade_epochs, args.seed)
+            r["cascade"] = [cascade_row(dnn, data, c, args.cascade_arch, args.cascade_coding, cascade_epochs,
+                                       args.cascade_ensemble, args.seed)
                             for c in args.cascade_positive]
             lines += [""] + cascade_table(r["cascade"])
         text = "\n".join(lines) + "\n"
@@ -153,14 +156,15 @@ def distill_rows(teacher, data, archs, epochs: int, seed: int, out_dir: Path, ta
     return rows
 
 
-def cascade_row(dnn, data, positive: int, arch: str, coding: str, epochs: int, seed: int) -> dict:
+def cascade_row(dnn, data, positive: int, arch: str, coding: str, epochs: int, k: int, seed: int) -> dict:
     """A --shared, split-calibrated cascade for ``positive`` vs rest: consistency proof, test metrics."""
     t0 = time.perf_counter()
     c = build_cascade(dnn, data, positive, arch, epochs, seed=seed, coding=coding, shared=True, holdout=0.5,
-                      progress=False)
+                      ensemble=k, progress=False)
     build_s = time.perf_counter() - t0
     v = consistent(c, timeout=60)
-    row = {"positive": positive, "positive_name": data.classes[positive], "arch": arch, "coding": coding, "epochs": epochs,
+    row = {"positive": positive, "positive_name": data.classes[positive], "arch": arch, "coding": coding,
+           "epochs": epochs, "ensemble": k,
            "build_seconds": build_s, "consistent": v["status"], "consistency_seconds": v["time_s"],
            **evaluate(c, data.X_test, data.y_test)}
     print({k: row[k] for k in ("positive", "coverage", "disagreements", "speedup", "consistent")}, flush=True)
@@ -168,11 +172,13 @@ def cascade_row(dnn, data, positive: int, arch: str, coding: str, epochs: int, s
 
 
 def cascade_table(rows: list) -> list[str]:
-    out = ["| positive class | BNN | coverage | decided yes / no | fidelity on decided | disagreements (expected at most) "
-           "| accuracy (DNN) | consistent | speed-up |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    out = ["| positive class | BNN | coverage | decided yes / no | fidelity on decided "
+           "| disagreements (expected at most) | accuracy (DNN) | consistent | speed-up |",
+           "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         name = "" if r["positive_name"] == str(r["positive"]) else " " + r["positive_name"]
-        out.append(f"| {r['positive']}{name} | {r['arch']}, {r['coding']}, {r['epochs']} ep | {r['coverage']:.4f} | "
+        out.append(f"| {r['positive']}{name} | {r['ensemble']} x {r['arch']}, {r['coding']}, {r['epochs']} ep "
+                   f"| {r['coverage']:.4f} | "
                    f"{r['decided_yes']} / {r['decided_no']} | {r['fidelity']:.4f} | {r['disagreements']} "
                    f"({r['guarantee']['expected_disagreements_at_most']:.2f}) | {r['accuracy']:.4f} "
                    f"({r['dnn_accuracy']:.4f}) | {r['consistent']}, {r['consistency_seconds']:.1f} s | "

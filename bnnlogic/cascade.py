@@ -33,7 +33,9 @@ resp. the smallest yes-margin, of H: x's margin passes it only if it is the extr
 n + 1 exchangeable margins, probability <= 1 / (n + 1), ties included).  This is a statement
 about the distribution, not about every input: junk inputs far from the data carry none.  A
 **guard** of g integer margin units per side narrows the decided band further (fewer inputs
-decided; the bound still holds).
+decided; the bound still holds).  The bound holds for any BNN that did not see H; a threshold
+at the extreme of H moves with one odd input, and the score sum of a few BNNs
+(``bnnlogic.ensemble``, itself one BNN) has fewer such extremes.
 
 **Consistency** (``consistent``): the pair never says lower = yes while upper = no, on
 *every* raw input of the domain, i.e. ``verify.equivalent(lower, upper, implies=([1], [1]))``

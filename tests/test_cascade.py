@@ -186,8 +186,9 @@ def test_built_cascade_is_calibrated_and_evaluated(built, capsys):
     assert {"coverage", "fidelity", "accuracy", "speedup", "consistent", "region_decided", "guarantee"} <= set(out)
     assert 0 <= out["coverage"] <= 1 and out["n"] == len(data.y_test)
     n_yes = int(c.dnn_yes(data.X_test).sum())
+    g = c.meta["guarantee"]
     assert out["guarantee"]["expected_disagreements_at_most"] == pytest.approx(
-        (len(data.y_test) - n_yes) * c.meta["guarantee"]["false_yes_rate"] + n_yes * c.meta["guarantee"]["false_no_rate"])
+        (len(data.y_test) - n_yes) * g["false_yes_rate"] + n_yes * g["false_no_rate"])
     assert all(a in ("yes", "no", "undecided", "unknown") for a in out["region_decided"]["answers"])
 
 
@@ -207,12 +208,32 @@ def test_holdout_0_calibrates_on_the_whole_split(built, capsys):
     assert m[c.dnn_yes(data.X_train) == NO].max() <= -2
 
 
+def test_ensemble_cascade_is_one_summed_network(built, capsys):
+    d, data = built
+    capsys.readouterr()
+    assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "0", "--arch", "mlp:8",
+                 "--epochs", "3", "--out", str(d / "ens"), "--timeout", "20", "--shared", "--ensemble", "2",
+                 "--json"]) == 0
+    c = Cascade.load(d / "ens")
+    assert c.meta["ensemble"] == 2 and c.lower.meta["ensemble"]["members"] == 2
+    assert [layer.A.shape[0] for layer in c.lower.ir.layers] == [16]
+    assert c._gap is not None  # still one network with two yes-offsets
+    _, hold = split(len(data.X_train), 0.5, seed=0)
+    bnn = c.bnn_answers(data.X_train[hold])
+    assert np.all(bnn[bnn != UNKNOWN] == c.dnn_yes(data.X_train[hold])[bnn != UNKNOWN])
+    assert main(["cascade", "build", str(d / "dnn.pt"), "--data", "digits", "--positive", "0", "--arch",
+                 "cnn:c2k3", "--epochs", "1", "--out", str(d / "x"), "--shared", "--ensemble", "2"]) == 2
+    assert "--ensemble 2 with --arch cnn:c2k3" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x"], "no such network file"),
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--guard", "-1"],
      "--guard -1"),
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--holdout", "1"],
      "--holdout 1"),
+    (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--ensemble", "0"],
+     "--ensemble 0"),
     (["cascade", "eval", ".", "--data", "digits"], "not a cascade folder"),
 ])
 def test_user_errors_are_one_line(argv, msg, capsys):

@@ -35,6 +35,9 @@ def register(sub) -> None:
                         "(default 0.5): bounds the disagreements with the DNN on new inputs from the same "
                         "distribution (split conformal: P(false yes) <= 1/(held-out DNN-no inputs + 1), likewise "
                         "for no); 0 trains and calibrates on all of it (exact there, no bound on new inputs)")
+    b.add_argument("--ensemble", type=int, default=1,
+                   help="each BNN is the score sum of this many BNNs trained with consecutive seeds, as one exact "
+                        "network (dense --arch only; default 1): steadier thresholds, more coverage, K times the work")
     b.add_argument("--guard", type=int, default=0,
                    help="integer margin units the calibration keeps to spare on each side (more: fewer inputs "
                         "decided; default 0)")
@@ -76,6 +79,8 @@ def run_build(args) -> int:
 
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
+    if args.ensemble < 1:
+        raise UserError(f"--ensemble {args.ensemble}: give a number of BNNs >= 1")
     if args.guard < 0:
         raise UserError(f"--guard {args.guard}: give a non-negative integer")
     if not 0 <= args.holdout < 1:
@@ -90,7 +95,8 @@ def run_build(args) -> int:
     dnn = load_float(args.network, data.feature_shape, args.input_scale)
     c = build_cascade(dnn, data, positive, args.arch, args.epochs, args.weight, args.seed, args.coding,
                       dnn_path=args.network, input_scale=args.input_scale, shared=args.shared,
-                      guard=args.guard, holdout=args.holdout, progress=not args.json)
+                      guard=args.guard, holdout=args.holdout, ensemble=args.ensemble,
+                      progress=not args.json)
     c.meta["consistency"] = consistent(c, args.timeout)
     c.save(args.out)
     v = c.meta["consistency"]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..cascade import Cascade, calibrate, calibrate_shared, guarantee, split
 from ..data import Dataset
+from ..ensemble import ensemble as score_ensemble
 from ..errors import UserError
 from ..model import Model
 from ..quant.graph import FloatNet
@@ -66,14 +67,19 @@ def train_side(task: Dataset, side: str, arch: str, epochs: int, weight: float, 
 def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:100", epochs: int = 10,
                   weight: float = 4.0, seed: int = 0, coding: str = "levels:3", lr: float = 1e-2,
                   dnn_path: str | os.PathLike | None = None, input_scale: float = 1.0,
-                  shared: bool = False, guard: int = 0, holdout: float = 0.5, progress: bool = True) -> Cascade:
+                  shared: bool = False, guard: int = 0, holdout: float = 0.5, ensemble: int = 1,
+                  progress: bool = True) -> Cascade:
     """Train and calibrate a lower/upper BNN pair for ``positive`` vs the rest in front of ``dnn``:
     trained on 1 - ``holdout`` of the training split, calibrated on the held-out rest (or, for
-    holdout = 0, on the whole split) with ``guard`` margin units to spare on each side."""
+    holdout = 0, on the whole split) with ``guard`` margin units to spare on each side.  With
+    ``ensemble`` K > 1 each BNN is the score sum of K BNNs trained with seeds seed..seed+K-1
+    (``bnnlogic.ensemble``; dense architectures only)."""
     if not 0 <= positive < len(data.classes):
         raise UserError(f"positive class {positive} is not one of 0..{len(data.classes) - 1}")
     if weight < 1:
         raise UserError(f"the asymmetric loss weight must be at least 1, got {weight}")
+    if ensemble < 1:
+        raise UserError(f"an ensemble needs at least one member, got {ensemble}")
     if not (isinstance(guard, int) and guard >= 0):
         raise UserError(f"the guard must be a non-negative integer, got {guard!r}")
     target = (float_predict(dnn, data.X_train) == positive).astype(np.int64)
@@ -89,16 +95,26 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
     task = binary_dataset(data, positive, target, rows)
     X_cal, t_cal = data.X_train[hold], target[hold]
 
+    def train(side: str, w: float) -> Model:
+        members = [train_side(task, side, arch, epochs, w, seed + i, coding, lr, progress=progress)
+                   for i in range(ensemble)]
+        if ensemble == 1:
+            return members[0]
+        try:
+            return score_ensemble(members, {"cascade_side": side})
+        except ValueError as exc:
+            raise UserError(f"--ensemble {ensemble} with --arch {arch}: {exc}") from None
+
     sides: dict[str, Any] = {}
     if shared:
-        one = train_side(task, "lower", arch, epochs, 1.0, seed, coding, lr, progress=progress)
+        one = train("lower", 1.0)
         lower, upper, a, b = calibrate_shared(one, X_cal, t_cal, (guard, guard))
         shifted = {"lower": (lower, -a), "upper": (upper, -b)}
     for side in ("lower", "upper"):
         if shared:
             model, delta = shifted[side]
         else:
-            model = train_side(task, side, arch, epochs, weight, seed, coding, lr, progress=progress)
+            model = train(side, weight)
             model, delta = calibrate(model, X_cal, t_cal, side, guard)
         model.meta["cascade_side"] = side
         model.meta["calibration"] = {"offset_shift": delta, "guard": guard,
@@ -109,7 +125,7 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
         sides[side] = model
     meta = {"dataset": data.name, "split": data.split, "positive_name": data.classes[positive],
             "arch": arch, "coding": coding, "epochs": epochs, "weight": 1.0 if shared else weight, "seed": seed,
-            "shared": shared, "guard": guard, "holdout": holdout, "trained_on": int(len(rows)),
+            "shared": shared, "guard": guard, "holdout": holdout, "ensemble": ensemble, "trained_on": int(len(rows)),
             "input_scale": input_scale, "dnn_describe": dnn.describe(),
             "train_dnn_yes_fraction": float(target.mean())}
     if holdout:
