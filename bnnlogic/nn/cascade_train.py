@@ -101,7 +101,7 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
         if ensemble == 1:
             return members[0]
         try:
-            return score_ensemble(members, {"cascade_side": side})
+            return score_ensemble(members)
         except ValueError as exc:
             raise UserError(f"--ensemble {ensemble} with --arch {arch}: {exc}") from None
 
