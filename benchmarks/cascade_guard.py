@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnlogic.cascade import NO, YES, guarantee, margin, split, thresholds  # noqa: E402
+from bnnlogic.cascade import NO, YES, expected_disagreements, guarantee, margin, split, thresholds  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.ensemble import ensemble  # noqa: E402
 from bnnlogic.fileio import write_json  # noqa: E402
@@ -143,10 +143,9 @@ def split_study(data, target, t_test, bnn, n: int, n_splits: int, k: int = 1) ->
         a, b = thresholds(margin(m, data.X_train[hold]), target[hold])
         m_test = margin(m, data.X_test)
         g = guarantee(target[hold])
-        n_yes = int(t_test.sum())
         r = {"seed": seed, **outcome(m_test, t_test, a, b), "decided_yes": int((m_test > a).sum()),
              "decided_no": int((m_test <= b).sum()), "guarantee": g,
-             "expected_disagreements_at_most": (len(t_test) - n_yes) * g["false_yes_rate"] + n_yes * g["false_no_rate"]}
+             "expected_disagreements_at_most": expected_disagreements(g, t_test)}
         rows_out.append(r)
         print(f"| {seed} | {r['coverage']:.4f} | {r['decided_yes']} / {r['decided_no']} | {r['false_yes']} | "
               f"{r['false_no']} | {r['expected_disagreements_at_most']:.2f} |", flush=True)

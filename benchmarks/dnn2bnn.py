@@ -167,7 +167,7 @@ def cascade_row(dnn, data, positive: int, arch: str, coding: str, epochs: int, k
            "epochs": epochs, "ensemble": k,
            "build_seconds": build_s, "consistent": v["status"], "consistency_seconds": v["time_s"],
            **evaluate(c, data.X_test, data.y_test)}
-    print({k: row[k] for k in ("positive", "coverage", "disagreements", "speedup", "consistent")}, flush=True)
+    print({key: row[key] for key in ("positive", "coverage", "disagreements", "speedup", "consistent")}, flush=True)
     return row
 
 

@@ -158,6 +158,14 @@ def guarantee(t_hold: np.ndarray) -> dict[str, Any]:
             "false_yes_rate": 1.0 / (n_no + 1), "false_no_rate": 1.0 / (n_yes + 1)}
 
 
+def expected_disagreements(g: dict[str, Any], dnn_yes: np.ndarray) -> float:
+    """N_no * false_yes_rate + N_yes * false_no_rate of the ``guarantee`` g, with N_no, N_yes the
+    DNN's no and yes answers ``dnn_yes``: the bound on the expected number of disagreements with
+    the DNN on inputs drawn like the held-out calibration inputs."""
+    n_yes = int(np.sum(dnn_yes))
+    return (len(dnn_yes) - n_yes) * g["false_yes_rate"] + n_yes * g["false_no_rate"]
+
+
 def _check_pair(lower: Model, upper: Model) -> None:
     for name, m in (("lower", lower), ("upper", upper)):
         if m.ir.n_classes != 2:
@@ -343,9 +351,7 @@ def evaluate(c: Cascade, X: np.ndarray, y: np.ndarray, repeat: int = 3) -> dict[
     speedup    best-of-``repeat`` wall time of the DNN alone on X / that of the cascade
                (both BNNs' engines and the DNN on the unknown inputs); engines warmed up first
     guarantee  for a split-calibrated cascade, its ``guarantee`` plus
-               ``expected_disagreements_at_most`` = N_no * false_yes_rate + N_yes * false_no_rate
-               (N_no, N_yes: the DNN's no and yes answers on X), the bound on the expected number
-               of disagreements if X is drawn like the held-out calibration inputs
+               ``expected_disagreements_at_most`` (``expected_disagreements`` on X)
     """
     X = c.lower.check_inputs(X, dtype=None)
     truth = (np.asarray(y) == c.positive).astype(np.int64)
@@ -368,7 +374,5 @@ def evaluate(c: Cascade, X: np.ndarray, y: np.ndarray, repeat: int = 3) -> dict[
     }
     g = c.meta.get("guarantee")
     if g:
-        n_yes = int(dnn_all.sum())
-        out["guarantee"] = dict(g, expected_disagreements_at_most=(len(X) - n_yes) * g["false_yes_rate"]
-                                + n_yes * g["false_no_rate"])
+        out["guarantee"] = dict(g, expected_disagreements_at_most=expected_disagreements(g, dnn_all))
     return out

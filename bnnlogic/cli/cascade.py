@@ -99,14 +99,13 @@ def run_build(args) -> int:
                       progress=not args.json)
     c.meta["consistency"] = consistent(c, args.timeout)
     c.save(args.out)
-    v = c.meta["consistency"]
+    v, g = c.meta["consistency"], c.meta.get("guarantee")
     out = {"cascade": args.out, "data": data.name, "positive": positive, "positive_name": data.classes[positive],
            "arch": args.arch, "lower_shift": c.lower.meta["calibration"]["offset_shift"],
            "upper_shift": c.upper.meta["calibration"]["offset_shift"],
            "guard": [c.lower.meta["calibration"]["guard"], c.upper.meta["calibration"]["guard"]],
            "consistent": v["status"],
-           "consistency": v, "guarantee": c.meta.get("guarantee")}
-    g = c.meta.get("guarantee")
+           "consistency": v, "guarantee": g}
     bound = (f"; on new inputs like the {g['calibrated_on']} held-out ones: P(false yes) <= {g['false_yes_rate']:.2g}, "
              f"P(false no) <= {g['false_no_rate']:.2g}" if g else "")
     emit(out, args.json, f"saved {args.out}: {data.classes[positive]!r} vs rest, BNNs {args.arch}; "
