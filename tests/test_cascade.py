@@ -226,6 +226,18 @@ def test_ensemble_cascade_is_one_summed_network(built, capsys):
     assert "--ensemble 2 with --arch cnn:c2k3" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("holdout", [1e-4, 2e-3])
+def test_too_few_held_out_inputs_is_a_user_error(built, holdout):
+    """No held-out input at all (1e-4 of the digits training split rounds to 0), or a handful."""
+    from bnnlogic.errors import UserError
+    from bnnlogic.nn.cascade_train import build_cascade
+    from bnnlogic.nn.floatnet import load_float
+
+    d, data = built
+    with pytest.raises(UserError, match="do not hold both a DNN-yes and a DNN-no input"):
+        build_cascade(load_float(d / "dnn.pt"), data, 0, "mlp:8", 1, holdout=holdout, progress=False)
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x"], "no such network file"),
     (["cascade", "build", "nope.pt", "--data", "digits", "--positive", "0", "--out", "x", "--guard", "-1"],

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cascade import Cascade, calibrate, calibrate_shared, guarantee, split
+from ..cascade import NO, YES, Cascade, calibrate, calibrate_shared, guarantee, split
 from ..data import Dataset
 from ..ensemble import ensemble as score_ensemble
 from ..errors import UserError
@@ -89,9 +89,9 @@ def build_cascade(dnn: FloatNet, data: Dataset, positive: int, arch: str = "mlp:
     rows, hold = split(len(target), holdout, seed)
     if holdout == 0:
         hold = rows
-    elif target[hold].min() == target[hold].max():
-        raise UserError(f"the {len(hold)} held-out calibration inputs are all DNN-"
-                        f"{'yes' if target[hold][0] else 'no'}; raise --holdout or use more data")
+    elif not (np.any(target[hold] == YES) and np.any(target[hold] == NO)):
+        raise UserError(f"the {len(hold)} held-out calibration inputs do not hold both a DNN-yes and a DNN-no "
+                        "input; raise --holdout or use more data")
     task = binary_dataset(data, positive, target, rows)
     X_cal, t_cal = data.X_train[hold], target[hold]
 
