@@ -38,7 +38,7 @@ from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.logic import encode  # noqa: E402
-from bnnlogic.verify import make_region, verify_region  # noqa: E402
+from bnnlogic.verification import make_region, verify_region  # noqa: E402
 from models import OUT, get_model  # noqa: E402
 
 CONFIGS = {  # name -> verify_region keyword arguments

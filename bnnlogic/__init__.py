@@ -2,16 +2,19 @@
 
 ``bnnlogic.load(path)`` reads a model, ``model.predict(X)`` runs it on the bit-packed engine,
 ``bnnlogic.verify(model, x, eps=...)`` proves robustness or returns a replayed counterexample
-(a ``VerifyResult``; the rest of the verification API lives in the ``bnnlogic.verify`` module:
-``from bnnlogic.verify import robustness_radius, verify_region, equivalent``; note that
-``import bnnlogic.verify as m`` binds the function, not the module).
+(a ``VerifyResult``).  The verification API is also here at the top level
+(``robustness_radius``, ``verify_region``, ``equivalent``, ``make_region``); it lives in the
+module ``bnnlogic.verification``, so no package-level function shadows a module of the same
+name (one public path per name, as in scikit-learn).
 """
 from . import jit
 
 jit.apply()  # numba's settings, before the first submodule defines a compiled loop
 from .errors import UserError  # noqa: E402
 from .model import Model, load  # noqa: E402
-from .verify import VerifyResult, verify  # noqa: E402  (the function shadows its module's name here)
+from .verification import (EquivalenceResult, RadiusResult, VerifyResult, equivalent, make_region,  # noqa: E402
+                           robustness_radius, verify, verify_region)
 
 __version__ = "0.1.0"
-__all__ = ["Model", "UserError", "VerifyResult", "load", "verify", "__version__"]
+__all__ = ["EquivalenceResult", "Model", "RadiusResult", "UserError", "VerifyResult", "equivalent", "load",
+           "make_region", "robustness_radius", "verify", "verify_region", "__version__"]

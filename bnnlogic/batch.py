@@ -42,7 +42,7 @@ def _init(model_path: str, settings: dict) -> None:
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
               timeout: float | None, norm: str, cex_dir: str | None) -> dict:
     """One query as a result record (the batch file's line format)."""
-    from .verify import make_region, save_counterexample, verify_region
+    from .verification import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
     r = verify_region(model, R, [label], label, backend, timeout)

@@ -303,7 +303,7 @@ def consistent(c: Cascade, timeout: float | None = 60.0, backend: str = "auto") 
     Returns ``{"status": "consistent" | "inconsistent" | "unknown", "time_s", ...}``; an
     inconsistency carries the witness and both BNNs' replayed predictions.
     """
-    from .verify import equivalent
+    from .verification import equivalent
 
     r = equivalent(c.lower, c.upper, backend=backend, timeout=timeout, implies=([YES], [YES]))
     out: dict[str, Any] = {"status": {"equivalent": "consistent", "different": "inconsistent"}.get(r.status, "unknown"),
@@ -320,7 +320,7 @@ def consistent(c: Cascade, timeout: float | None = 60.0, backend: str = "auto") 
 def region_decided(c: Cascade, x: np.ndarray, eps: int, timeout: float | None = 10.0) -> str:
     """"yes" (lower says yes on the whole L-inf eps-box around x), "no" (upper says no on all
     of it), "undecided" (both have a counterexample in it) or "unknown" (time ran out)."""
-    from .verify import make_region, verify_region
+    from .verification import make_region, verify_region
 
     undecided = True
     for model, answer in ((c.lower, YES), (c.upper, NO)):

@@ -84,7 +84,7 @@ def run_demo(out_dir: str | Path = "bnnlogic-demo", epochs: int = DEMO_EPOCHS, s
 def _verify_section(model, data, out: Path) -> tuple[list[dict], list[str]]:
     """Verify the first test digits at a few eps; draw the first counterexample."""
     from .pictures import save_counterexample_png
-    from .verify import robustness_radius, verify
+    from .verification import robustness_radius, verify
 
     X, y = data.X_test.reshape(len(data.X_test), -1), data.y_test
     rows, picture = [], None

@@ -9,7 +9,7 @@ from bnnlogic.cascade import (NO, UNKNOWN, YES, Cascade, calibrate, calibrate_sh
 from bnnlogic.cli import main
 from bnnlogic.logic import region
 from bnnlogic.model import Model
-from bnnlogic.verify import equivalent
+from bnnlogic.verification import equivalent
 from helpers import box_inputs, random_ir
 
 

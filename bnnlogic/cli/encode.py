@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..verify import make_region
+    from ..verification import make_region
 
     model = load(args.model)
     x = model.check_inputs(load_array(args.input))[0]

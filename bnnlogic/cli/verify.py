@@ -11,6 +11,8 @@ from ..logic import BACKENDS
 from ..model import load
 from ._common import add_json_flag, emit, load_array
 
+CEX_DIR = "bnnlogic-cex"  # single-query counterexamples, unless --cex-dir says otherwise
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -27,7 +29,7 @@ def register(sub) -> None:
                                               "a comma list in batch mode")
     p.add_argument("--norm", choices=("linf", "l0"), default="linf")
     p.add_argument("--target", type=int, help="prove the model never predicts this class")
-    p.add_argument("--property", help="property file (JSON, see bnnlogic.verify.load_property)")
+    p.add_argument("--property", help="property file (JSON, see bnnlogic.verification.load_property)")
     p.add_argument("--equivalent", metavar="MODEL2", help="prove MODEL2 predicts the same class on the region "
                                                           "(the whole domain without --input)")
     p.add_argument("--min-eps", action="store_true", help="compute the robustness radius")
@@ -40,7 +42,8 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto", help=f"solver: auto or one of {', '.join(BACKENDS)}")
     p.add_argument("--timeout", type=float, help="seconds per query (default: none; 60 in batch mode)")
     p.add_argument("--no-attack", action="store_true", help="skip the attack, go to the solver directly")
-    p.add_argument("--cex-dir", default="bnnlogic-cex", help="where counterexamples go (.npy and .png)")
+    p.add_argument("--cex-dir", default=None, help="where counterexamples go (.npy and .png; default "
+                                                   "bnnlogic-cex, or <out>.cex in batch mode)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -76,12 +79,12 @@ def run(args) -> int:
     if x is None:
         raise UserError("give --input x.npy (one input), or --data NAME for a batch")
     if args.min_eps:
-        from ..verify import robustness_radius
+        from ..verification import robustness_radius
 
         r = robustness_radius(model, x, args.label, args.max_eps, args.backend, args.timeout)
         d = r.to_dict()
         d.pop("counterexample")
-        d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir, "radius", r.label) \
+        d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir or CEX_DIR, "radius", r.label) \
             if r.counterexample is not None else None
         emit(d, args.json, f"robustness radius of the input (label {r.label}): robust up to eps "
                            f"{r.radius_robust}, counterexample at eps {r.radius_counterexample}"
@@ -90,7 +93,7 @@ def run(args) -> int:
     eps = _eps_list(args.eps)
     if len(eps) != 1:
         raise UserError("one --eps value for a single input (comma lists are for batch mode)")
-    from ..verify import load_property, verify, verify_region
+    from ..verification import load_property, verify, verify_region
 
     if args.property:
         R, allowed = load_property(args.property, model, x)
@@ -100,7 +103,7 @@ def run(args) -> int:
         r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
                    args.timeout, not args.no_attack)
     d = r.to_dict()
-    d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir, f"eps{r.eps}", r.adv_label) \
+    d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir or CEX_DIR, f"eps{r.eps}", r.adv_label) \
         if r.counterexample is not None else None
     text = f"{r.status} at eps {r.eps} (label {r.label}) in {r.time_s:.3f} s [{r.backend}]"
     if r.status == "counterexample":
@@ -110,13 +113,13 @@ def run(args) -> int:
 
 
 def _save_cex(model, x, adv, cex_dir: str, tag: str, adv_label) -> str:
-    from ..verify import save_counterexample
+    from ..verification import save_counterexample
 
     return save_counterexample(model, x, adv, Path(cex_dir) / f"counterexample_{tag}", f"predicted {adv_label}")
 
 
 def _run_equivalence(model, x, args) -> int:
-    from ..verify import equivalent, make_region
+    from ..verification import equivalent, make_region
 
     other = load(args.equivalent)
     R = None if x is None else make_region(model, x, _eps_list(args.eps)[0], args.norm)
@@ -140,7 +143,7 @@ def _run_batch(model, args) -> int:
     idx = _indices(args.indices, len(X))
     recs = run_batch(args.model, X, data.y_test, idx, _eps_list(args.eps), args.out, args.jobs,
                      60 if args.timeout is None else args.timeout, args.backend, args.norm,
-                     str(Path(args.out).with_suffix("")) + ".cex", progress=not args.json)
+                     args.cex_dir or str(Path(args.out).with_suffix("")) + ".cex", progress=not args.json)
     wanted = {(i, e) for i in idx for e in _eps_list(args.eps)}
     rows = summarize([r for r in recs if (r["index"], r["eps"]) in wanted])
     emit({"summary": rows, "out": args.out}, args.json, table(rows) + f"\nresults: {args.out}")

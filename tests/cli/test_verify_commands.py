@@ -71,3 +71,16 @@ def test_info_reports_verification_profile(tmp_path, capsys):
     assert 0.0 <= out["stable_fraction"] <= 1.0 and out["clauses"] > 0 and out["nonzero"] > 0
     assert main(["info", str(tmp_path / "d.bnn"), "--eps", "0", "--n", "20", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["stable_fraction"] == 1.0
+
+
+def test_batch_mode_honours_cex_dir(tmp_path, capsys):
+    """Batch counterexamples go to --cex-dir when given (default: <out>.cex)."""
+    m = Model(random_ir(5, n_features=64, hi=16, hidden=(6,), n_classes=10))
+    m.save(tmp_path / "d.bnn")
+    out, cex = tmp_path / "res.jsonl", tmp_path / "mine"
+    assert main(["verify", str(tmp_path / "d.bnn"), "--data", "digits", "--indices", "0:4", "--eps", "2",
+                 "--out", str(out), "--cex-dir", str(cex), "--json"]) == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    saved = [r["counterexample"] for r in recs if r["status"] == "counterexample"]
+    assert saved and all(str(cex) in p and np.load(p).shape == (64,) for p in saved)
+    assert not (tmp_path / "res.cex").exists()

@@ -10,7 +10,7 @@ from bnnlogic import Model
 from bnnlogic.batch import read_done, run_batch
 from bnnlogic.errors import UserError
 from bnnlogic.logic import region
-from bnnlogic.verify import equivalent, load_property, robustness_radius, verify, verify_region
+from bnnlogic.verification import equivalent, load_property, robustness_radius, verify, verify_region
 from tests.helpers import box_inputs, random_ir
 
 
@@ -146,11 +146,14 @@ def test_batch_writes_lines_and_resumes(tmp_path):
             assert "adv_label" in r and "counterexample" in r
 
 
-def test_top_level_verify_is_the_function():
-    """``bnnlogic.verify(model, x, eps=...)`` is the notebook entry point; the module stays importable."""
+def test_top_level_names_are_the_functions_and_the_module_stays_reachable():
+    """``bnnlogic.verify(model, x, eps=...)`` is the notebook entry point; the verification
+    module has its own name, so importing it never rebinds a package-level function."""
     import bnnlogic
-    import bnnlogic.verify as _  # noqa: F401  (importing the module again must not rebind the name)
+    import bnnlogic.verification as module
 
+    assert module.robustness_radius is bnnlogic.robustness_radius
+    assert callable(bnnlogic.verify) and bnnlogic.verify is module.verify
     ir = random_ir(2, n_features=4, hi=3, hidden=(5,))
     x = np.zeros(4, dtype=np.int64)
     r = bnnlogic.verify(Model(ir), x, eps=1)
