@@ -3,7 +3,9 @@
 Each finished query is appended to the results file at once (flushed and fsynced), so a
 killed run loses at most the queries in flight; a rerun reads the file, drops a torn last
 line, and skips every (index, eps) already there.  Queries run in ``jobs`` worker processes,
-each loading the model once.
+each loading the model once; each query races its engines on the cores left to its worker
+(``cpu_count // jobs``, at least one: ``--jobs 1`` races on every core, ``--jobs 2`` on a
+2-core machine runs the one-core schedule in each worker).
 """
 from __future__ import annotations
 
@@ -40,12 +42,12 @@ def _init(model_path: str, settings: dict) -> None:
 
 
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
-              timeout: float | None, norm: str, cex_dir: str | None) -> dict:
+              timeout: float | None, norm: str, cex_dir: str | None, cores: int | None = None) -> dict:
     """One query as a result record (the batch file's line format)."""
     from .verification import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
-    r = verify_region(model, R, [label], label, backend, timeout)
+    r = verify_region(model, R, [label], label, backend, timeout, cores=cores)
     rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
@@ -61,7 +63,8 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
 def _work(task: tuple[int, np.ndarray, int, int]) -> dict:
     index, x, label, eps = task
     s = _WORKER["settings"]
-    return run_query(_WORKER["model"], index, x, label, eps, s["backend"], s["timeout"], s["norm"], s["cex_dir"])
+    return run_query(_WORKER["model"], index, x, label, eps, s["backend"], s["timeout"], s["norm"], s["cex_dir"],
+                     s["cores"])
 
 
 def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
@@ -71,7 +74,8 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
     done = read_done(out)
     seen = {(r["index"], r["eps"]) for r in done}
     tasks = [(int(i), X[i], int(y[i]), int(e)) for i in indices for e in eps_list if (int(i), int(e)) not in seen]
-    settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir)
+    settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir,
+                    cores=max(1, (os.cpu_count() or 1) // max(jobs, 1)))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as fh:
         for rec in _progress(_results(model_path, settings, tasks, jobs), len(tasks), progress):
