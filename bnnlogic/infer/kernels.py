@@ -453,7 +453,7 @@ def _run_range(X, lo, hi, feat, thr, ident, ops, pos, neg, k, out, max_words, ma
                  _unowned(pc), _unowned(idx), _unowned(planes), _unowned(out))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes,
                max_pos):
     """Scores of every row of X into ``out`` on the calling thread (small batches)."""
@@ -461,7 +461,7 @@ def run_serial(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, m
                max_planes, max_pos)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def run_parallel(X, feat, thr, ident, ops, pos, neg, k, out, max_words, max_col, max_acc, max_idx, max_planes,
                  max_pos, n_chunks):
     """Scores of every row of X into ``out``, ``n_chunks`` contiguous chunks spread over the threads."""

@@ -89,10 +89,16 @@ class Query:
         return preds
 
     def solve(self, assumptions: Sequence[int] = (), timeout: float | None = None) -> Answer:
+        """Solve under ``assumptions`` within ``timeout`` seconds, building the backend on the
+        first call counted in them (on a large encoding the build is part of the wait)."""
         t0 = time.perf_counter()
         backend = self.backend
         if getattr(self, "_interrupted", False):  # interrupted while the backend was being built
             backend.interrupt()
+        if timeout is not None:
+            timeout -= time.perf_counter() - t0
+            if timeout <= 0:
+                return Answer("unknown", time_s=time.perf_counter() - t0)
         status, value = backend.solve(assumptions, timeout)
         dt = time.perf_counter() - t0
         if status != "sat":

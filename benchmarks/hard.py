@@ -1,0 +1,230 @@
+"""The hard tail on ordinary BNNs: the default portfolio, its one-core mode and each engine alone.
+
+    python benchmarks/hard.py [--models fashion-mlp-small,fashion-conv-small,fashion-mlp-large-eev]
+        [--images 100] [--eps 1,3,5,10,20] [--timeout 60] [--configs default,one-core]
+        [--engine-images 30] [--radius 20] [--memory 20] [--quick] [--record]
+
+Models (``benchmarks/models.py``): the zoo's plainly trained mlp-small and conv-small and a
+net trained with the EEV work's recipe (mlp-large, BinMask ternary weights, 11 input levels).
+For each model, the first N test images (true labels) and each eps (raw pixel units), one
+query at a time:
+
+    default    ``verify_region(backend="auto")`` on every core of this machine (the racing
+               portfolio's 2-core schedule on 2 cores)
+    one-core   the same with ``cores=1`` (the one-core schedule)
+    exact, cpsat, cnf, bab
+               one engine alone for the whole timeout (no attack, no portfolio), on the first
+               ``--engine-images`` images: the per-engine solve times the schedules are chosen from
+
+Per (model, config, eps): robust / counterexample / unknown, median and mean seconds, the
+largest overrun of the timeout; a cumulative solved-vs-time plot per model (``--plot``);
+``--radius K``: ``robustness_radius`` of the first K images (both sides proven? decisions, time);
+``--memory K``: peak RSS of ``bnnlogic verify --data ... --jobs 1`` over the first K images at
+eps 5 (a subprocess, the user's path).  Disagreements between configs (one robust, another a
+counterexample) are counted: there must be none.  Per-query rows stream to
+``benchmarks/out/hard/<model>.<config>.jsonl`` (a rerun resumes), the summary to
+``benchmarks/out/hard.json`` and, with ``--record``, a record under ``benchmarks/records/hard/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bnnlogic.batch import read_done  # noqa: E402
+from bnnlogic.data import load_dataset  # noqa: E402
+from bnnlogic.fileio import write_json  # noqa: E402
+from bnnlogic.logic.sweep import n_cells  # noqa: E402
+from bnnlogic.verification import make_region, robustness_radius, verify_region  # noqa: E402
+from models import MODELS, OUT, get_model  # noqa: E402
+
+MODELS_DEFAULT = "fashion-mlp-small,fashion-conv-small,fashion-mlp-large-eev"
+CONFIGS = {  # name -> verify_region keyword arguments
+    "default": dict(backend="auto"),
+    "one-core": dict(backend="auto", cores=1),
+    "exact": dict(backend="exact", use_attack=False),
+    "cpsat": dict(backend="cpsat", use_attack=False),
+    "cnf": dict(backend="cnf:glucose4:kmtotalizer", use_attack=False),
+    "bab": dict(backend="bab", use_attack=False),
+}
+ENGINES = ("exact", "cpsat", "cnf", "bab")
+
+
+def run_config(name: str, model, X, y, images: int, eps_list: list[int], config: str, timeout: float) -> list[dict]:
+    """Every (image, eps) of one config, resumable: rows stream to a JSONL file."""
+    path = OUT / "hard" / f"{name}.{config}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["index"], r["eps"]): r for r in read_done(path)}
+    with open(path, "a") as fh:
+        for i in range(images):
+            for eps in eps_list:
+                if (i, eps) in done:
+                    continue
+                R = make_region(model, X[i], eps)
+                r = verify_region(model, R, [int(y[i])], int(y[i]), timeout=timeout, **CONFIGS[config])
+                rec = {"model": name, "config": config, "index": i, "eps": eps, "status": r.status,
+                       "time_s": round(r.time_s, 6), "backend": r.backend, "found_by": r.found_by,
+                       "engines": r.stats.get("engines"), "fixed": r.stats.get("fixed_by_bounds"),
+                       "neurons": r.stats.get("neurons"),
+                       "log2_cells": round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)}
+                fh.write(json.dumps(rec) + "\n")
+                fh.flush()
+                done[(i, eps)] = rec
+            print(f"\r{name} {config}: image {i + 1}/{images}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return [done[(i, e)] for i in range(images) for e in eps_list]
+
+
+def summary(recs: list[dict], timeout: float) -> list[dict]:
+    rows = []
+    for key in sorted({(r["model"], r["config"], r["eps"]) for r in recs},
+                      key=lambda k: (k[0], list(CONFIGS).index(k[1]), k[2])):
+        rs = [r for r in recs if (r["model"], r["config"], r["eps"]) == key]
+        t = [r["time_s"] for r in rs]
+        rows.append({"model": key[0], "config": key[1], "eps": key[2], "n": len(rs),
+                     **{s: sum(r["status"] == s for r in rs) for s in ("robust", "counterexample", "unknown")},
+                     "median_time_s": statistics.median(t), "mean_time_s": statistics.fmean(t),
+                     "max_overrun_s": max([r["time_s"] - timeout for r in rs if r["status"] == "unknown"], default=None)})
+    return rows
+
+
+def disagreements(recs: list[dict]) -> list[dict]:
+    by_q: dict[tuple, dict[str, str]] = {}
+    for r in recs:
+        by_q.setdefault((r["model"], r["index"], r["eps"]), {})[r["config"]] = r["status"]
+    return [{"model": q[0], "index": q[1], "eps": q[2], "statuses": st} for q, st in by_q.items()
+            if {"robust", "counterexample"} <= set(st.values())]
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def radius_rows(name: str, model, X, y, images: int, timeout: float) -> list[dict]:
+    rows = []
+    for i in range(images):
+        r = robustness_radius(model, X[i], label=int(y[i]), timeout=timeout)
+        rows.append({"model": name, "index": i, "radius_robust": r.radius_robust,
+                     "radius_counterexample": r.radius_counterexample, "complete": r.complete,
+                     "open_reason": r.open_reason, "decisions": r.solver_calls, "time_s": round(r.time_s, 3),
+                     "probes": r.probes})
+        print(f"\r{name} radius: image {i + 1}/{images}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return rows
+
+
+def peak_memory(name: str, images: int, eps: int, timeout: float) -> dict:
+    """Peak RSS (MB) of ``bnnlogic verify --data ... --jobs 1`` on the first ``images`` images."""
+    model_path = MODELS / f"{name}.bnn"
+    data = get_model(name).meta["dataset"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "bnnlogic", "verify", str(model_path), "--data", data, "--indices",
+               f"0:{images}", "--eps", str(eps), "--jobs", "1", "--timeout", str(timeout), "--out",
+               str(Path(tmp) / "r.jsonl"), "--json"]
+        code = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True)
+        return {"model": name, "images": images, "eps": eps, "peak_rss_mb": round(int(out.stdout.split()[-1]) / 1024, 1),
+                "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def plot(recs: list[dict], path: Path, timeout: float) -> None:
+    """Cumulative solved (robust + counterexample) against time, per model and config."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in recs})
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for cfg in [c for c in CONFIGS if any(r["config"] == c and r["model"] == m for r in recs)]:
+            t = sorted(r["time_s"] for r in recs if r["model"] == m and r["config"] == cfg and r["status"] != "unknown")
+            ax.step(t, np.arange(1, len(t) + 1), where="post", label=cfg)
+        ax.set_xscale("log")
+        ax.set_xlim(1e-3, timeout)
+        ax.set_xlabel("seconds per query")
+        ax.set_ylabel("queries decided")
+        ax.set_title(m)
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=MODELS_DEFAULT)
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--eps", default="1,3,5,10,20")
+    ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--configs", default="default,one-core", help="portfolio configs over --images images")
+    ap.add_argument("--engines", default=",".join(ENGINES), help="engines alone over --engine-images images")
+    ap.add_argument("--engine-images", type=int, default=30)
+    ap.add_argument("--radius", type=int, default=20, help="robustness radius of this many images")
+    ap.add_argument("--radius-timeout", type=float, default=300)
+    ap.add_argument("--memory", type=int, default=20, help="peak memory of a --jobs 1 batch over this many images")
+    ap.add_argument("--plot", default=str(OUT / "hard.png"))
+    ap.add_argument("--quick", action="store_true", help="fashion-mlp-small, 5 images, eps 3,5, 10 s, 3 radii")
+    ap.add_argument("--record", action="store_true", help="write a record under benchmarks/records/hard/")
+    args = ap.parse_args()
+    if args.quick:
+        args.models, args.images, args.eps, args.timeout, args.engine_images, args.radius, args.memory = \
+            "fashion-mlp-small", 5, "3,5", 10.0, 3, 3, 0
+        args.radius_timeout = 30.0
+    eps_list = [int(e) for e in args.eps.split(",")]
+    recs, radii, memory, t0 = [], [], [], time.perf_counter()
+    for name in args.models.split(","):
+        model = get_model(name)
+        data = load_dataset(model.meta["dataset"])
+        X, y = data.X_test.reshape(len(data.X_test), -1).astype(np.int64), data.y_test
+        for cfg in [c for c in args.configs.split(",") if c]:
+            recs += run_config(name, model, X, y, args.images, eps_list, cfg, args.timeout)
+        for eng in [e for e in args.engines.split(",") if e]:
+            recs += run_config(name, model, X, y, args.engine_images, eps_list, eng, args.timeout)
+        if args.radius:
+            radii += radius_rows(name, model, X, y, args.radius, args.radius_timeout)
+        if args.memory:
+            memory.append(peak_memory(name, args.memory, 5, args.timeout))
+    rows, dis = summary(recs, args.timeout), disagreements(recs)
+    lines = ["| model | config | eps | n | robust | cex | unknown | median s | mean s | max overrun s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['config']} | {r['eps']} | {r['n']} | {r['robust']} | {r['counterexample']} | "
+              f"{r['unknown']} | {r['median_time_s']:.3f} | {r['mean_time_s']:.3f} | {fmt(r['max_overrun_s'])} |"
+              for r in rows]
+    rad_summary = {}
+    for m in sorted({r["model"] for r in radii}):
+        rr = [r for r in radii if r["model"] == m]
+        rad_summary[m] = {"images": len(rr), "complete": sum(r["complete"] for r in rr),
+                          "median_s": statistics.median(r["time_s"] for r in rr),
+                          "decisions_median": statistics.median(r["decisions"] for r in rr)}
+    lines += ["", "radius: " + "; ".join(f"{m}: {v['complete']}/{v['images']} both sides proven, median "
+                                          f"{v['median_s']:.1f} s" for m, v in rad_summary.items())]
+    lines += ["memory (--jobs 1 batch, eps 5): " + "; ".join(f"{m['model']} {m['peak_rss_mb']} MB" for m in memory)]
+    lines += [f"disagreements between configs: {len(dis)}; wall time {time.perf_counter() - t0:.0f} s"]
+    print("\n".join(lines))
+    if recs and args.plot:
+        plot(recs, Path(args.plot), args.timeout)
+    summary_out = {"rows": rows, "radius": rad_summary, "memory": memory, "disagreements": dis,
+                   "settings": {k: v for k, v in vars(args).items()}}
+    write_json(OUT / ("hard-quick.json" if args.quick else "hard.json"), summary_out | {"queries": recs, "radii": radii})
+    if args.record:
+        from records import save_record
+
+        print("record:", save_record("hard", summary_out, recs, radii=radii))
+
+
+if __name__ == "__main__":
+    main()
