@@ -278,7 +278,8 @@ def onnx_scores(path: str | os.PathLike, X: np.ndarray, batch: int = 4096) -> tu
     dtype = {"tensor(float)": np.float32, "tensor(double)": np.float64}[inp.type]
     shape = [int(d) for d in inp.shape[1:]]
     X = np.asarray(X).reshape(len(X), *shape)
-    out = [sess.run(["scores", "prediction"], {inp.name: X[i:i + batch].astype(dtype)}) for i in range(0, len(X), batch)]
+    out = [sess.run(["scores", "prediction"], {inp.name: X[i:i + batch].astype(dtype)})
+           for i in range(0, len(X), batch)]
     if not out:
         return np.zeros((0, 0), np.int64), np.zeros(0, np.int64)
     return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])

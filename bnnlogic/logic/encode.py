@@ -337,15 +337,17 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
 
 
 def encode(irs: Sequence[IR] | IR, region: Region,
-           goal: Sequence[Sequence[tuple[int, "Sequence[int] | ScoreAtLeast"]]], use_bounds: bool = True, bounds: Sequence[Bounds | None] | None = None) -> Encoding:
+           goal: Sequence[Sequence[tuple[int, "Sequence[int] | ScoreAtLeast"]]], use_bounds: bool = True,
+           bounds: Sequence[Bounds | None] | None = None) -> Encoding:
     """Encode networks over a shared region with a goal in disjunctive normal form.
 
     ``goal`` is ``[[(net, atom), ...], ...]``: an OR over terms, each an AND of atoms, an atom
-    ``pred_net(x) in classes`` (a class list) or a ``ScoreAtLeast`` on net's scores.  A model of the formula is an input of the region that reaches
-    the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding: no bound
-    propagation and no constant folding of neurons, every hidden neuron a variable with its full
-    fan-in (only the input bits fixed by the region are constants).  ``bounds``: each network's
-    ``propagate(ir, region.lo, region.hi)`` if the caller has it (None entries are computed).
+    ``pred_net(x) in classes`` (a class list) or a ``ScoreAtLeast`` on net's scores.  A model of
+    the formula is an input of the region that reaches the goal; UNSAT proves that none does.
+    ``use_bounds=False`` is the naive encoding: no bound propagation and no constant folding of
+    neurons, every hidden neuron a variable with its full fan-in (only the input bits fixed by
+    the region are constants).  ``bounds``: each network's ``propagate(ir, region.lo,
+    region.hi)`` if the caller has it (None entries are computed).
     """
     irs = [irs] if isinstance(irs, IR) else list(irs)
     bounds = list(bounds) if bounds is not None else [None] * len(irs)

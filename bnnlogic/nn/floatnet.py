@@ -347,7 +347,7 @@ def _walk_onnx(model, path: str, feature_shape: tuple[int, ...] | None) -> Float
             W = const(node, 1)
             pads, strides = a.get("pads", [0] * 4), a.get("strides", [1, 1])
             if a.get("group", 1) != 1 or len(set(pads)) != 1 or len(set(strides)) != 1 \
-                    or set(a.get("dilations", [1, 1])) != {1} or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                    or set(a.get("dilations", [1, 1])) != {1} or a.get("auto_pad", b"NOTSET") != b"NOTSET":
                 raise UserError(f"{path}: Conv node {node.name}: only group=1, square stride and symmetric pads")
             b = const(node, 2) if len(node.input) > 2 else np.zeros(W.shape[0])
             layers.append(Conv2d(W, b, int(strides[0]), int(pads[0])))

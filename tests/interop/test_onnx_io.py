@@ -9,7 +9,7 @@ from bnnlogic import Model
 from bnnlogic.cli import main
 from bnnlogic.errors import UserError
 from bnnlogic.interop.onnx_io import export_onnx, onnx_agreement, onnx_scores, read_onnx, to_onnx
-from bnnlogic.ir import IR, Conv, Dense, InputCoding, MaxPool, Output
+from bnnlogic.ir import IR, Dense, InputCoding, MaxPool, Output
 from tests.helpers import box_inputs, random_ir
 
 NETS = {
