@@ -174,7 +174,7 @@ def _graph(nodes, inits, x_shape=(1, 4), x_type=TensorProto.FLOAT, extra_inputs=
 _W = {"W": np.arange(8, dtype=np.float32).reshape(4, 2) / 8}
 
 
-def _malformed(tmp_path) -> dict[str, tuple[bytes, str]]:
+def _malformed() -> dict[str, tuple[bytes, str]]:
     """name -> (file content, expected message fragment)"""
     good = _graph([helper.make_node("MatMul", ["x", "W"], ["y"])], _W).SerializeToString()
     cases = {
@@ -203,7 +203,7 @@ def _malformed(tmp_path) -> dict[str, tuple[bytes, str]]:
 
 
 def test_malformed_onnx_files_are_one_line_errors(tmp_path, capsys):
-    for name, (content, message) in _malformed(tmp_path).items():
+    for name, (content, message) in _malformed().items():
         path = tmp_path / (name.replace(" ", "_") + ".onnx")
         path.write_bytes(content)
         with pytest.raises(UserError, match=message):
