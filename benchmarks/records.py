@@ -35,7 +35,8 @@ from bnnlogic.fileio import write_json  # noqa: E402
 
 RECORDS = Path(__file__).resolve().parent / "records"
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("numpy", "numba", "torch", "python-sat", "ortools", "exact", "pyapproxmc", "pyganak", "dd", "onnx")
+PACKAGES = ("numpy", "numba", "torch", "python-sat", "ortools", "exact", "pyapproxmc", "pyganak", "dd", "onnx",
+            "onnxruntime", "vnnlib")
 _LOAD_AT_IMPORT = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 

@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--norm", choices=("linf", "l0"), default="linf")
     p.add_argument("--target", type=int, help="prove the model never predicts this class")
     p.add_argument("--property", help="property file (JSON, see bnnlogic.verification.load_property)")
+    p.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB property (1.0 as in VNN-COMP, or 2.0): X = raw "
+                                                   "features, Y = the integer scores (bnnlogic.interop.vnnlib)")
     p.add_argument("--equivalent", metavar="MODEL2", help="prove MODEL2 predicts the same class on the region "
                                                           "(the whole domain without --input)")
     p.add_argument("--min-eps", action="store_true", help="compute the robustness radius")
@@ -76,6 +78,8 @@ def run(args) -> int:
     if args.data:
         return _run_batch(model, args)
     x = model.check_inputs(load_array(args.input))[0] if args.input else None
+    if args.vnnlib:
+        return _run_vnnlib(model, x, args)
     if args.equivalent:
         return _run_equivalence(model, x, args)
     if x is None:
@@ -120,6 +124,22 @@ def _save_cex(model, x, adv, cex_dir: str, tag: str, adv_label) -> str:
     from ..verification import save_counterexample
 
     return save_counterexample(model, x, adv, Path(cex_dir) / f"counterexample_{tag}", f"predicted {adv_label}")
+
+
+def _run_vnnlib(model, x, args) -> int:
+    from ..interop.vnnlib import verify_vnnlib
+
+    r = verify_vnnlib(model, args.vnnlib, args.backend, args.timeout, not args.no_attack)
+    d = r.to_dict()
+    d["counterexample"] = _save_cex(model, r.counterexample if x is None else x, r.counterexample,
+                                    args.cex_dir or CEX_DIR, "vnnlib", r.adv_label) \
+        if r.counterexample is not None else None
+    answer = {"robust": "unsat: the property holds", "counterexample": "sat"}.get(r.status, "unknown")
+    text = f"{r.status} ({answer}) for {args.vnnlib} in {r.time_s:.3f} s [{r.backend}]"
+    if r.status == "counterexample":
+        text += f": predicted {r.adv_label}, saved to {d['counterexample']}"
+    emit(d, args.json, text)
+    return 0
 
 
 def _run_equivalence(model, x, args) -> int:

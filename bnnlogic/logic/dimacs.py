@@ -1,5 +1,7 @@
 """DIMACS export: the CNF of an encoding plus a JSON map from variables to features/neurons.
 
+(OPB and WCNF, with the same map, are in ``bnnlogic.interop.opb`` and ``bnnlogic.interop.wcnf``.)
+
 The map (``<out>.map.json``) holds ``inputs``: one entry per free coding threshold
 ``{"var", "feature", "threshold"}`` (the variable is true iff raw ``x[feature] >= threshold``),
 the region (``lo``, ``hi``, ``center``) so a model decodes to a raw input, and ``names``: the
@@ -23,16 +25,21 @@ def write_dimacs(enc: Encoding, path: str | os.PathLike, encoding: str = "totali
         fh.write(f"c bnnlogic robustness query, cardinality encoding {encoding}\n")
         fh.write(f"p cnf {n_vars} {len(clauses)}\n")
         fh.writelines(" ".join(map(str, c)) + " 0\n" for c in clauses)
+    write_json(str(path) + ".map.json", {"format": "bnnlogic-dimacs-map", "version": 1,
+                                         "cardinality_encoding": encoding, **variable_map(enc)})
+    return {"variables": n_vars, "clauses": len(clauses)}
+
+
+def variable_map(enc: Encoding) -> dict:
+    """The map file's content (see the module docstring): ``inputs``, ``region``, ``names``."""
     inp, r = enc.inputs, enc.inputs.region
-    write_json(str(path) + ".map.json", {
-        "format": "bnnlogic-dimacs-map", "version": 1, "cardinality_encoding": encoding,
+    return {
         "inputs": [{"var": int(v), "feature": f, "threshold": int(t)}
                    for f in sorted(inp.vars) for v, t in zip(inp.vars[f], inp.thresholds[f])],
         "region": {"lo": r.lo.tolist(), "hi": r.hi.tolist(),
                    "center": None if r.center is None else r.center.tolist()},
         "names": {str(v): n for v, n in enc.formula.names.items()},
-    })
-    return {"variables": n_vars, "clauses": len(clauses)}
+    }
 
 
 def decode_model(mapping: dict, true_vars: set[int]) -> np.ndarray:

@@ -18,7 +18,10 @@ Output.  ``beats(c, d)``: class c is preferred to d, i.e. ``score_c > score_d`` 
 ``c < d``.  With ``score = scale * A u + offset`` this is the exact integer condition
 ``sum_j (A_c - A_d)_j u_j >= ceil((offset_d - offset_c + [c > d]) / scale)`` (coefficients
 in {-2..2}: a coefficient 2 is a repeated literal).  ``pred in S`` holds iff some c in S beats
-every d outside S; a goal is an OR of ANDs of such atoms, one network or several (a miter).
+every d outside S.  A linear condition on the scores (``ScoreAtLeast``, e.g. from a VNN-LIB
+property: ``sum_c a_c score_c >= b``) is likewise ``sum_j (sum_c a_c A_c)_j u_j >=
+ceil((b - sum_c a_c offset_c) / scale)``.  A goal is an OR of ANDs of such atoms, one network
+or several (a miter).
 Only the direction ``literal => condition`` is encoded for the goal: a model is a real
 witness, and UNSAT means no input of the region reaches the goal.
 """
@@ -250,25 +253,60 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
 def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[int]:
     """Per pair (c, d): a literal implying that class c is preferred to class d (see the module
     docstring), ``sum_j (A_c - A_d)_j u_j >= beat_bound(c, d)`` over the last hidden layer's
-    literals u, each u_j repeated |A_c - A_d|_j times; built once per pair, vectorised."""
+    literals u; built once per pair."""
     new = [p for p in dict.fromkeys(pairs) if p not in net.beats_cache]
     if new:
-        out, u = net.ir.output, net.layers[-1]
+        out = net.ir.output
         c, d = np.array(new).T
         A = out.A.astype(np.int64)
-        D = A[c] - A[d]  # (len(new), m)
-        const = D @ (u == TRUE)
-        live = (D != 0) & (np.abs(u) != TRUE)[None]
-        bound = out.beat_bound(c, d) - const + np.sum(np.where(live & (D < 0), -D, 0), axis=1)
-        total = np.sum(np.where(live, np.abs(D), 0), axis=1)  # free literals, with repeats
+        bound = out.beat_bound(c, d)
         for r, (cr, dr) in enumerate(new):
-            if bound[r] <= 0 or bound[r] > total[r]:  # always / never met: folded as reify_card does
-                net.beats_cache[(cr, dr)] = TRUE if bound[r] <= 0 else -TRUE
-                continue
-            j = np.nonzero(live[r])[0]
-            lits = np.repeat(np.where(D[r, j] > 0, u[j], -u[j]), np.abs(D[r, j])).tolist()
-            net.beats_cache[(cr, dr)] = F.reify_card(lits, int(bound[r]), f"beats[{cr},{dr}]", both=False)
+            net.beats_cache[(cr, dr)] = _last_layer_at_least(F, net, A[cr] - A[dr], int(bound[r]),
+                                                             f"beats[{cr},{dr}]")
     return [net.beats_cache[p] for p in pairs]
+
+
+def _last_layer_at_least(F: Formula, net: Network, D: np.ndarray, bound: int, name: str) -> int:
+    """A literal implying ``sum_j D_j u_j >= bound`` (integer D) over the last hidden layer's
+    literals u: fixed u folded into the bound, each free u_j repeated |D_j| times (negated for
+    D_j < 0); always / never met folds to +-TRUE as ``reify_card`` does."""
+    u = net.layers[-1]
+    fixed, live = np.abs(u) == TRUE, (D != 0) & (np.abs(u) != TRUE)
+    b = bound - int(D[fixed] @ (u[fixed] == TRUE)) + int(np.sum(-D[live & (D < 0)]))
+    j = np.nonzero(live)[0]
+    if b <= 0 or b > int(np.abs(D[j]).sum()):
+        return TRUE if b <= 0 else -TRUE
+    lits = np.repeat(np.where(D[j] > 0, u[j], -u[j]), np.abs(D[j])).tolist()
+    return F.reify_card(lits, b, name, both=False)
+
+
+@dataclass(frozen=True)
+class ScoreAtLeast:
+    """A goal atom on one network's integer scores: ``sum_c coef_c * score_c >= bound``
+    (``coef`` pairs (class, integer coefficient)); e.g. ``score_2 - score_0 >= 1``."""
+
+    coef: tuple[tuple[int, int], ...]
+    bound: int
+
+    def holds(self, scores: Sequence[int]) -> bool:
+        return sum(a * int(scores[c]) for c, a in self.coef) >= self.bound
+
+
+def score_at_least(F: Formula, net: Network, atom: ScoreAtLeast) -> int:
+    """A literal implying ``atom``: with ``score = scale * A u + offset`` it is the exact integer
+    condition ``sum_j D_j u_j >= ceil((bound - sum_c a_c offset_c) / scale)``, ``D = sum_c a_c A_c``."""
+    out = net.ir.output
+    D = np.zeros(out.A.shape[1], dtype=np.int64)
+    rest = atom.bound
+    for c, a in atom.coef:
+        D += a * out.A[c].astype(np.int64)
+        rest -= a * int(out.offset[c])
+    return _last_layer_at_least(F, net, D, -((-rest) // int(out.scale)), f"score>={atom.bound}")
+
+
+def atom_literal(F: Formula, net: Network, atom: "Sequence[int] | ScoreAtLeast") -> int:
+    """A literal implying a goal atom: ``pred in S`` (a class list) or a ``ScoreAtLeast``."""
+    return score_at_least(F, net, atom) if isinstance(atom, ScoreAtLeast) else pred_in(F, net, atom)
 
 
 def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
@@ -298,16 +336,18 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
     return atom
 
 
-def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple[int, Sequence[int]]]],
-           use_bounds: bool = True, bounds: Sequence[Bounds | None] | None = None) -> Encoding:
+def encode(irs: Sequence[IR] | IR, region: Region,
+           goal: Sequence[Sequence[tuple[int, "Sequence[int] | ScoreAtLeast"]]], use_bounds: bool = True,
+           bounds: Sequence[Bounds | None] | None = None) -> Encoding:
     """Encode networks over a shared region with a goal in disjunctive normal form.
 
-    ``goal`` is ``[[(net, classes), ...], ...]``: an OR over terms, each an AND of atoms
-    ``pred_net(x) in classes``.  A model of the formula is an input of the region that reaches
-    the goal; UNSAT proves that none does.  ``use_bounds=False`` is the naive encoding: no bound
-    propagation and no constant folding of neurons, every hidden neuron a variable with its full
-    fan-in (only the input bits fixed by the region are constants).  ``bounds``: each network's
-    ``propagate(ir, region.lo, region.hi)`` if the caller has it (None entries are computed).
+    ``goal`` is ``[[(net, atom), ...], ...]``: an OR over terms, each an AND of atoms, an atom
+    ``pred_net(x) in classes`` (a class list) or a ``ScoreAtLeast`` on net's scores.  A model of
+    the formula is an input of the region that reaches the goal; UNSAT proves that none does.
+    ``use_bounds=False`` is the naive encoding: no bound propagation and no constant folding of
+    neurons, every hidden neuron a variable with its full fan-in (only the input bits fixed by
+    the region are constants).  ``bounds``: each network's ``propagate(ir, region.lo,
+    region.hi)`` if the caller has it (None entries are computed).
     """
     irs = [irs] if isinstance(irs, IR) else list(irs)
     bounds = list(bounds) if bounds is not None else [None] * len(irs)
@@ -317,7 +357,7 @@ def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple
             for i, (ir, b) in enumerate(zip(irs, bounds))]
     terms = []
     for term in goal:
-        lits = [pred_in(F, nets[n], S) for n, S in term]
+        lits = [atom_literal(F, nets[n], atom) for n, atom in term]
         if -TRUE in lits:
             continue
         lits = [l for l in lits if l != TRUE]

@@ -1,7 +1,7 @@
 """A question to the solvers: networks + region + goal, encoded once, solved (incrementally).
 
 ``Query(irs, region, goal).solve()`` answers whether some raw input of the region reaches the
-goal (an OR of ANDs of atoms ``pred_net(x) in S``, see ``encode.encode``).  A witness is
+goal (an OR of ANDs of atoms ``pred_net(x) in S`` or ``ScoreAtLeast``, see ``encode.encode``).  A witness is
 decoded to a raw input and replayed through concrete inference (``bnnlogic.infer.Engine``):
 it must lie in the region and reach the goal, else ``ReplayError`` is raised — a solver or
 encoder bug, never a result.
@@ -18,10 +18,10 @@ import numpy as np
 from ..ir import IR
 from .backends import DEFAULT, backend_size, check_backend, make_backend
 from .bounds import Bounds
-from .encode import Encoding, encode
+from .encode import Encoding, ScoreAtLeast, encode
 from .region import Region
 
-Goal = Sequence[Sequence[tuple[int, Sequence[int]]]]
+Goal = Sequence[Sequence[tuple[int, "Sequence[int] | ScoreAtLeast"]]]
 
 
 class ReplayError(RuntimeError):
@@ -36,9 +36,13 @@ class Answer:
     time_s: float = 0.0
 
 
-def goal_holds(goal: Goal, preds: Sequence[int]) -> bool:
-    """Concrete truth of a goal for the predictions ``preds[net]``."""
-    return any(all(int(preds[n]) in set(int(c) for c in S) for n, S in term) for term in goal)
+def goal_holds(goal: Goal, preds: Sequence[int], scores: Sequence[np.ndarray] | None = None) -> bool:
+    """Concrete truth of a goal for the predictions ``preds[net]`` (and the integer ``scores[net]``,
+    needed by ``ScoreAtLeast`` atoms)."""
+    def atom(n: int, a) -> bool:
+        return a.holds(scores[n]) if isinstance(a, ScoreAtLeast) else int(preds[n]) in set(int(c) for c in a)
+
+    return any(all(atom(n, a) for n, a in term) for term in goal)
 
 
 class Query:
@@ -81,10 +85,11 @@ class Query:
 
     def replay(self, x: np.ndarray) -> list[int]:
         """Predictions of each network on x; raises ``ReplayError`` unless x is a real witness."""
-        preds = [int(e.predict(x[None])[0]) for e in self.engines]
+        scores = [e.scores(x[None])[0] for e in self.engines]
+        preds = [int(np.argmax(s)) for s in scores]
         if not self.region.contains(x[None])[0]:
             raise ReplayError("solver witness lies outside the region (encoder bug)")
-        if not goal_holds(self.goal, preds):
+        if not goal_holds(self.goal, preds, scores):
             raise ReplayError(f"solver witness does not reach the goal: predictions {preds} (encoder bug)")
         return preds
 

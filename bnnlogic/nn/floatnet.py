@@ -8,7 +8,19 @@ Two file formats are read into a torch-free ``bnnlogic.quant.FloatNet``:
   one with ``save_float(seq, feature_shape, path)``.  Read with ``torch.load(weights_only=True)``
   (no arbitrary unpickling).
 * ``.onnx``: a chain of Gemm/MatMul(+Add)/Conv/BatchNormalization/Relu/MaxPool/Flatten nodes
-  (Identity and Dropout pass through), read with the ``onnx`` package.
+  (Identity and Dropout pass through; a Reshape to (batch, n) is a Flatten, and the shape
+  arithmetic that feeds it, e.g. ``x.view(x.size(0), -1)``, is skipped), read with the ``onnx``
+  package.  The graph's declared input shape is kept: a network on vectors (an MLP exported
+  from an ``(n, 64)`` input) reads ``(1, 8, 8)`` images flattened.  onnxruntime, running the
+  file itself, is the float reference: the network read must compute its outputs (up to float32
+  rounding) on random inputs, else the file is refused (``UserError``), so a construct read
+  wrongly never becomes a silently different network.
+
+  Why a walker and not a converter: the layer list is what distillation and exact compilation
+  need (``FloatNet.quant_chain``), so a converter to torch (onnx2torch) would still need a walk
+  over its modules; and onnx2torch imports torchvision, whose only build on the package index is
+  the CUDA one (it does not load beside the CPU torch pinned here).  onnxruntime does fit: it
+  checks the walk.
 
 Layers: Linear, Conv2d (groups=1, symmetric zero padding), BatchNorm1d/2d, ReLU,
 MaxPool2d (no padding), Flatten.  Anything else is a ``UserError`` naming the layer.
@@ -174,7 +186,13 @@ def export_onnx(net: FloatNet, path: str | os.PathLike) -> None:
 
 def load_float(path: str | os.PathLike, feature_shape: tuple[int, ...] | None = None,
                input_scale: float = 1.0) -> FloatNet:
-    """Read a ``.pt`` or ``.onnx`` float network; ``input_scale`` is folded into the first layer."""
+    """Read a ``.pt`` or ``.onnx`` float network; ``input_scale`` is folded into the first layer.
+
+    ``feature_shape`` (the data set's) replaces the shape the file declares when both hold
+    the same number of features: a network that takes vectors (e.g. an MLP exported from an
+    ``(n, 64)`` input) gets a leading ``Flatten`` for ``(1, 8, 8)`` images; any other change
+    of layout is a ``UserError``.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such network file (give a .pt or .onnx file)")
@@ -184,12 +202,26 @@ def load_float(path: str | os.PathLike, feature_shape: tuple[int, ...] | None = 
         net = _load_pt(path)
     else:
         raise UserError(f"{path}: unknown network format; give a .pt (bnnlogic-floatnet) or .onnx file")
-    if feature_shape is not None and int(np.prod(net.feature_shape)) != int(np.prod(feature_shape)):
-        raise UserError(f"{path}: the network takes inputs of shape {net.feature_shape}, "
-                        f"the data set has features of shape {tuple(feature_shape)}")
     if feature_shape is not None:
-        net.feature_shape = tuple(feature_shape)
+        net = _fit_input(net, tuple(int(v) for v in feature_shape), path)
     return net.scale_input(input_scale) if input_scale != 1.0 else net
+
+
+def _fit_input(net: FloatNet, shape: tuple[int, ...], path: str) -> FloatNet:
+    """``net`` on inputs of ``shape``: the same shape, or a flattening of it where the network
+    takes vectors (or flattens first)."""
+    want = tuple(net.feature_shape)
+    if int(np.prod(want)) != int(np.prod(shape)):
+        raise UserError(f"{path}: the network takes inputs of shape {want}, "
+                        f"the data set has features of shape {shape}")
+    if want == shape:
+        return net
+    if net.layers and isinstance(net.layers[0], Flatten):
+        return FloatNet(shape, list(net.layers))
+    if len(want) == 1 and net.layers and isinstance(net.layers[0], Linear):
+        return FloatNet(shape, [Flatten()] + list(net.layers))
+    raise UserError(f"{path}: the network takes inputs of shape {want}, the data set's features have shape "
+                    f"{shape}; only a network on flat vectors can take them (flattened)")
 
 
 def _load_pt(path: str) -> FloatNet:
@@ -208,28 +240,64 @@ def _load_pt(path: str) -> FloatNet:
     return from_torch(seq.eval(), tuple(obj["feature_shape"]))
 
 
+ONNX_SUPPORTED = "Gemm, MatMul(+Add), Conv, BatchNormalization, Relu, MaxPool, Flatten, Reshape to (batch, n)"
+#: ops that only compute shapes (e.g. ``x.view(x.size(0), -1)`` exported as Shape, Gather,
+#: Unsqueeze, Concat feeding a Reshape): skipped off the data chain
+_SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Constant", "ConstantOfShape"}
+
+
 def _load_onnx(path: str, feature_shape: tuple[int, ...] | None) -> FloatNet:
+    """Walk the ONNX graph's chain of layers into a ``FloatNet``, then check it against
+    onnxruntime running the file itself (``_check_onnxruntime``): a construct read wrongly is
+    a ``UserError``, never a silently different network."""
     import onnx
-    from onnx import numpy_helper
 
     try:
         model = onnx.load(path)
     except Exception as exc:
         raise UserError(f"{path}: cannot read as ONNX ({type(exc).__name__}: {str(exc)[:120]})") from None
+    try:
+        net = _walk_onnx(model, path, feature_shape)
+    except UserError:
+        raise
+    except Exception as exc:  # a malformed graph: a missing tensor, a wrong attribute, ...
+        raise UserError(f"{path}: malformed or unsupported ONNX graph ({type(exc).__name__}: {str(exc)[:120]}); "
+                        f"supported: {ONNX_SUPPORTED}") from None
+    _check_onnxruntime(path, net)
+    return net
+
+
+def _walk_onnx(model, path: str, feature_shape: tuple[int, ...] | None) -> FloatNet:
+    import onnx
+    from onnx import numpy_helper
+
     g = model.graph
     consts = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
     inputs = [i for i in g.input if i.name not in consts]
-    if len(inputs) != 1:
-        raise UserError(f"{path}: the ONNX graph must have exactly one input, has {len(inputs)}")
+    if len(inputs) != 1 or len(g.output) != 1:
+        raise UserError(f"{path}: the ONNX graph must have one input and one output, has "
+                        f"{len(inputs)} and {len(g.output)}")
     dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
-    if feature_shape is None:
-        if not dims or not all(dims):
-            raise UserError(f"{path}: the ONNX input shape is not fixed; give the data set")
-        feature_shape = tuple(dims)
+    if dims and all(dims):
+        feature_shape = tuple(dims)  # the graph's own layout; load_float adapts it to the data
+    elif feature_shape is None:
+        raise UserError(f"{path}: the ONNX input shape is not fixed; give the data set")
+    try:  # inferred shapes tell a Reshape that flattens (its output is (batch, n)) from others
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph.value_info
+    except Exception:
+        inferred = []
+    rank = {v.name: len(v.type.tensor_type.shape.dim) for v in inferred if v.type.tensor_type.HasField("shape")}
     current, layers = inputs[0].name, []
+    flat = len(feature_shape) == 1  # is the current tensor (batch, n)?
 
     def attrs(node) -> dict[str, Any]:
         return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def const(node, i: int) -> np.ndarray:
+        if len(node.input) <= i or node.input[i] not in consts:
+            raise UserError(f"{path}: node {node.name or node.op_type} ({node.op_type}): input {i} must be a "
+                            "constant (an initializer); weights computed inside the graph are not supported")
+        return consts[node.input[i]]
 
     for node in g.node:
         op, a = node.op_type, attrs(node)
@@ -239,52 +307,105 @@ def _load_onnx(path: str, feature_shape: tuple[int, ...] | None) -> FloatNet:
         if op == "Identity" and node.input[0] in consts:
             consts[node.output[0]] = consts[node.input[0]]
             continue
-        if node.input[0] != current:
+        if op == "Shape" or (op in _SHAPE_OPS and current not in node.input):
+            continue  # shape arithmetic: only a Reshape's shape input reads it
+        if not node.input or node.input[0] != current:
             raise UserError(f"{path}: node {node.name or op} ({op}) does not continue a single chain of layers")
         if op in ("Identity", "Dropout"):
             pass
         elif op == "Flatten":
+            if a.get("axis", 1) != 1:
+                raise UserError(f"{path}: Flatten node {node.name}: only axis=1 is supported")
             layers.append(Flatten())
-        elif op == "Reshape" and consts.get(node.input[1], np.zeros(0)).size == 2:
-            layers.append(Flatten())
+            flat = True
+        elif op == "Reshape":
+            shape = consts.get(node.input[1])
+            if (shape is not None and shape.size == 2) or rank.get(node.output[0]) == 2:
+                layers.append(Flatten())  # to (batch, n); onnxruntime confirms it below
+                flat = True
+            else:
+                raise UserError(f"{path}: Reshape node {node.name}: only a flattening to (batch, n) is supported")
+        elif op in ("Gemm", "MatMul") and not flat:
+            raise UserError(f"{path}: {op} node {node.name or '?'} acts on a tensor of rank > 2; only (batch, n) "
+                            "tensors are supported (flatten first)")
         elif op == "Gemm":
             if a.get("transA", 0):
                 raise UserError(f"{path}: Gemm with transA=1 is not supported")
-            W = consts[node.input[1]]
+            W = const(node, 1)
             W = (W if a.get("transB", 0) else W.T) * a.get("alpha", 1.0)
-            b = consts[node.input[2]] * a.get("beta", 1.0) if len(node.input) > 2 else np.zeros(W.shape[0])
+            b = const(node, 2) * a.get("beta", 1.0) if len(node.input) > 2 else np.zeros(W.shape[0])
             layers.append(Linear(W, np.broadcast_to(b, (W.shape[0],)).copy()))
-        elif op == "MatMul" and node.input[1] in consts:
-            W = consts[node.input[1]].T
+        elif op == "MatMul":
+            W = const(node, 1).T
             layers.append(Linear(W, np.zeros(W.shape[0])))
         elif op == "Add" and layers and isinstance(layers[-1], Linear) and node.input[1] in consts:
             last = layers.pop()
-            layers.append(Linear(last.W, last.b + consts[node.input[1]].reshape(-1)))
+            layers.append(Linear(last.W, last.b + np.broadcast_to(consts[node.input[1]].reshape(-1), last.b.shape)))
         elif op == "Conv":
-            W = consts[node.input[1]]
+            if flat:
+                raise UserError(f"{path}: Conv node {node.name or '?'} acts on a flat (batch, n) tensor")
+            W = const(node, 1)
             pads, strides = a.get("pads", [0] * 4), a.get("strides", [1, 1])
             if a.get("group", 1) != 1 or len(set(pads)) != 1 or len(set(strides)) != 1 \
-                    or set(a.get("dilations", [1, 1])) != {1}:
+                    or set(a.get("dilations", [1, 1])) != {1} or a.get("auto_pad", b"NOTSET") != b"NOTSET":
                 raise UserError(f"{path}: Conv node {node.name}: only group=1, square stride and symmetric pads")
-            b = consts[node.input[2]] if len(node.input) > 2 else np.zeros(W.shape[0])
+            b = const(node, 2) if len(node.input) > 2 else np.zeros(W.shape[0])
             layers.append(Conv2d(W, b, int(strides[0]), int(pads[0])))
         elif op == "BatchNormalization":
-            g_, b_, m_, v_ = (consts[n] for n in node.input[1:5])
+            g_, b_, m_, v_ = (const(node, i) for i in range(1, 5))
             layers.append(BatchNorm(g_, b_, m_, v_, float(a.get("epsilon", 1e-5))))
         elif op == "Relu":
             layers.append(ReLU())
         elif op == "MaxPool":
             k, s = a["kernel_shape"], a.get("strides", [1, 1])
-            if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or len(set(k)) != 1 or len(set(s)) != 1:
+            if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or len(set(k)) != 1 or len(set(s)) != 1 \
+                    or set(a.get("dilations", [1, 1])) != {1}:
                 raise UserError(f"{path}: MaxPool node {node.name}: only square kernels without padding")
             layers.append(MaxPool2d(int(k[0]), int(s[0])))
         else:
             raise UserError(f"{path}: unsupported ONNX op {op!r} (node {node.name or '?'}); "
-                            "supported: Gemm, MatMul+Add, Conv, BatchNormalization, Relu, MaxPool, Flatten")
+                            f"supported: {ONNX_SUPPORTED}")
         current = node.output[0]
     if current != g.output[0].name:
         raise UserError(f"{path}: the graph output {g.output[0].name} is not the end of the layer chain")
     return FloatNet(tuple(feature_shape), layers)
+
+
+def _check_onnxruntime(path: str, net: FloatNet, n: int = 16, rtol: float = 1e-3) -> None:
+    """onnxruntime (the float reference) and ``net`` must compute the same logits, up to
+    float32 rounding (``rtol`` of the largest logit), on ``n`` random inputs of the declared
+    shape (normal, and uniform on [0, 255]); else the graph was read wrongly: ``UserError``."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise UserError(f"{path}: onnxruntime cannot load the graph ({str(exc).splitlines()[0][:160]})") from None
+    inp = sess.get_inputs()[0]
+    rng = np.random.default_rng(0)
+    shape = (n,) + tuple(net.feature_shape)
+    X = np.concatenate([rng.normal(size=shape)[: n // 2], rng.uniform(0, 255, size=shape)[n // 2:]])
+    dtype = {"tensor(float)": np.float32, "tensor(double)": np.float64}.get(inp.type)
+    if dtype is None:
+        raise UserError(f"{path}: the graph's input has type {inp.type}; a float network takes float or double")
+    try:
+        b = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else n  # a fixed batch size
+        ref = np.concatenate([sess.run(None, {inp.name: X[i:i + b].astype(dtype)})[0]
+                              for i in range(0, n - n % b, b)]).astype(np.float64)
+        X = X[: len(ref)]
+        ours = float_logits(net, X).astype(np.float64)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot evaluate the graph on inputs of shape {shape[1:]} "
+                        f"({str(exc).splitlines()[0][:160]})") from None
+    if ref.ndim != 2:
+        raise UserError(f"{path}: the graph's output has shape {ref.shape[1:]} per input; a classifier's "
+                        "logits are (batch, classes)")
+    scale = max(1.0, float(np.abs(ref).max()))
+    if ref.shape != ours.shape or not np.allclose(ours, ref, rtol=0, atol=rtol * scale):
+        diff = float(np.abs(ours - ref).max()) if ref.shape == ours.shape else float("nan")
+        raise UserError(f"{path}: read as {net.describe()}, but onnxruntime computes other outputs (largest "
+                        f"difference {diff:.3g}, shapes {ref.shape} vs {ours.shape}): the graph uses a construct "
+                        f"this reader does not support; supported: {ONNX_SUPPORTED}")
 
 
 # ---------------------------------------------------------------------- training and prediction

@@ -148,3 +148,32 @@ def test_region_errors_and_size():
     R = region.l0(ir.coding, np.array([0, 1, 2]), 1)
     assert R.size() == len(box_inputs(R.lo, R.hi)[R.contains(box_inputs(R.lo, R.hi))])
     assert region.linf(ir.coding, [0, 1, 3], 1).size() == 2 * 3 * 2
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("use_bounds", [True, False])
+def test_score_atoms_match_brute_force(net, use_bounds):
+    """Goals on the integer scores (``ScoreAtLeast``: pairwise differences, one score, a linear
+    combination, ANDed and ORed) are SAT iff some input of the box meets them."""
+    from bnnlogic.logic.encode import ScoreAtLeast
+
+    ir = random_ir(7, **NETS[net])
+    n = ir.n_classes
+    R = region.box(ir.coding)
+    S = ir.scores(box_inputs(R.lo, R.hi))
+    rng = np.random.default_rng(0)
+    answers = set()
+    for _ in range(6):
+        c, d = (int(v) for v in rng.choice(n, 2, replace=False))
+        coefs = [((c, 1), (d, -1)), ((c, 1),), ((c, 2), (d, -1), ((c + 1) % n, -1))]
+        # bounds at the largest value reached, one above or one below: met, barely met, never met
+        atoms = [ScoreAtLeast(a, int(max(sum(k * S[:, j] for j, k in a))) + int(rng.integers(-1, 2))) for a in coefs]
+        goals = [[[(0, a)]] for a in atoms] + [[[(0, atoms[0]), (0, atoms[1])], [(0, atoms[2])]]]
+        for goal in goals:
+            truth = any(all(a.holds(s) for _, a in term) for term in goal for s in S)
+            for backend in ("exact", "cpsat", "cnf:glucose4:seqcounter"):
+                q = Query(ir, R, goal, backend, use_bounds)
+                assert (q.solve().status == "sat") == truth, (goal, backend)  # a witness is replayed
+                q.close()
+            answers.add(truth)
+    assert answers == {True, False}
