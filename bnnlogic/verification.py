@@ -66,9 +66,10 @@ def _backend(name: str) -> tuple[str, str]:
     return name, (parts[2] if parts[0] == "cnf" and len(parts) == 3 else parts[0])
 
 
-def _solver(name: str) -> str:
-    """The one solver a single-solver question (radius steps, miters) uses for ``name``."""
-    return DEFAULT if name == "auto" else name
+def solver_name(backend: str) -> str:
+    """The one solver that answers a single-solver question (a miter, a score property) when
+    ``backend`` is asked for: ``auto`` means the default solver (``logic.DEFAULT``)."""
+    return DEFAULT if backend == "auto" else backend
 
 
 def save_counterexample(model: Model, x: np.ndarray, adv: np.ndarray, stem: str | Path, caption: str) -> str:
@@ -385,7 +386,7 @@ def equivalent(a: Model, b: Model, R: Region | None = None, backend: str = "auto
         A, B = implies
         goal = [[(0, list(A)), (1, [j for j in range(n) if j not in set(B)])]]
     t0 = time.perf_counter()
-    q = Query([a.ir, b.ir], R, goal, _solver(backend), engines=[a.engine, b.engine])
+    q = Query([a.ir, b.ir], R, goal, solver_name(backend), engines=[a.engine, b.engine])
     ans = q.solve(timeout=timeout)
     stats = q.stats
     q.close()

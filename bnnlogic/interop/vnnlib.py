@@ -346,7 +346,7 @@ def verify_vnnlib(model: Model, path: str | os.PathLike, backend: str = "auto", 
     "sat") or ``unknown``; a ``VerifyResult`` whose ``allowed`` are the classes the prediction
     must stay in when the condition is "prediction in B", else [] (score comparisons)."""
     from ..logic import Query
-    from ..verification import VerifyResult, _backend, verify_region
+    from ..verification import VerifyResult, solver_name, verify_region
 
     prop = read_vnnlib(path, model)
     R = prop.region
@@ -358,8 +358,8 @@ def verify_vnnlib(model: Model, path: str | os.PathLike, backend: str = "auto", 
         res.stats["property"] = f"prediction in {allowed}"
         return res
     t0 = time.perf_counter()
-    name, enc = _backend(backend)
-    res = VerifyResult("unknown", None, label, [], 0.0, name, enc)
+    name = solver_name(backend)
+    res = VerifyResult("unknown", None, label, [], 0.0, name, name.split(":")[-1])
     q = Query(model.ir, R, prop.goal(), name, engines=[model.engine])
     if q.encoding.goal_false:
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
