@@ -177,6 +177,8 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
     ``jobs``: worker processes (0: this process); ``ray`` / ``ray_address``: Ray instead
     (``bnnlogic.executors.make_executor``).  ``split > 1``: each L-infinity query runs as up
     to ``split`` sub-box tasks (``bnnlogic.split``), so one hard query can use every worker."""
+    if split > 1 and norm != "linf":
+        raise UserError("split queries are L-infinity boxes; use --norm linf with --split")
     model = load(model_path)
     queries: list[Query] = []
     for i in indices:
@@ -184,7 +186,7 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
             i, e, label = int(i), int(e), int(y[i])
             base = {"task": "verify", "index": i, "eps": e, "label": label, "backend": backend,
                     "encoding": None, "stats": {}}
-            if split > 1 and norm == "linf":
+            if split > 1:
                 from .split import SplitQuery
 
                 queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir))
