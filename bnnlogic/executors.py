@@ -97,6 +97,7 @@ class SerialExecutor(Executor):
         self._cancelled: set = set()
 
     def run(self, calls: Iterable[Call]) -> Iterator[Outcome]:
+        self._cancelled = set()
         for call in calls:
             if call.id in self._cancelled:
                 continue
@@ -120,18 +121,25 @@ class _Workers(Executor):
 
     def run(self, calls: Iterable[Call]) -> Iterator[Outcome]:
         self._pending.extend((c, 0) for c in calls)
-        while self._pending or self._running:
-            while self._pending and len(self._running) < self.slots:
-                call, attempt = self._pending.popleft()
-                self._running[self._submit(call)] = (call, attempt, time.perf_counter())
-            for handle, kind, value in self._wait(list(self._running)):
-                if handle not in self._running:  # cancelled while an earlier outcome was handled
-                    continue
-                call, attempt, t0 = self._running.pop(handle)
-                if kind == "died" and attempt < RETRIES:
-                    self._pending.appendleft((call, attempt + 1))
-                    continue
-                yield Outcome(call, value if kind == "ok" else None, _failure(kind, value), time.perf_counter() - t0, t0)
+        try:
+            while self._pending or self._running:
+                while self._pending and len(self._running) < self.slots:
+                    call, attempt = self._pending.popleft()
+                    self._running[self._submit(call)] = (call, attempt, time.perf_counter())
+                for handle, kind, value in self._wait(list(self._running)):
+                    if handle not in self._running:  # cancelled while an earlier outcome was handled
+                        continue
+                    call, attempt, t0 = self._running.pop(handle)
+                    if kind == "died" and attempt < RETRIES:
+                        self._pending.appendleft((call, attempt + 1))
+                        continue
+                    yield Outcome(call, value if kind == "ok" else None, _failure(kind, value),
+                                  time.perf_counter() - t0, t0)
+        finally:  # a run left early (an exception, or its consumer stopped) takes its calls along
+            self._pending.clear()
+            for handle in list(self._running):
+                self._stop(handle)
+            self._running.clear()
 
     def cancel(self, ids: Iterable[Hashable]) -> None:
         ids = set(ids)
@@ -337,9 +345,6 @@ class RayExecutor(_Workers):
         self._ray.cancel(handle, force=True)
 
     def close(self) -> None:
-        for handle in list(self._running):
-            self._stop(handle)
-        self._running.clear()
         if self._started:
             self._ray.shutdown()
 

@@ -88,7 +88,7 @@ def verify_split(model: Model, R: Region, allowed: Sequence[int], label: int, pa
     sub-boxes, run on ``executor`` (made for ``model``), combined as the module docstring
     says; ``timeout`` is each part's limit."""
     allowed = sorted(set(int(c) for c in allowed))
-    calls = _part_calls("split", model, R, allowed, int(label), parts, backend, timeout)
+    calls = _part_calls(object(), model, R, allowed, int(label), parts, backend, timeout)  # ids of this query only
     verdict = _Parts(model, R, allowed, int(label), backend, len(calls))
     for o in executor.run(calls):
         res = verdict.add(o)

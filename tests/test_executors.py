@@ -62,8 +62,9 @@ def make(kind):
     return RayExecutor(MODEL, jobs=2)
 
 
-@pytest.fixture(params=["pool", "ray"])
+@pytest.fixture(scope="module", params=["pool", "ray"])
 def workers(request):
+    """One pool / one Ray executor for the module's tests (each leaves it idle)."""
     if request.param == "ray":
         request.getfixturevalue("ray_session")
     with make(request.param) as ex:
