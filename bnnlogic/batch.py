@@ -26,6 +26,7 @@ import json
 import os
 import statistics
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -107,10 +108,11 @@ class Query:
 
 
 def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, model: Model, jobs: int | None = 1,
-                ray: bool = False, ray_address: str | None = None, progress: bool = True) -> list[dict]:
+                ray: bool = False, ray_address: str | None = None, progress: bool = True,
+                executor: Executor | None = None) -> list[dict]:
     """Run every query whose key is not yet in ``out`` on the executor ``make_executor(model,
-    jobs, ray, ray_address)`` (started only if there is work), appending each record as it
-    comes; returns all records of ``out``."""
+    jobs, ray, ray_address)`` (started only if there is work; or on ``executor``, made for
+    ``model`` and left open), appending each record as it comes; returns all records of ``out``."""
     done = read_done(out)
     other = {r.get("task", "verify") for r in done} - {task}
     if other:
@@ -123,7 +125,7 @@ def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, mod
     if not todo:
         return done
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with make_executor(model, jobs, ray, ray_address) as ex, open(out, "a") as fh:
+    with (make_executor(model, jobs, ray, ray_address) if executor is None else nullcontext(executor)) as ex, open(out, "a") as fh:
         desc = f"{task} ({ex.name} x{ex.slots})"
         for rec in _progress(_records(ex, list(todo.values())), len(todo), desc, progress):
             fh.write(json.dumps(rec, default=_plain) + "\n")
@@ -171,12 +173,13 @@ def _progress(records: Iterable[dict], total: int, desc: str, show: bool) -> Ite
 def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
               out: str, jobs: int | None = 1, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
               cex_dir: str | None = None, progress: bool = True, *, ray: bool = False,
-              ray_address: str | None = None, split: int = 1) -> list[dict]:
+              ray_address: str | None = None, split: int = 1, executor: Executor | None = None) -> list[dict]:
     """Verify every (index, eps) not yet in ``out``; returns all records of ``out``.
 
     ``jobs``: worker processes (0: this process); ``ray`` / ``ray_address``: Ray instead
-    (``bnnlogic.executors.make_executor``).  ``split > 1``: each L-infinity query runs as up
-    to ``split`` sub-box tasks (``bnnlogic.split``), so one hard query can use every worker."""
+    (``bnnlogic.executors.make_executor``), or an open ``executor`` made for this model.
+    ``split > 1``: each L-infinity query runs as up to ``split`` sub-box tasks
+    (``bnnlogic.split``), so one hard query can use every worker."""
     if split > 1 and norm != "linf":
         raise UserError("split queries are L-infinity boxes; use --norm linf with --split")
     model = load(model_path)
@@ -193,7 +196,7 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
             else:
                 queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir),
                                      hard_limit(timeout), files_arg=7))
-    return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress)
+    return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress, executor)
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:
