@@ -107,7 +107,7 @@ class Query:
         return {**self.base, **o.value}
 
 
-def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, model: Model, jobs: int | None = 1,
+def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, model: Model, jobs: int | None = None,
                 ray: bool = False, ray_address: str | None = None, progress: bool = True,
                 executor: Executor | None = None) -> list[dict]:
     """Run every query whose key is not yet in ``out`` on the executor ``make_executor(model,
@@ -171,7 +171,7 @@ def _progress(records: Iterable[dict], total: int, desc: str, show: bool) -> Ite
 
 
 def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
-              out: str, jobs: int | None = 1, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
+              out: str, jobs: int | None = None, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
               cex_dir: str | None = None, progress: bool = True, *, ray: bool = False,
               ray_address: str | None = None, split: int = 1, executor: Executor | None = None) -> list[dict]:
     """Verify every (index, eps) not yet in ``out``; returns all records of ``out``.

@@ -87,7 +87,7 @@ def _data_rows(model: Model, X: np.ndarray) -> np.ndarray:
 
 def run_explain_batch(model_path: str | os.PathLike, X: np.ndarray, y: np.ndarray, indices: Sequence[int],
                       eps_list: Sequence[int | None], out: str, kind: str = "abductive", method: str = "deletion",
-                      timeout: float | None = 60, png_dir: str | None = None, jobs: int | None = 1,
+                      timeout: float | None = 60, png_dir: str | None = None, jobs: int | None = None,
                       ray: bool = False, ray_address: str | None = None, progress: bool = True) -> list[dict]:
     """Explain every (index, eps) not yet in ``out`` (``eps`` None: over the whole domain);
     returns all records of ``out``.  Executors as in ``batch.run_batch``."""
@@ -108,7 +108,7 @@ def run_explain_batch(model_path: str | os.PathLike, X: np.ndarray, y: np.ndarra
 def run_count_batch(model_path: str | os.PathLike, X: np.ndarray, y: np.ndarray, indices: Sequence[int],
                     eps_list: Sequence[int], out: str, target: int | str = "misclassified", method: str = "exact",
                     epsilon: float = 0.8, delta: float = 0.2, seed: int = 1, timeout: float | None = 60,
-                    jobs: int | None = 1, ray: bool = False, ray_address: str | None = None,
+                    jobs: int | None = None, ray: bool = False, ray_address: str | None = None,
                     progress: bool = True) -> list[dict]:
     """Count, for every (index, eps) not yet in ``out``, the raw inputs of the box of radius
     eps around X[index] that are ``target``: "misclassified" (not predicted as y[index]) or a

@@ -282,10 +282,12 @@ class RayExecutor(_Workers):
                     ray.init(address=address, **opts)
                 else:
                     ray.init(num_cpus=jobs, include_dashboard=False, **opts)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
+            except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise UserError(f"cannot start or join {where} ({exc}); check the address "
-                                f"(`ray status` on the head node prints it)") from None
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"cannot start or join {where} ({first}); check the address (`ray status` on the "
+                                f"head node prints it) and, with token authentication, RAY_AUTH_MODE=token and the "
+                                f"head's token on this machine (docs/ray.md)") from None
         self.slots = int(jobs) if jobs else max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._model = [ray.put(model)]  # the one copy in the object store, shared by every task
         self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
@@ -349,7 +351,7 @@ class RayExecutor(_Workers):
             self._ray.shutdown()
 
 
-def make_executor(model: Any, jobs: int | None = 1, ray: bool = False,
+def make_executor(model: Any, jobs: int | None = None, ray: bool = False,
                   ray_address: str | None = None) -> Executor:
     """Ray if ``ray`` or ``ray_address`` (``jobs``: local CPUs / calls in flight, default all),
     else ``jobs`` local worker processes (default 1), or this process if ``jobs == 0``."""
