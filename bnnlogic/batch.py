@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import UserError
 from .executors import Call, Executor, Outcome, make_executor
+from .fileio import jsonable
 from .model import Model, load
 
 #: record fields that identify a query, per task (besides ``task`` itself)
@@ -128,19 +129,11 @@ def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, mod
     with (make_executor(model, jobs, ray, ray_address) if executor is None else nullcontext(executor)) as ex, open(out, "a") as fh:
         desc = f"{task} ({ex.name} x{ex.slots})"
         for rec in _progress(_records(ex, list(todo.values())), len(todo), desc, progress):
-            fh.write(json.dumps(rec, default=_plain) + "\n")
+            fh.write(json.dumps(rec, default=jsonable) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             done.append(rec)
     return done
-
-
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _records(ex: Executor, queries: list[Query]) -> Iterator[dict]:
