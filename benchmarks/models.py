@@ -33,6 +33,10 @@ ZOO: dict[str, tuple[str, str, dict]] = {
     "fashion-mlp-large": ("fashion-mnist", "mlp-large", {"epochs": 10}),
     "fashion-mlp-large-friendly": ("fashion-mnist", "mlp-large", {"epochs": 5, "preset": "stablesign-sparse"}),
     "fashion-conv-small": ("fashion-mnist", "conv-small", {"epochs": 10}),
+    # the EEV work's plain recipe (Jia & Rinard 2020, its MnistMLP task): ternary weights with a
+    # learned mask (BinMask) pruned by a decay of 1e-5, inputs quantized to 11 levels (step 0.1), Adam
+    "fashion-mlp-large-eev": ("fashion-mnist", "mlp-large", {"epochs": 20, "coding": "quantized:11",
+                                                             "quant": {"mode": "binmask", "decay": 1e-5}}),
     "fashion-conv": ("fashion-mnist", "cnn:c32k3,p2,c64k3,p2,d256", {"epochs": 25}),
     "mnist-mlp-small": ("mnist", "mlp-small", {"epochs": 20}),
     "mnist-mlp-large": ("mnist", "mlp-large", {"epochs": 20}),

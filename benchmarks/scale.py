@@ -124,7 +124,7 @@ def main() -> None:
         with ex:
             t0 = time.perf_counter()
             whole = next(iter(ex.run([Call("whole", run_query, (hi, X[hi], label, he, "auto", args.hard_timeout,
-                                                                 "linf", None))]))).value
+                                                                 "linf", None, ex.cores))]))).value
             rows.append({"table": "split", "engine": engines[0], "workers": 1, "parts": 1, "status": whole["status"],
                          "wall_s": round(time.perf_counter() - t0, 3), "query": f"{hi}:{he}"})
             print(rows[-1], flush=True)

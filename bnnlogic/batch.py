@@ -13,7 +13,9 @@ An *executor* (``bnnlogic.executors``) runs the queries: in this process (``jobs
 finished query is appended at once (flushed and fsynced), so a killed run loses at most the
 queries in flight; a rerun reads the file, drops a torn last line, and skips every key already
 there.  A query the executor could not finish (its hard time limit ran out, or its worker
-process died twice) is recorded with status ``unknown`` and a ``reason``.
+process died twice) is recorded with status ``unknown`` and a ``reason``.  A verify query
+races its engines on the cores left to its worker (``executors.cores_per_call``: every core in
+this process, ``cpu_count // jobs`` (at least one) on the pool, the one CPU a task holds on Ray).
 
 Every record has ``task``, its key fields, ``status`` and ``time_s`` (seconds, measured where
 the query ran).  verify records (``run_query``) also have ``label`` (the data set's),
@@ -33,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import UserError
-from .executors import Call, Executor, Outcome, make_executor
+from .executors import Call, Executor, Outcome, cores_per_call, make_executor
 from .fileio import jsonable
 from .model import Model, load
 
@@ -72,12 +74,12 @@ def read_done(path: str | os.PathLike) -> list[dict]:
 
 
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
-              timeout: float | None, norm: str, cex_dir: str | None) -> dict:
+              timeout: float | None, norm: str, cex_dir: str | None, cores: int | None = None) -> dict:
     """One query as a result record (the batch file's line format)."""
     from .verification import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
-    r = verify_region(model, R, [label], label, backend, timeout)
+    r = verify_region(model, R, [label], label, backend, timeout, cores=cores)
     rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
@@ -176,6 +178,7 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
     if split > 1 and norm != "linf":
         raise UserError("split queries are L-infinity boxes; use --norm linf with --split")
     model = load(model_path)
+    cores = executor.cores if executor is not None else cores_per_call(jobs, ray, ray_address)
     queries: list[Query] = []
     for i in indices:
         for e in eps_list:
@@ -185,9 +188,9 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
             if split > 1:
                 from .split import SplitQuery
 
-                queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir))
+                queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir, cores))
             else:
-                queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir),
+                queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir, cores),
                                      hard_limit(timeout), files_arg=7))
     return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress, executor)
 

@@ -66,10 +66,12 @@ class Outcome:
 
 
 class Executor:
-    """Runs calls of one model (see the module docstring); a context manager."""
+    """Runs calls of one model (see the module docstring); a context manager.  ``cores``: the
+    cores one call may use (``cores_per_call``)."""
 
     name = "executor"
     slots = 1
+    cores: int | None = None
 
     def run(self, calls: Iterable[Call]) -> Iterator[Outcome]:
         raise NotImplementedError
@@ -194,6 +196,7 @@ class PoolExecutor(_Workers):
 
         super().__init__()
         self.slots = max(1, int(jobs))
+        self.cores = cores_per_call(self.slots)
         self._pool = ProcessPool(max_workers=self.slots, initializer=_pool_init, initargs=(model,),
                                  context=mp.get_context("spawn"))
 
@@ -264,6 +267,7 @@ class RayExecutor(_Workers):
     shut down by ``close``."""
 
     name = "ray"
+    cores = 1  # each task holds one CPU
 
     def __init__(self, model: Any, address: str | None = None, jobs: int | None = None) -> None:
         from .errors import UserError
@@ -349,6 +353,17 @@ class RayExecutor(_Workers):
     def close(self) -> None:
         if self._started:
             self._ray.shutdown()
+
+
+def cores_per_call(jobs: int | None = None, ray: bool = False, ray_address: str | None = None) -> int | None:
+    """The cores one call of ``make_executor(model, jobs, ray, ray_address)`` may use (a
+    verify query races its engines on them): None (every core) in this process, the one CPU a
+    task holds on Ray, else an equal share of this machine, ``cpu_count // jobs`` (at least 1)."""
+    if ray or ray_address:
+        return 1
+    if jobs == 0:
+        return None
+    return max(1, (os.cpu_count() or 1) // max(1, jobs or 1))
 
 
 def make_executor(model: Any, jobs: int | None = None, ray: bool = False,

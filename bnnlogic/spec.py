@@ -11,6 +11,11 @@ Input codings (thresholds on raw features, b = [x >= tau])::
     threshold:128                  one bit per feature
     thermometer:64,128,192         one bit per threshold, increasing
     levels:3                       thermometer with evenly spaced thresholds in the domain
+    quantized:11                   the input quantizer of the EEV work: x / (hi - lo) rounded to
+                                   11 values (step 0.1), i.e. a thermometer with thresholds at
+                                   the rounding midpoints, and the first layer's weight shared
+                                   by all levels of a feature (``tied_levels``), so the network
+                                   sees sum_m w (2 b_m - 1) = w (2q - M): the quantized value q
 """
 from __future__ import annotations
 
@@ -66,10 +71,17 @@ def parse_arch(spec: str) -> list[LayerSpec]:
 
 def parse_coding(spec: str, lo: int, hi: int) -> list[int]:
     """Parse an input-coding spec into increasing integer thresholds within (lo, hi]."""
-    how = f"bad input coding {spec!r}: use threshold:T, thermometer:T1,T2,... or levels:M"
+    how = f"bad input coding {spec!r}: use threshold:T, thermometer:T1,T2,..., levels:M or quantized:N"
     kind, _, body = spec.partition(":")
     try:
-        if kind == "levels":
+        if kind == "quantized":
+            n = int(body)
+            if n < 2 or n - 1 > hi - lo:
+                raise UserError(f"quantized:{n} must be between 2 and {hi - lo + 1} for features in [{lo}, {hi}]")
+            # q = round((x - lo) (n-1) / (hi - lo)) >= m  iff  x >= lo + (m - 1/2)(hi - lo)/(n-1), rounding
+            # halves up: the smallest such integer x, exactly (integer ceil of a rational)
+            taus = [lo + -((-(2 * m - 1) * (hi - lo)) // (2 * (n - 1))) for m in range(1, n)]
+        elif kind == "levels":
             m = int(body)
             if m < 1 or m > hi - lo:
                 raise UserError(f"levels:{m} must be between 1 and {hi - lo} for features in [{lo}, {hi}]")
@@ -85,3 +97,8 @@ def parse_coding(spec: str, lo: int, hi: int) -> list[int]:
     if any(b <= a for a, b in zip(taus, taus[1:])) or taus[0] <= lo or taus[-1] > hi:
         raise UserError(f"input coding {spec!r}: thresholds must increase strictly and lie in ({lo}, {hi}]")
     return taus
+
+
+def tied_levels(spec: str) -> bool:
+    """True for codings whose levels share one first-layer weight per feature (``quantized:N``)."""
+    return spec.partition(":")[0] == "quantized"

@@ -32,9 +32,10 @@ from .verification import VerifyResult, save_counterexample, verify_region
 
 
 def verify_part(model: Model, lo: np.ndarray, hi: np.ndarray, center: np.ndarray, allowed: list[int],
-                label: int, backend: str, timeout: float | None) -> VerifyResult:
+                label: int, backend: str, timeout: float | None, cores: int | None = None) -> VerifyResult:
     """``verify_region`` on the box [lo, hi] (one part of a split query)."""
-    return verify_region(model, Region(lo, hi, center, None, "box", None), allowed, label, backend, timeout)
+    return verify_region(model, Region(lo, hi, center, None, "box", None), allowed, label, backend, timeout,
+                         cores=cores)
 
 
 class _Parts:
@@ -77,9 +78,9 @@ class _Parts:
 
 
 def _part_calls(key: Any, model: Model, R: Region, allowed: list[int], label: int, parts: int, backend: str,
-                timeout: float | None) -> list[Call]:
-    return [Call((key, j), verify_part, (P.lo, P.hi, P.center, allowed, label, backend, timeout), hard_limit(timeout))
-            for j, P in enumerate(split_box(model.ir, R, parts))]
+                timeout: float | None, cores: int | None) -> list[Call]:
+    return [Call((key, j), verify_part, (P.lo, P.hi, P.center, allowed, label, backend, timeout, cores),
+                 hard_limit(timeout)) for j, P in enumerate(split_box(model.ir, R, parts))]
 
 
 def verify_split(model: Model, R: Region, allowed: Sequence[int], label: int, parts: int, executor: Executor,
@@ -88,7 +89,8 @@ def verify_split(model: Model, R: Region, allowed: Sequence[int], label: int, pa
     sub-boxes, run on ``executor`` (made for ``model``), combined as the module docstring
     says; ``timeout`` is each part's limit."""
     allowed = sorted(set(int(c) for c in allowed))
-    calls = _part_calls(object(), model, R, allowed, int(label), parts, backend, timeout)  # ids of this query only
+    calls = _part_calls(object(), model, R, allowed, int(label), parts, backend, timeout,  # ids of this query only
+                        executor.cores)
     verdict = _Parts(model, R, allowed, int(label), backend, len(calls))
     for o in executor.run(calls):
         res = verdict.add(o)
@@ -103,13 +105,13 @@ class SplitQuery(Query):
     the keys of ``batch.run_query``'s, with ``stats`` from ``_Parts`` and backend ``split:<backend>``."""
 
     def __init__(self, base: dict, model: Model, x: np.ndarray, eps: int, parts: int, backend: str,
-                 timeout: float | None, cex_dir: str | None) -> None:
+                 timeout: float | None, cex_dir: str | None, cores: int | None = None) -> None:
         from .batch import key_of
 
         self.base, self.key, self.model, self.x, self.cex_dir = base, key_of(base), model, x, cex_dir
         R = region.linf(model.ir.coding, x, eps)
         label = base["label"]
-        self.calls = _part_calls(self.key, model, R, [label], label, parts, backend, timeout)
+        self.calls = _part_calls(self.key, model, R, [label], label, parts, backend, timeout, cores)
         self.verdict = _Parts(model, R, [label], label, backend, len(self.calls))
 
     def take(self, o: Outcome) -> dict | None:

@@ -29,18 +29,14 @@ import numpy as np
 from .attack import attack
 from .errors import UserError
 from .logic import DEFAULT, Answer, Query, Region, region
+from .logic.backends import check_backend
 from .logic.bounds import Bounds, fixed_counts, propagate
 from .logic.encode import size_stats
 from .logic.sweep import n_cells
 from .model import Model
 
-#: ``backend="auto"`` (see ``verify_region``): this solver (fastest measured by
-#: benchmarks/verify.py) for FIRST_SLICE s, attack, branch and bound, this solver again.
-AUTO = DEFAULT
-FIRST_SLICE = 0.5
-BAB_SHARE = 0.8
-#: boxes with at most 2^SWEEP_FIRST threshold cells go to branch and bound first: its sweep
-#: (``logic.sweep``, ~50 ns per cell) decides them in well under a second
+#: boxes with at most 2^SWEEP_FIRST threshold cells go to branch and bound before any encoding:
+#: its sweep (``logic.sweep``, ~50 ns per cell) decides them in well under a second
 SWEEP_FIRST = 22
 
 
@@ -55,7 +51,7 @@ class VerifyResult:
     encoding: str
     adv_label: int | None = None
     counterexample: np.ndarray | None = field(default=None, repr=False)
-    found_by: str | None = None  # "attack" | "solver" for counterexamples
+    found_by: str | None = None  # "attack" | "bab" | "solver" for counterexamples
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,9 +61,14 @@ class VerifyResult:
 
 
 def _backend(name: str) -> tuple[str, str]:
-    b = AUTO if name == "auto" else name
-    parts = b.split(":")
-    return b, (parts[2] if parts[0] == "cnf" and len(parts) == 3 else parts[0])
+    """(backend name, encoding name): ``cnf:<solver>:<encoding>`` -> its encoding, else the name."""
+    parts = name.split(":")
+    return name, (parts[2] if parts[0] == "cnf" and len(parts) == 3 else parts[0])
+
+
+def _solver(name: str) -> str:
+    """The one solver a single-solver question (radius steps, miters) uses for ``name``."""
+    return DEFAULT if name == "auto" else name
 
 
 def save_counterexample(model: Model, x: np.ndarray, adv: np.ndarray, stem: str | Path, caption: str) -> str:
@@ -97,18 +98,21 @@ def make_region(model: Model, x: np.ndarray, eps: int | None = None, norm: str =
 
 def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, backend: str = "auto",
                   timeout: float | None = None, use_attack: bool = True, use_bounds: bool = True,
-                  seed: int = 0) -> VerifyResult:
+                  seed: int = 0, cores: int | None = None) -> VerifyResult:
     """Is every input of R predicted in ``allowed``?  (see the module docstring)
 
-    ``backend="auto"`` runs a portfolio, cheapest first: if the region's interval bounds
-    already exclude every bad class it is robust (no search); a box with at most 2^SWEEP_FIRST
-    threshold cells goes to branch and bound over input thresholds (``logic.bab``), which
-    sweeps them; otherwise the bounds-first encoding solved by ``AUTO`` for ``FIRST_SLICE``
-    seconds (verification-friendly nets end here, in milliseconds), the attack, branch and
-    bound (``BAB_SHARE`` of the time left), then the same solver again for the rest.  A named
-    backend runs the attack (unless ``use_attack`` is False) and then that solver alone.
+    ``backend="auto"``, cheapest first: if the region's interval bounds already exclude every
+    bad class it is robust (no search); a box with at most 2^SWEEP_FIRST threshold cells goes
+    to branch and bound over input thresholds (``logic.bab``), which sweeps it; otherwise the
+    racing portfolio (``bnnlogic.portfolio``) runs its engines on ``cores`` cores (default:
+    ``portfolio.default_cores()``) until one decides or ``timeout`` passes.  A named backend
+    runs the attack (unless ``use_attack`` is False) and then that solver alone (``bab``: branch
+    and bound alone).  ``res.backend`` names the engine that decided (``bounds``, ``bab``,
+    ``attack``, a solver).
     """
     t0 = time.perf_counter()
+    if backend not in ("auto", "bab"):
+        check_backend(backend)  # a misspelt backend fails at once, not after the attack
     name, enc = _backend(backend)
     allowed = sorted(set(int(c) for c in allowed))
     bad = [c for c in range(model.ir.n_classes) if c not in allowed]
@@ -117,16 +121,6 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     def left() -> float | None:
         return None if timeout is None else timeout - (time.perf_counter() - t0)
 
-    def solve(q: Query, limit: float | None) -> bool:
-        """One solver call; True if it decided."""
-        ans = q.solve(timeout=limit) if limit is None or limit > 0 else Answer("unknown")
-        res.stats = q.stats
-        if ans.status == "unsat":
-            res.status = "robust"
-        elif ans.status == "sat":
-            _set_counterexample(model, R, bad, res, ans.witness, "solver")
-        return ans.status != "unknown"
-
     # auto: R's bit bounds, computed once (the bounds check, the encoding and bab share them)
     bounds = propagate(model.ir, R.lo, R.hi) if use_bounds and bad and backend == "auto" else None
     if not bad:
@@ -134,30 +128,57 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     elif backend != "auto":
         if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
             _set_counterexample(model, R, bad, res, x, "attack")
+            res.backend = res.encoding = "attack"
+        elif backend == "bab":
+            if R.l0 is not None:
+                raise UserError("branch and bound decides boxes (L-infinity regions), not L0 budgets")
+            _bab(model, R, bad, left(), res)
         else:
             q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
-            solve(q, left())
+            limit = left()
+            ans = q.solve(timeout=limit) if limit is None or limit > 0 else Answer("unknown")
+            res.stats = q.stats
+            if ans.status == "unsat":
+                res.status = "robust"
+            elif ans.status == "sat":
+                _set_counterexample(model, R, bad, res, ans.witness, "solver")
             q.close()
     elif bounds is not None and _bounds_exclude(model, R, bounds, bad):  # bounds alone: no encoding, no search
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         res.stats = size_stats(*fixed_counts(model.ir, bounds))
+    elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST \
+            and _bab(model, R, bad, left(), res, bounds=bounds):  # a small box: swept, no encoding
+        res.stats.update(size_stats(*fixed_counts(model.ir, bounds)))
     else:
-        q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], [bounds])
-        res.stats = q.stats
-        first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
-        if q.encoding.goal_false:  # the encoding's constant folding excludes every bad class
-            res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
-        elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
-            if not _bab(model, R, bad, left(), res, share=1.0, bounds=bounds):  # <= 2^SWEEP_FIRST cells
-                solve(q, left())
-        elif not solve(q, first):
-            if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
-                _set_counterexample(model, R, bad, res, x, "attack")
-            elif not _bab(model, R, bad, left(), res, bounds=bounds):
-                solve(q, left())
-        q.close()
+        _race(model, R, bad, bounds, left(), res, cores, seed, use_attack)
     res.time_s = time.perf_counter() - t0
     return res
+
+
+def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float | None, res: VerifyResult,
+          cores: int | None, seed: int, use_attack: bool) -> None:
+    """The racing portfolio (``bnnlogic.portfolio``) decides R, or the time runs out."""
+    from . import portfolio
+
+    race = portfolio.Race(model, R, bad, bounds, seed=seed)
+    lanes = portfolio.schedule_for(cores or portfolio.default_cores())
+    if not use_attack:
+        lanes = tuple(tuple(s for s in lane if s[0] != "attack") for lane in lanes)
+    try:
+        out = race.run(limit, schedule=lanes)
+    finally:
+        race.close()
+    enc = race.encoding
+    res.stats = enc.stats if enc is not None else size_stats(*fixed_counts(model.ir, bounds))
+    res.stats.update(engines={k: round(v, 6) for k, v in out.seconds.items()}, bab_nodes=out.bab_nodes)
+    if out.engine is not None:
+        res.backend = portfolio.CNF_BACKEND if out.engine == "cnf" else out.engine
+        res.encoding = _backend(res.backend)[1]
+    if out.status == "unsat":
+        res.status = "robust"
+    elif out.status == "sat":
+        _set_counterexample(model, R, bad, res, out.witness,
+                            out.engine if out.engine in ("attack", "bab") else "solver")
 
 
 def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int]) -> bool:
@@ -174,20 +195,19 @@ def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int]) -> 
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
-         share: float = BAB_SHARE, bounds: Bounds | None = None) -> bool:
-    """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``share`` of
-    the time left (10 s without a limit), reusing R's bit ``bounds`` if given; True if it decided."""
-    if R.l0 is not None:
-        return False
+         bounds: Bounds | None = None) -> bool:
+    """Branch and bound over input thresholds (``logic.bab``, boxes only) for the time left
+    (None: no limit), reusing R's bit ``bounds`` if given; True if it decided."""
     from .logic.bab import bab
 
-    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=share * left if left is not None else 10.0,
-                           bounds=bounds)
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=left, bounds=bounds)
     res.stats["bab_nodes"] = nodes
+    if status != "unknown":
+        res.backend = res.encoding = "bab"
     if status == "sat":
         _set_counterexample(model, R, bad, res, x, "bab")
     elif status == "unsat":
-        res.status, res.backend, res.encoding = "robust", "bab", "bab"
+        res.status = "robust"
     return status != "unknown"
 
 
@@ -231,8 +251,10 @@ class RadiusResult:
     time_s: float
     label: int
     max_eps: int
-    solver_calls: int
+    solver_calls: int  # decisions made (probed eps values)
     counterexample: np.ndarray | None = field(default=None, repr=False)
+    open_reason: str | None = None  # why the interval is open: "time" | "misclassified" | None (complete)
+    probes: list[dict[str, Any]] = field(default_factory=list)  # per probed eps: status, time_s, backend
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -241,54 +263,56 @@ class RadiusResult:
 
 
 def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: int | None = None,
-                      backend: str = "auto", timeout: float | None = None) -> RadiusResult:
-    """The L-infinity robustness radius of x in raw units, by incremental solving.
+                      backend: str = "auto", timeout: float | None = None, cores: int | None = None) -> RadiusResult:
+    """The L-infinity robustness radius of x in raw units: the largest eps whose box keeps
+    ``label`` (``radius_robust``) and the smallest eps with a replayed counterexample
+    (``radius_counterexample``).
 
-    The attack, run on a doubling ladder of eps, gives an upper end U (a replayed
-    counterexample at distance U).  The region for eps = U - 1 (or ``max_eps``) is encoded
-    once; each smaller eps is that encoding plus assumptions fixing the thresholds outside its
-    box; a binary search on eps with one solver call per step closes the interval.
+    Every probed eps is a full decision (``verify_region``: bounds, branch and bound, the racing
+    portfolio, each box with its own, tighter bounds), so the search is never weaker than
+    deciding each eps by hand.  Probes gallop 1, 2, 4, ... until the first counterexample, then
+    bisect the open interval; a counterexample found at eps e lies at L-inf distance d <= e
+    from x, which becomes the upper end.  A probe that runs out of time leaves the interval
+    open with ``open_reason="time"``; a misclassified x has no robust radius
+    (``open_reason="misclassified"``, counterexample x itself at eps 0).
     """
     t0 = time.perf_counter()
     x = model.check_inputs(x)[0]
     c = model.ir.coding
     max_eps = c.hi - c.lo if max_eps is None else int(max_eps)
     label = int(model.predict(x[None])[0]) if label is None else int(label)
-    bad = [k for k in range(model.ir.n_classes) if k != label]
-    best_cex, U = None, None
+    res = RadiusResult(None, None, False, 0.0, label, max_eps, 0)
     if int(model.predict(x[None])[0]) != label:
-        return RadiusResult(None, 0, True, time.perf_counter() - t0, label, max_eps, 0, x)
-    for e in sorted({min(2 ** i, max_eps) for i in range(max_eps.bit_length() + 1)} - {0}):
-        if (adv := attack(model.engine, model.ir, region.linf(c, x, e), bad)) is not None:
-            best_cex, U = adv, int(np.abs(adv - x).max())
-            break
-    top = max_eps if U is None else U - 1
-    lo_r, hi_c, calls = -1, U, 0
-    q = Query(model.ir, region.linf(c, x, top), [[(0, bad)]], _backend(backend)[0], engines=[model.engine])
-    inp = q.encoding.inputs
-    span = [top]  # candidates to test, binary search over [lo_r + 1, hi_c - 1]
-    while True:
+        res.radius_counterexample, res.counterexample, res.open_reason = 0, x, "misclassified"
+        res.time_s = time.perf_counter() - t0
+        return res
+
+    def decide(eps: int) -> str:
         left = None if timeout is None else timeout - (time.perf_counter() - t0)
         if left is not None and left <= 0:
-            break
-        hi_end = (hi_c - 1) if hi_c is not None else top
-        if lo_r >= hi_end:
-            break
-        mid = span.pop() if span else (lo_r + 1 + hi_end) // 2
-        box = region.linf(c, x, mid)
-        assume = [l for ls in inp.box_literals(box.lo, box.hi).values() for l in ls]
-        ans = q.solve(assume, timeout=left)
-        calls += 1
-        if ans.status == "unsat":
-            lo_r = mid
-        elif ans.status == "sat":
-            best_cex, hi_c = ans.witness, int(np.abs(ans.witness - x).max())
-        else:
-            break
-    q.close()
-    complete = (hi_c is not None and lo_r == hi_c - 1) or (hi_c is None and lo_r == max_eps)
-    return RadiusResult(lo_r if lo_r >= 0 else None, hi_c, complete, time.perf_counter() - t0,
-                        label, max_eps, calls, best_cex)
+            return "unknown"
+        r = verify_region(model, region.linf(c, x, eps), [label], label, backend, left, cores=cores)
+        res.solver_calls += 1
+        res.probes.append({"eps": eps, "status": r.status, "time_s": round(r.time_s, 6), "backend": r.backend})
+        if r.status == "robust":
+            res.radius_robust = eps
+        elif r.status == "counterexample":
+            res.counterexample = r.counterexample
+            res.radius_counterexample = int(np.abs(r.counterexample - x).max())
+        return r.status
+
+    res.radius_robust, status, eps = 0, "robust", 1  # eps 0: x itself keeps its label
+    while status == "robust" and res.radius_robust < max_eps:  # gallop
+        status = decide(min(eps, max_eps))
+        eps *= 2
+    while status != "unknown" and res.radius_counterexample is not None \
+            and res.radius_robust < res.radius_counterexample - 1:  # bisect
+        status = decide((res.radius_robust + res.radius_counterexample) // 2)
+    hi = res.radius_counterexample
+    res.complete = res.radius_robust == (max_eps if hi is None else hi - 1)
+    res.open_reason = None if res.complete else "time"
+    res.time_s = time.perf_counter() - t0
+    return res
 
 
 # ---------------------------------------------------------------------- property files
@@ -361,7 +385,7 @@ def equivalent(a: Model, b: Model, R: Region | None = None, backend: str = "auto
         A, B = implies
         goal = [[(0, list(A)), (1, [j for j in range(n) if j not in set(B)])]]
     t0 = time.perf_counter()
-    q = Query([a.ir, b.ir], R, goal, _backend(backend)[0], engines=[a.engine, b.engine])
+    q = Query([a.ir, b.ir], R, goal, _solver(backend), engines=[a.engine, b.engine])
     ans = q.solve(timeout=timeout)
     stats = q.stats
     q.close()

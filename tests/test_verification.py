@@ -73,11 +73,15 @@ def test_robustness_radius_is_exact(seed):
     y = int(m.predict(x)[0])
     first = next((e for e in range(6) if brute_cex(m, x, e, [y])), None)
     r = robustness_radius(m, x)
-    assert r.complete
+    assert r.complete and r.open_reason is None
     assert r.radius_counterexample == first
     assert r.radius_robust == (5 if first is None else first - 1)
     if first is not None:
         assert int(m.predict(r.counterexample)[0]) != y
+    # every probe was a decision that brute force confirms; galloping + bisection stays logarithmic
+    for p in r.probes:
+        assert p["status"] == ("counterexample" if brute_cex(m, x, p["eps"], [y]) else "robust")
+    assert r.solver_calls == len(r.probes) <= 2 * 3 + 2
 
 
 def test_robustness_radius_of_a_misclassified_input_is_zero():
@@ -85,7 +89,24 @@ def test_robustness_radius_of_a_misclassified_input_is_zero():
     x = np.array([1, 2, 3, 4])
     other = (int(m.predict(x)[0]) + 1) % m.ir.n_classes
     r = robustness_radius(m, x, label=other)
-    assert (r.radius_robust, r.radius_counterexample) == (None, 0)
+    assert (r.radius_robust, r.radius_counterexample, r.open_reason) == (None, 0, "misclassified")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_robustness_radius_through_the_race_and_out_of_time(monkeypatch, seed):
+    """Each probe goes through the full decision path (here forced into the racing portfolio);
+    with no time left the interval stays open and says why."""
+    from bnnlogic import verification
+
+    monkeypatch.setattr(verification, "SWEEP_FIRST", -1)
+    m = tiny(seed)
+    x = np.random.default_rng(seed).integers(0, 6, 4)
+    y = int(m.predict(x)[0])
+    first = next((e for e in range(6) if brute_cex(m, x, e, [y])), None)
+    r = robustness_radius(m, x, timeout=60)
+    assert r.complete and r.radius_counterexample == first
+    r = robustness_radius(m, x, timeout=0)
+    assert not r.complete and r.open_reason == "time" and r.radius_robust == 0
 
 
 def test_property_file(tmp_path):

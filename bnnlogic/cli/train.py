@@ -16,7 +16,9 @@ def register(sub) -> None:
     p.add_argument("--arch", default="mlp:100,100",
                    help=f"architecture spec, e.g. mlp:500,300,200,100, cnn:c16k4s2,c32k4s2,d100, or {', '.join(ALIASES)}")
     p.add_argument("--coding", default="levels:3",
-                   help="input coding: threshold:T | thermometer:T1,T2,.. | levels:M (default levels:3)")
+                   help="input coding: threshold:T | thermometer:T1,T2,.. | levels:M (default levels:3) | "
+                        "quantized:N (the EEV work's input quantizer: N values, first-layer weights shared by a "
+                        "feature's levels)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
@@ -25,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--stochastic", action="store_true", help="stochastic binarization of activations in training")
     p.add_argument("--ternary", type=float, metavar="PCT",
                    help="ternary weights: zero band = this percentile of |w| per layer (e.g. 40)")
+    p.add_argument("--binmask", type=float, metavar="DECAY",
+                   help="ternary weights with the EEV work's learned mask (BinMask): weight sign(w) [m >= 0], masks "
+                        "pushed towards pruning by DECAY (e.g. 1e-5)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 weight decay (default 0)")
     p.add_argument("--preset", help="verification-friendly training: plain | ternary | l1-ternary | "
                                     "stablesign-ternary | stablesign-l1-ternary | stablesign-sparse (fewest "
                                     "coefficients at the plain net's accuracy; stored in the model's metadata)")
@@ -49,19 +55,20 @@ def run(args) -> int:
 
     if args.preset is not None or args.stable_eps is not None:
         get_preset(args.preset or "plain", args.stable_eps)  # fail fast, before loading data
-    if args.preset is not None and args.ternary is not None:
+    if (args.preset is not None) + (args.ternary is not None) + (args.binmask is not None) > 1:
         from ..errors import UserError
-        raise UserError("--ternary and --preset both set the weights; use one of them")
+        raise UserError("--preset, --ternary and --binmask each set the weights; use one of them")
     data = load_dataset(args.data, args.data_dir)
     dnn = None
     if args.init is not None:
         from ..nn.floatnet import load_float
         dnn = load_float(args.init, data.feature_shape)
 
-    quant = {"mode": "ternary", "percentile": args.ternary} if args.ternary is not None else None
+    quant = {"mode": "ternary", "percentile": args.ternary} if args.ternary is not None else \
+        {"mode": "binmask", "decay": args.binmask} if args.binmask is not None else None
     model = train(data, args.arch, epochs=args.epochs, seed=args.seed, coding=args.coding, quant=quant,
                   scale=args.scale, stochastic=args.stochastic, batch_size=args.batch_size, lr=args.lr,
-                  init_from=dnn, preset=args.preset, stable_eps=args.stable_eps)
+                  init_from=dnn, preset=args.preset, stable_eps=args.stable_eps, weight_decay=args.weight_decay)
     model.save(args.out)
     m = model.meta
     out = {"model": args.out, "data": m["dataset"], "split": m["split"], "arch": m["arch"],

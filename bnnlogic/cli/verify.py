@@ -37,7 +37,9 @@ def register(sub) -> None:
                    help="split each query's box into up to N sub-boxes verified as separate tasks (one hard "
                         "query on every worker; robust iff every part is); with --input, the workers are "
                         "--jobs / --ray as in batch mode")
-    p.add_argument("--backend", default="auto", help=f"solver: auto or one of {', '.join(BACKENDS)}")
+    p.add_argument("--backend", default="auto",
+                   help="auto (default: bounds, then a racing portfolio of the engines below on the available "
+                        f"cores), bab (branch and bound alone), or one solver: {', '.join(BACKENDS)}")
     p.add_argument("--timeout", type=float, help="seconds per query (default: none; 60 in batch mode)")
     p.add_argument("--no-attack", action="store_true", help="skip the attack, go to the solver directly")
     p.add_argument("--cex-dir", default=None, help="where counterexamples go (.npy and .png; default "
@@ -60,13 +62,15 @@ def run(args) -> int:
         from ..verification import robustness_radius
 
         r = robustness_radius(model, x, args.label, args.max_eps, args.backend, args.timeout)
+        why = {"time": " (open interval: the time limit ran out)",
+               "misclassified": " (the input itself is not predicted as the label)"}.get(r.open_reason, "")
         d = r.to_dict()
         d.pop("counterexample")
         d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir or CEX_DIR, "radius", r.label) \
             if r.counterexample is not None else None
         emit(d, args.json, f"robustness radius of the input (label {r.label}): robust up to eps "
-                           f"{r.radius_robust}, counterexample at eps {r.radius_counterexample}"
-                           f"{'' if r.complete else ' (open interval: time limit)'}; {r.time_s:.3f} s")
+                           f"{r.radius_robust}, counterexample at eps {r.radius_counterexample}{why}; "
+                           f"{r.solver_calls} decisions in {r.time_s:.3f} s")
         return 0
     eps = parse_eps(args.eps)
     if len(eps) != 1:

@@ -38,6 +38,16 @@ from .region import Region
 from .sweep import sweep
 
 
+class _Either:
+    """Reads as set when any of its events (None entries ignored) is set (``sweep`` polls it)."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
 def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
     """Per raw feature: total |weight| of its input bits into first-layer neurons free on the
     box whose bit bounds are ``bounds``."""
@@ -130,10 +140,11 @@ def split_box(ir: IR, R: Region, n_parts: int, bounds: Bounds | None = None) -> 
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
         max_nodes: int = 2_000_000, batch: int = 2048,
         enum_cells: int = 1 << 20, threads: int | None = None,
-        bounds: Bounds | None = None) -> tuple[str, np.ndarray | None, int]:
+        bounds: Bounds | None = None, stop: threading.Event | None = None) -> tuple[str, np.ndarray | None, int]:
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
     unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
-    (``propagate(ir, R.lo, R.hi)``) if the caller has them.
+    (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``stop``: gives up ("unknown")
+    soon after it is set (a racing portfolio's cancel).
 
     A node with at most ``enum_cells`` threshold cells is not split further: ``sweep`` visits
     every cell, which decides it exactly (each cell counts as a node); ``threads`` such
@@ -151,13 +162,14 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     stack = [(R.lo[None].copy(), R.hi[None].copy())]
     nodes = cells = 0
     deadline = None if timeout is None else t0 + timeout
-    stop = threading.Event()  # tells running sweeps to give up once the answer is known
+    done = threading.Event()  # tells running sweeps to give up once the answer is known
+    halt = _Either(done, stop)
     pool: ThreadPoolExecutor | None = None  # started when two leaves are swept at once
 
     def sweep_leaves(LO: np.ndarray, HI: np.ndarray, probe: np.ndarray):
         """``sweep`` of every node given, on threads when there are several."""
         nonlocal pool
-        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, stop)  # noqa: E731
+        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, halt)  # noqa: E731
         if len(LO) <= 1:
             return map(run, range(len(LO)))
         pool = pool or ThreadPoolExecutor(threads or os.cpu_count() or 1)
@@ -165,7 +177,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
 
     try:
         while stack:
-            if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes:
+            if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes or halt.is_set():
                 return "unknown", None, nodes + cells
             LO, HI = stack.pop()
             nodes += len(LO)
@@ -197,6 +209,6 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
                 stack.append((kids_lo[s:s + batch], kids_hi[s:s + batch]))
         return "unsat", None, nodes + cells
     finally:
-        stop.set()
+        done.set()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

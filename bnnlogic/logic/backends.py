@@ -2,7 +2,9 @@
 ``backend.solve(assumptions, timeout) -> (status, value)`` with status in
 {"sat", "unsat", "unknown"} and ``value(var) -> bool`` reading the model after "sat";
 ``backend.core()``: after "unsat", assumptions that alone are unsatisfiable with the formula
-(None where the engine gives none).
+(None where the engine gives none); ``backend.interrupt()`` (from any thread): the running or
+next ``solve`` returns "unknown" soon (within ``Exact``'s slice, at most ``EXACT_SLICE`` s), so a
+racing portfolio can cancel the losers.
 
 Names (``BACKENDS``):
 
@@ -20,6 +22,7 @@ Every backend builds its solver once, so repeated ``solve`` calls with different
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable, Iterator, Sequence
 
 from ..errors import UserError
@@ -33,6 +36,9 @@ NATIVE_SOLVERS = ("minicard", "gluecard4")
 #: PySAT cannot interrupt these (no time limit; a timeout is refused).
 UNINTERRUPTIBLE = ("cadical103", "cadical153", "cadical195", "cadical300", "lingeling")
 DEFAULT = "exact"
+#: Exact runs in slices of at most this many seconds (it resumes where it stopped, learned
+#: constraints kept), so an interrupt or a wall-clock deadline is seen within a slice
+EXACT_SLICE = 0.5
 BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("glucose4", "cadical195") for e in ENCODINGS]
                  + [f"native:{s}" for s in NATIVE_SOLVERS] + ["cpsat", "exact"])
 
@@ -109,18 +115,27 @@ class _PySAT:
         self.n_vars, self.name = top, solver
         self.status: Status | None = None
 
+    def interrupt(self) -> None:
+        self._stopped = True
+        if self.name not in UNINTERRUPTIBLE:
+            self.solver.interrupt()
+
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
         timer = None
+        if getattr(self, "_stopped", False):
+            return "unknown", _no_model
         if timeout and self.name in UNINTERRUPTIBLE:
             raise UserError(f"PySAT cannot interrupt {self.name}: drop the timeout or use another backend")
         if timeout:
             timer = threading.Timer(timeout, self.solver.interrupt)
             timer.start()
         try:
-            res = self.solver.solve_limited(assumptions=list(assumptions), expect_interrupt=bool(timeout))
+            res = self.solver.solve_limited(assumptions=list(assumptions),
+                                            expect_interrupt=self.name not in UNINTERRUPTIBLE)
         finally:
             if timer:
                 timer.cancel()
+            if self.name not in UNINTERRUPTIBLE:
                 self.solver.clear_interrupt()
         self.status = "unknown" if res is None else "sat" if res else "unsat"
         if res is None:
@@ -160,6 +175,7 @@ def _no_model(v: int) -> bool:
 
 class _CPSAT:
     def __init__(self, formula: Formula, workers: int = 1) -> None:
+        self._lock, self._solver, self._stopped = threading.Lock(), None, False
         from ortools.sat.python import cp_model
 
         self.cp = cp_model
@@ -189,13 +205,25 @@ class _CPSAT:
         solver.parameters.num_workers = self.workers
         if timeout:
             solver.parameters.max_time_in_seconds = float(timeout)
+        with self._lock:
+            if self._stopped:
+                return "unknown", _no_model
+            self._solver = solver
         st = solver.Solve(self.model)
+        with self._lock:
+            self._solver = None
         if st in (self.cp.OPTIMAL, self.cp.FEASIBLE):
             vals = {i for i in range(1, len(self.x)) if solver.BooleanValue(self.x[i])}
             return "sat", lambda v: v in vals
         if st == self.cp.INFEASIBLE:
             return "unsat", _no_model
         return "unknown", _no_model
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._solver is not None:
+                self._solver.StopSearch()
 
     def core(self) -> None:
         return None
@@ -227,6 +255,7 @@ class _Exact:
                 s.addRightReification(self.names[card.head], True, terms, b)
         self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
         self.assumed: dict[int, int] = {}  # variable -> assumed literal, of the last solve
+        self._stopped = False
 
     def _terms(self, lits: Sequence[int], bound: int) -> tuple[list[tuple[int, str]], int]:
         """``sum(lits) >= bound`` over variables: a negative literal -v is 1 - v."""
@@ -243,13 +272,24 @@ class _Exact:
         self.assumed = {abs(l): l for l in assumptions}
         if assumptions:
             s.setAssumptions([(self.names[abs(l)], 1 if l > 0 else 0) for l in assumptions])
-        res = s.runFull(False, float(timeout or 0))
+        # slices against the wall clock: Exact's own limit runs on process time, which lags the
+        # wall clock on a loaded machine; each slice resumes the search (learned constraints kept)
+        end = None if not timeout else time.monotonic() + float(timeout)
+        res = "TIMEOUT"
+        while res == "TIMEOUT" and not self._stopped:
+            left = EXACT_SLICE if end is None else min(EXACT_SLICE, end - time.monotonic())
+            if left <= 0:
+                break
+            res = s.runFull(False, left)
         if res == "SAT":
             vals = s.getLastSolutionFor(self.names[1:])
             return "sat", lambda v: bool(vals[v - 1])
         if res in ("UNSAT", "INCONSISTENT"):
             return "unsat", _no_model
         return "unknown", _no_model
+
+    def interrupt(self) -> None:
+        self._stopped = True
 
     def core(self) -> list[int]:
         """Exact's last core: the assumed variables its final conflict used (named ``v<i>``), as literals."""

@@ -46,16 +46,17 @@ class Query:
 
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
                  use_bounds: bool = True, engines: Sequence | None = None,
-                 bounds: Sequence[Bounds | None] | None = None) -> None:
+                 bounds: Sequence[Bounds | None] | None = None, encoding: Encoding | None = None) -> None:
         """``engines``: the networks' compiled inference engines, ``bounds``: their bit bounds
-        over the region (``bounds.propagate``), if the caller has them."""
+        over the region (``bounds.propagate``), if the caller has them; ``encoding``: the
+        encoding of this very question, if another query built it (several backends share it)."""
         from ..infer import Engine
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
         self.region, self.goal, self.backend_name = region, goal, backend
         check_backend(backend)
         t0 = time.perf_counter()
-        self.encoding: Encoding = encode(self.irs, region, goal, use_bounds, bounds)
+        self.encoding: Encoding = encoding or encode(self.irs, region, goal, use_bounds, bounds)
         self.encode_s = time.perf_counter() - t0
         self.engines = list(engines) if engines is not None else [Engine(ir) for ir in self.irs]
 
@@ -89,12 +90,21 @@ class Query:
 
     def solve(self, assumptions: Sequence[int] = (), timeout: float | None = None) -> Answer:
         t0 = time.perf_counter()
-        status, value = self.backend.solve(assumptions, timeout)
+        backend = self.backend
+        if getattr(self, "_interrupted", False):  # interrupted while the backend was being built
+            backend.interrupt()
+        status, value = backend.solve(assumptions, timeout)
         dt = time.perf_counter() - t0
         if status != "sat":
             return Answer(status, time_s=dt)
         x = self.encoding.inputs.decode(value)
         return Answer("sat", x, self.replay(x), dt)
+
+    def interrupt(self) -> None:
+        """Make the running (or next) ``solve`` return "unknown" soon; safe from any thread."""
+        self._interrupted = True
+        if "backend" in vars(self):
+            self.backend.interrupt()
 
     def close(self) -> None:
         if "backend" in vars(self):

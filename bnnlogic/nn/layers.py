@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import masked_sign, ste_sign, stochastic_sign, top_mask
+from .quantizers import binmask, masked_sign, ste_sign, stochastic_sign, top_mask
 
 OUTPUT_FRAC_BITS = 16  # the output bias is a fixed-point number with this many fractional bits
 # latent weights start uniform in [-LATENT_INIT, LATENT_INIT]: small, so Adam steps flip signs early
@@ -22,18 +22,20 @@ LATENT_INIT = 0.05
 
 @dataclass(frozen=True)
 class WeightQuant:
-    """How latent weights become {-1,+1} (``binary``) or {-1,0,+1} (``ternary``).
+    """How latent weights become {-1,+1} (``binary``) or {-1,0,+1} (``ternary``, ``binmask``).
 
     Ternary zero band: a fixed ``delta`` (|w| <= delta is 0), or by rank per layer: the largest
     ``keep`` fraction of |w| is kept (``percentile`` p is keep = 1 - p/100).  Ranking, not a
     quantile threshold: latent weights clipped at |w| = 1 tie, and a threshold at 1 would zero
-    the whole layer.
+    the whole layer.  ``binmask``: the EEV work's learned mask, a second latent tensor m per
+    layer, weight ``sign(w) [m >= 0]``, pruned by a constant push ``decay`` on kept masks.
     """
 
     mode: str = "binary"
     delta: float | None = None
     percentile: float | None = None
     keep: float | None = None
+    decay: float = 1e-5
 
     def kept(self) -> float | None:
         """The fraction of weights kept by rank, or None for a fixed band."""
@@ -93,10 +95,17 @@ class _BinaryWeights(nn.Module):
         self.quant = quant
         self.scale = scale
 
+    def _init_mask(self) -> None:
+        """binmask: the mask latent, |N(0, 0.01)| (every weight kept at the start), as in EEV."""
+        if self.quant.mode == "binmask":
+            self.mask = nn.Parameter(torch.empty_like(self.weight).normal_(std=0.01).abs_())
+
     def quantized_weight(self) -> torch.Tensor:
         w = self.weight
         if self.quant.mode == "binary":
             return self.quant(w)
+        if self.quant.mode == "binmask":
+            return binmask(w, self.mask, self.quant.decay)
         # the ternary mask changes only when the weights or the quantizer do: a training step
         # ranks a large layer once, not once per pass
         key = (id(w), w.data_ptr(), w._version, self.quant)
@@ -113,15 +122,37 @@ class _BinaryWeights(nn.Module):
     def clip_(self) -> None:
         with torch.no_grad():
             self.weight.clamp_(-1, 1)
+            if self.quant.mode == "binmask":
+                self.mask.clamp_(-1, 1)
 
 
 class BinaryLinear(_BinaryWeights):
     def __init__(self, n_in: int, n_out: int, quant: WeightQuant = WeightQuant(), scale: bool = False) -> None:
         super().__init__(quant, scale)
         self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-LATENT_INIT, LATENT_INIT))
+        self._init_mask()
 
     def integer_sum(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.quantized_weight().to(x.dtype))
+
+
+class LevelTiedLinear(BinaryLinear):
+    """A first dense layer whose weight is shared by the ``levels`` bits of each feature:
+    ``s_i = sum_f w_if sum_m x_{m,f}`` over +-1 input bits laid out level-major (M*d,).  With a
+    thermometer, ``sum_m x_{m,f} = 2 q_f - M`` for the quantized value q_f, so the layer is the
+    EEV work's ``w . q`` up to the bias BN absorbs.  Its IR is the weight tiled over the levels."""
+
+    def __init__(self, n_features: int, levels: int, n_out: int, quant: WeightQuant = WeightQuant(),
+                 scale: bool = False) -> None:
+        super().__init__(n_features, n_out, quant, scale)
+        self.levels = levels
+
+    def integer_sum(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.view(len(x), self.levels, -1).sum(1), self.quantized_weight().to(x.dtype))
+
+    def tiled_weight(self) -> torch.Tensor:
+        """The quantized weight over all M*d input bits, (n_out, M*d) level-major."""
+        return self.quantized_weight().repeat(1, self.levels)
 
 
 class BinaryConv2d(_BinaryWeights):
@@ -130,6 +161,7 @@ class BinaryConv2d(_BinaryWeights):
         super().__init__(quant, scale)
         self.stride = stride
         self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel, kernel).uniform_(-LATENT_INIT, LATENT_INIT))
+        self._init_mask()
 
     def integer_sum(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.quantized_weight().to(x.dtype), stride=self.stride)

@@ -11,7 +11,7 @@ from torch import nn
 from ..fold import fold_output, fold_sign_bn
 from ..ir import IR, Conv, Dense, InputCoding, MaxPool, Output
 from ..spec import parse_arch
-from .layers import (OUTPUT_FRAC_BITS, BinaryConv2d, BinaryLinear, Coding, OutputLayer,
+from .layers import (OUTPUT_FRAC_BITS, BinaryConv2d, BinaryLinear, Coding, LevelTiedLinear, OutputLayer,
                      SignBlock, layer_quants)
 
 
@@ -28,6 +28,7 @@ class NetConfig:
     quant: dict = field(default_factory=lambda: {"mode": "binary"})
     scale: bool = False
     stochastic: bool = False
+    tied_levels: bool = False  # the first (dense) layer shares its weight over a feature's levels
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,6 +53,10 @@ class BNN(nn.Module):
         self.coding = Coding(cfg.feature_shape, thr)
         shape = (len(cfg.thresholds) * cfg.feature_shape[0],) + tuple(cfg.feature_shape[1:])
         blocks: list[nn.Module] = []
+        if cfg.tied_levels and (not specs or specs[0].kind != "dense"):
+            from ..errors import UserError
+            raise UserError(f"a quantized input coding shares first-layer weights over levels: {cfg.arch!r} must "
+                            "start with a dense layer (e.g. mlp:500,300,200,100)")
         for spec in specs:
             if spec.kind == "conv":
                 if len(shape) != 3:
@@ -64,6 +69,10 @@ class BNN(nn.Module):
             elif spec.kind == "pool":
                 blocks.append(nn.MaxPool2d(spec.size, spec.stride))
                 shape = (shape[0], (shape[1] - spec.size) // spec.stride + 1, (shape[2] - spec.size) // spec.stride + 1)
+            elif cfg.tied_levels and not blocks:
+                dense = LevelTiedLinear(d, len(cfg.thresholds), spec.size, next(quants), cfg.scale)
+                blocks.append(SignBlock(dense, cfg.stochastic))
+                shape = (spec.size,)
             else:
                 dense = BinaryLinear(int(np.prod(shape)), spec.size, next(quants), cfg.scale)
                 blocks.append(SignBlock(dense, cfg.stochastic))
@@ -116,7 +125,8 @@ class BNN(nn.Module):
                 layers.append(MaxPool(int(block.kernel_size), int(block.stride)))
                 continue
             lin, bn = block.layer, block.bn
-            W = lin.quantized_weight().numpy().astype(np.int8)
+            W = (lin.tiled_weight() if isinstance(lin, LevelTiedLinear) else lin.quantized_weight()).numpy()
+            W = W.astype(np.int8)
             A, k = fold_sign_bn(W, lin.alpha().numpy(), np.zeros(W.shape[0]), bn.running_mean.numpy(),
                                 bn.running_var.numpy(), bn.eps, bn.weight.numpy(), bn.bias.numpy())
             layers.append(Conv(A, k, lin.stride) if block.conv else Dense(A.reshape(W.shape[0], -1), k))

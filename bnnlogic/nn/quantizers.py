@@ -50,6 +50,32 @@ class _MaskedSignSTE(torch.autograd.Function):
         return grad * (w.abs() <= 1).to(grad.dtype), None
 
 
+class _BinMaskSTE(torch.autograd.Function):
+    """BinMask (Jia & Rinard 2020): ``sign(w) * [m >= 0]`` with a learned mask m.
+
+    Backward: ``dL/dw = g [m >= 0]`` (straight through the sign) and
+    ``dL/dm = g sign(w) + decay [m >= 0]``: the constant ``decay`` on kept entries pushes
+    masks of weights that do not help the loss below 0, which prunes them."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, m: torch.Tensor, decay: float) -> torch.Tensor:
+        s = torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+        kept = (m >= 0).to(w.dtype)
+        ctx.save_for_backward(s, kept)
+        ctx.decay = decay
+        return s * kept
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        s, kept = ctx.saved_tensors
+        return grad * kept, grad * s + ctx.decay * kept, None
+
+
+def binmask(w: torch.Tensor, m: torch.Tensor, decay: float) -> torch.Tensor:
+    """Ternary weights ``sign(w) [m >= 0]`` with a learned mask m (see ``_BinMaskSTE``)."""
+    return _BinMaskSTE.apply(w, m, decay)
+
+
 def ste_sign(x: torch.Tensor) -> torch.Tensor:
     """Deterministic sign in {-1, +1} with the gradient-cancelling STE."""
     return _SignSTE.apply(x)

@@ -17,7 +17,7 @@ from ..data import Dataset
 from ..errors import UserError
 from ..model import Model
 from ..quant.graph import Conv2d, FloatNet, Linear
-from ..spec import parse_coding
+from ..spec import parse_coding, tied_levels
 from .layers import SparsityRamp
 from .network import BNN, NetConfig
 from .presets import get_preset
@@ -34,18 +34,19 @@ def set_seed(seed: int) -> None:
 def fit(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0,
         batch_size: int = 128, lr: float = 1e-2, loss_fn: Callable | None = None,
         regularizers: list[Regularizer] = (), progress: bool = True, desc: str = "train",
-        on_step: Callable[[float], None] | None = None) -> list[dict]:
+        on_step: Callable[[float], None] | None = None, weight_decay: float = 0.0) -> list[dict]:
     """Train ``net`` in place; returns per-epoch history (loss, train accuracy, seconds).
 
     ``loss_fn(net, xb, yb, logits)`` defaults to cross-entropy on labels; each regularizer
     ``r(net, xb)`` adds a term.  Latent binary weights are clipped after every step.
     ``on_step(t)`` is called with the progress t in [0, 1] before training and after each step.
+    ``weight_decay``: Adam's L2 penalty on every parameter (the EEV work's recipe uses 1e-5).
     """
     set_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     Xt = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(X) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     history, done = [], 0
@@ -85,7 +86,8 @@ def build(data: Dataset, arch: str, coding: str = "levels:3", quant: dict | None
     """A fresh BNN for ``data`` (architecture and coding by spec string)."""
     cfg = NetConfig(arch=arch, feature_shape=data.feature_shape, lo=data.lo, hi=data.hi,
                     thresholds=parse_coding(coding, data.lo, data.hi), n_classes=len(data.classes),
-                    quant=quant or {"mode": "binary"}, scale=scale, stochastic=stochastic)
+                    quant=quant or {"mode": "binary"}, scale=scale, stochastic=stochastic,
+                    tied_levels=tied_levels(coding))
     return BNN(cfg)
 
 
@@ -109,7 +111,8 @@ def to_model(net: BNN, data: Dataset, extra_meta: dict[str, Any] | None = None) 
 def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str = "levels:3",
           quant: dict | None = None, scale: bool = False, stochastic: bool = False,
           batch_size: int = 128, lr: float = 1e-2, init_from: FloatNet | dict[str, Any] | None = None,
-          progress: bool = True, preset: str | None = None, stable_eps: float | None = None) -> Model:
+          progress: bool = True, preset: str | None = None, stable_eps: float | None = None,
+          weight_decay: float = 0.0) -> Model:
     """Train a BNN on ``data`` and return its exact ``Model``.
 
     ``init_from``: a pretrained full-precision network (``FloatNet``, e.g. from
@@ -134,11 +137,12 @@ def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str
                             "network's hidden sizes (its first layer is tiled over the input coding's levels)")
     ramp = SparsityRamp(net.binary_layers(), p.ramp) if p.ramp else None
     history = fit(net, data.X_train, data.y_train, epochs, seed, batch_size, lr,
-                  regularizers=p.regularizers(), progress=progress, on_step=ramp)
+                  regularizers=p.regularizers(), progress=progress, on_step=ramp, weight_decay=weight_decay)
     return to_model(net, data, {"init_from_layers": n_init, "preset": p.name if quant is None else "custom",
                                 "preset_settings": p.settings() if quant is None else {"quant": quant},
                                 "training": {
         "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "coding": coding,
+        "weight_decay": weight_decay,
         "history": history, "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
     }})
 

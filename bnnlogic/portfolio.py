@@ -1,0 +1,214 @@
+"""The racing portfolio behind ``verify(backend="auto")``: complementary engines on the cores at
+once, the first decisive answer wins, the others are cancelled.
+
+Every engine answers one question about a model: does some raw input of the box R get a
+prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
+
+    attack   counterexample search on the engine (``bnnlogic.attack``); never proves
+    bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
+             (``logic.bab``); complete, but only run where the box's threshold cells make its
+             cost fit the budget (``BAB_MAX_LOG_CELLS``)
+    exact    the Exact pseudo-Boolean solver on the bounds-first encoding; an Exact solver is
+             resumable (a later step of a lane continues its search, learned constraints kept)
+    cpsat    OR-Tools CP-SAT, one worker, on the same encoding
+    cnf      a CDCL solver on a CNF of the same encoding (``CNF_BACKEND``)
+
+A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
+(``None``: until the deadline).  Lanes run on threads of this process: the solvers and the
+sweep release the GIL, so the cores really work in parallel, the model and the encoding are
+built once and shared, and cancelling is an ``interrupt`` of each solver (Exact checks between
+slices of ``logic.backends.EXACT_SLICE`` s, CP-SAT and PySAT stop at once, branch and bound
+between nodes and sweep chunks).  The schedules below were chosen from per-engine solve times
+measured on a benchmark of hard queries (``benchmarks/hard.py --engines``); see docs.
+
+Soundness does not depend on the schedule: "unsat" comes from a solver's UNSAT or from branch
+and bound's complete case split; every witness is replayed by the caller.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .logic import Query
+from .logic.bounds import Bounds
+from .logic.encode import Encoding
+from .logic.region import Region
+from .logic.sweep import n_cells
+
+Step = tuple[str, float | None]
+Lane = tuple[Step, ...]
+Schedule = tuple[Lane, ...]
+
+#: the PySAT solver and cardinality encoding behind the ``cnf`` engine
+CNF_BACKEND = "cnf:glucose4:kmtotalizer"
+#: branch and bound is raced only on boxes with at most 2^BAB_MAX_LOG_CELLS threshold cells
+BAB_MAX_LOG_CELLS = 34
+#: seconds the attack gets at the head of a lane
+ATTACK_S = 0.3
+
+#: schedules by the number of cores a query may use (more cores: the 2-core schedule)
+SCHEDULES: dict[int, Schedule] = {
+    1: ((("attack", ATTACK_S), ("bab", 1.0), ("exact", 2.0), ("cpsat", 4.0), ("exact", None)),),
+    2: ((("exact", None),),
+        (("attack", ATTACK_S), ("bab", 2.0), ("cpsat", None))),
+}
+
+
+def default_cores() -> int:
+    """Cores a single query races on: ``BNNLOGIC_CORES`` if set, else the CPU count (at most 2
+    lanes are scheduled)."""
+    env = os.environ.get("BNNLOGIC_CORES")
+    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+
+
+def schedule_for(cores: int) -> Schedule:
+    return SCHEDULES[min(max(cores, 1), max(SCHEDULES))]
+
+
+@dataclass
+class Outcome:
+    """What a race decided: ``status`` in {"sat", "unsat", "unknown"}, the witness (raw input,
+    replayed by ``Query`` for solver engines, to be replayed by the caller for attack and bab),
+    the deciding engine, and the wall seconds each engine ran (summed over its steps)."""
+
+    status: str = "unknown"
+    witness: np.ndarray | None = None
+    engine: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    bab_nodes: int = 0
+
+
+class Race:
+    """One question (model, box R, bad classes) and the engines that answer it.
+
+    ``bounds``: R's bit bounds (``logic.bounds.propagate``); ``encoding``: the bounds-first
+    encoding if the caller built it (else built by the first solver engine that needs it).
+    """
+
+    def __init__(self, model, R: Region, bad: Sequence[int], bounds: Bounds, encoding: Encoding | None = None,
+                 seed: int = 0) -> None:
+        self.model, self.R, self.bad, self.bounds, self.seed = model, R, list(bad), bounds, seed
+        self._encoding = encoding
+        self._build = threading.Lock()  # one lane encodes, the other waits for it
+        self._lock = threading.Lock()  # guards the dict only (held briefly: interrupt never waits on a build)
+        self._queries: dict[str, Query] = {}
+        self.log_cells = n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] if R.l0 is None else float("inf")
+
+    # ------------------------------------------------------------------ engines
+    def query(self, backend: str) -> Query:
+        """The query for ``backend``, built once; all backends share one encoding."""
+        with self._build:
+            if backend not in self._queries:
+                q = Query(self.model.ir, self.R, [[(0, self.bad)]], backend, engines=[self.model.engine],
+                          bounds=[self.bounds], encoding=self._encoding)
+                self._encoding = q.encoding
+                with self._lock:
+                    self._queries[backend] = q
+            return self._queries[backend]
+
+    def applies(self, engine: str) -> bool:
+        """Whether the engine can run on this question (bab: boxes with few enough cells)."""
+        return engine != "bab" or self.log_cells <= BAB_MAX_LOG_CELLS
+
+    def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
+                   ) -> tuple[str, np.ndarray | None, int]:
+        """Run one engine for ``seconds`` (None: until stopped); (status, witness, bab nodes)."""
+        if engine == "attack":
+            from .attack import attack
+
+            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed)
+            return ("sat", x, 0) if x is not None else ("unknown", None, 0)
+        if engine == "bab":
+            from .logic.bab import bab
+
+            return bab(self.model.engine, self.model.ir, self.R, self.bad, timeout=seconds, bounds=self.bounds,
+                       threads=threads, stop=stop)
+        q = self.query({"exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])
+        if stop.is_set():
+            return "unknown", None, 0
+        ans = q.solve(timeout=seconds)
+        return ans.status, ans.witness, 0
+
+    def interrupt(self) -> None:
+        with self._lock:
+            queries = list(self._queries.values())
+        for q in queries:
+            q.interrupt()
+
+    def close(self) -> None:
+        for q in self._queries.values():
+            q.close()
+
+    @property
+    def encoding(self) -> Encoding | None:
+        return self._encoding
+
+    # ------------------------------------------------------------------ the race
+    def run(self, timeout: float | None, cores: int | None = None, schedule: Schedule | None = None,
+            grace: float = 1.0) -> Outcome:
+        """Run ``schedule`` (default: the tuned one for ``cores``) until the first decisive
+        answer or ``timeout`` seconds; cancel the rest.  Returns within about ``timeout`` plus
+        the time a lane takes to notice the cancel (an Exact slice, a sweep chunk)."""
+        lanes = schedule or schedule_for(cores or default_cores())
+        t0 = time.perf_counter()
+        deadline = None if timeout is None else t0 + timeout
+        stop = threading.Event()
+        results: queue.Queue = queue.Queue()
+        out = Outcome()
+        tlock = threading.Lock()
+
+        def lane(steps: Lane) -> None:
+            try:
+                for engine, seconds in steps:
+                    if stop.is_set() or not self.applies(engine):
+                        continue
+                    now = time.perf_counter()
+                    left = None if deadline is None else deadline - now
+                    if left is not None and left <= 0:
+                        break
+                    limit = seconds if left is None else (left if seconds is None else min(seconds, left))
+                    st, x, nodes = self.run_engine(engine, limit, stop, threads=1 if len(lanes) > 1 else 2)
+                    with tlock:
+                        out.seconds[engine] = out.seconds.get(engine, 0.0) + time.perf_counter() - now
+                        out.bab_nodes += nodes
+                    if st != "unknown":
+                        results.put((st, x, engine))
+                        return
+            except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+                results.put(("error", e, None))
+                return
+            results.put(None)  # this lane is done, undecided
+
+        threads = [threading.Thread(target=lane, args=(steps,), daemon=True, name=f"bnnlogic-lane{i}")
+                   for i, steps in enumerate(lanes)]
+        for th in threads:
+            th.start()
+        open_lanes, error = len(threads), None
+        while open_lanes:
+            wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            try:
+                item = results.get(timeout=wait)
+            except queue.Empty:
+                break
+            if item is None:
+                open_lanes -= 1
+            elif item[0] == "error":
+                error = item[1]
+                break
+            else:
+                out.status, out.witness, out.engine = item
+                break
+        stop.set()
+        self.interrupt()
+        end = time.perf_counter() + grace
+        for th in threads:
+            th.join(max(0.0, end - time.perf_counter()))
+        if error is not None:
+            raise error
+        return out

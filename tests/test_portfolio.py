@@ -1,0 +1,152 @@
+"""The racing portfolio: every engine and schedule agrees with brute force; losers are cancelled;
+the deadline holds."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from bnnlogic import Model, portfolio, verification
+from bnnlogic.logic import propagate, region
+from bnnlogic.portfolio import Race
+from bnnlogic.verification import verify_region
+from tests.helpers import box_inputs, random_ir
+
+SINGLE = {e: (((e, None),),) for e in ("exact", "cpsat", "cnf", "bab")}
+
+
+def question(seed: int, eps: int = 2):
+    """A tiny model, an L-inf box around a random input, its label and the bad classes."""
+    m = Model(random_ir(seed, n_features=5, hi=5, hidden=(7, 5), levels=2, n_classes=3))
+    x = np.random.default_rng(seed).integers(0, 6, 5)
+    y = int(m.predict(x)[0])
+    R = region.linf(m.ir.coding, x, eps)
+    return m, R, y, [c for c in range(3) if c != y]
+
+
+def truth(m, R, bad) -> bool:
+    """Brute force: some input of R is predicted in bad."""
+    return bool(np.isin(m.ir.predict(box_inputs(R.lo, R.hi)), bad).any())
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("schedule", ["exact", "cpsat", "cnf", "bab", "one-core", "two-core"])
+def test_every_engine_and_schedule_agrees_with_brute_force(seed, schedule):
+    m, R, y, bad = question(seed)
+    lanes = SINGLE.get(schedule) or portfolio.SCHEDULES[1 if schedule == "one-core" else 2]
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    out = race.run(30, schedule=lanes)
+    race.close()
+    assert out.status == ("sat" if truth(m, R, bad) else "unsat"), (seed, schedule, out)
+    if out.status == "sat":
+        assert R.contains(out.witness[None])[0] and int(m.predict(out.witness)[0]) in bad
+        assert out.engine in {e for lane in lanes for e, _ in lane}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_attack_alone_never_proves(seed):
+    m, R, y, bad = question(seed, eps=3)
+    out = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)).run(5, schedule=((("attack", None),),))
+    assert out.status in ("sat", "unknown")
+    if out.status == "sat":
+        assert truth(m, R, bad) and int(m.predict(out.witness)[0]) in bad
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("cores", [1, 2])
+def test_verify_races_when_the_box_is_not_swept_first(monkeypatch, seed, cores):
+    """With the small-box sweep turned off every undecided query goes through the race: the
+    verdict is brute force's, the backend names the engine that decided, stats say who ran."""
+    monkeypatch.setattr(verification, "SWEEP_FIRST", -1)
+    m, R, y, bad = question(seed)
+    r = verify_region(m, R, [y], y, timeout=30, cores=cores)
+    assert r.status == ("counterexample" if truth(m, R, bad) else "robust")
+    if r.backend != "bounds":
+        assert r.backend in ("exact", "cpsat", "bab", "attack", portfolio.CNF_BACKEND)
+        assert set(r.stats["engines"]) <= {"exact", "cpsat", "cnf", "bab", "attack"}
+    if r.status == "counterexample":
+        assert r.found_by == {"attack": "attack", "bab": "bab"}.get(r.backend, "solver")
+
+
+def _stuck(race: Race, log: list):
+    """An engine that never decides but notices the cancel (records when)."""
+
+    def run_engine(engine, seconds, stop, threads=1):
+        if engine == "exact":
+            time.sleep(0.2)
+            return "unsat", None, 0
+        end = time.perf_counter() + (seconds or 1e9)
+        while not stop.is_set() and time.perf_counter() < end:
+            time.sleep(0.01)
+        log.append((engine, stop.is_set()))
+        return "unknown", None, 0
+
+    race.run_engine = run_engine
+
+
+def test_the_first_answer_cancels_the_other_lanes():
+    m, R, y, bad = question(0)
+    race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
+    _stuck(race, log)
+    t0 = time.perf_counter()
+    out = race.run(30, schedule=((("exact", None),), (("cpsat", None),)))
+    assert out.status == "unsat" and out.engine == "exact"
+    assert time.perf_counter() - t0 < 2
+    assert log == [("cpsat", True)]
+
+
+def test_the_deadline_holds_when_nobody_decides():
+    m, R, y, bad = question(0)
+    race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
+    _stuck(race, log)
+    t0 = time.perf_counter()
+    out = race.run(0.5, schedule=((("cpsat", None),), (("bab", None), ("cnf", None))))
+    assert out.status == "unknown" and out.engine is None
+    assert time.perf_counter() - t0 < 0.5 + 0.3
+    assert sorted(log) == [("bab", False), ("cpsat", True)] or all(stopped for _, stopped in log)
+
+
+def test_an_engine_error_reaches_the_caller():
+    m, R, y, bad = question(0)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+
+    def boom(engine, seconds, stop, threads=1):
+        raise RuntimeError("engine bug")
+
+    race.run_engine = boom
+    with pytest.raises(RuntimeError, match="engine bug"):
+        race.run(5, schedule=((("exact", None),),))
+
+
+def test_interrupt_stops_a_running_exact_solve():
+    """``Query.interrupt`` from another thread ends an Exact solve within a slice."""
+    from bnnlogic.logic import Query
+    from bnnlogic.logic.backends import EXACT_SLICE
+
+    m, R, y, bad = question(1)
+    q = Query(m.ir, R, [[(0, bad)]], "exact")
+    q.interrupt()  # before the backend exists: the next solve returns at once
+    t0 = time.perf_counter()
+    assert q.solve(timeout=30).status == "unknown"
+    assert time.perf_counter() - t0 < EXACT_SLICE + 0.5
+    timer = threading.Timer(0.05, q.interrupt)
+    timer.start()
+    q.solve(timeout=30)  # tiny: may finish before the interrupt; must not hang either way
+    timer.join()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_branch_and_bound_as_a_named_backend(seed):
+    m, R, y, bad = question(seed)
+    r = verify_region(m, R, [y], y, backend="bab", use_attack=False)
+    assert r.status == ("counterexample" if truth(m, R, bad) else "robust") and r.backend == "bab"
+
+
+def test_a_misspelt_backend_is_a_user_error_before_any_search():
+    from bnnlogic.errors import UserError
+
+    m, R, y, bad = question(0)
+    with pytest.raises(UserError, match="unknown backend"):
+        verify_region(m, R, [y], y, backend="exakt")
