@@ -2,7 +2,8 @@
 
     python benchmarks/scale.py [--model digits-mlp] [--data digits] [--indices 0:120] [--eps 1,2]
                                [--timeout 10] [--workers 1,2] [--engines pool,ray] [--noop 400]
-                               [--hard 32:2] [--parts 8] [--hard-timeout 120] [--record] [--json PATH]
+                               [--hard 32:2] [--parts 8] [--hard-timeout 120] [--cores N]
+                               [--record] [--json PATH]
 
 Three tables, every configuration on a fresh executor whose workers have been started and
 warmed up (one real query each: imports, the model, the engine's compiled code) before the
@@ -15,6 +16,10 @@ clock starts, so that the times are the queries' own:
             itself costs per query (Ray's overhead = Ray's round trip minus the pool's)
     split   the hard query --hard INDEX:EPS whole on 1 worker, then split into --parts
             sub-boxes (``bnnlogic.split``) on each engine and worker count
+
+Each query races its engines on the cores its executor gives it (``executors.cores_per_call``:
+every core for one pool worker, one per worker for two, one on Ray); ``--cores N`` gives every
+configuration the same N, which separates the engines' own cost from the racing's.
 
 The summary says whether pool and Ray gave identical verdicts (``verdict_differences``: the
 queries whose status differs between any two configurations; a query that hit its time limit
@@ -51,10 +56,12 @@ def noop(model, i):
     return i
 
 
-def started(model, engine: str, workers: int, x: np.ndarray, label: int):
-    """A fresh executor with every worker warmed up by one real query; (executor, seconds)."""
+def started(model, engine: str, workers: int, x: np.ndarray, label: int, cores: int | None):
+    """A fresh executor (``cores`` per query if given) with every worker warmed up by one real
+    query; (executor, seconds)."""
     t0 = time.perf_counter()
     ex = make_executor(model, workers, ray=engine == "ray")
+    ex.cores = cores or ex.cores
     list(ex.run([Call(("warm", j), run_query, (0, x, label, 1, "auto", 30, "linf", None)) for j in range(2 * workers)]))
     return ex, time.perf_counter() - t0
 
@@ -72,6 +79,8 @@ def main() -> None:
     ap.add_argument("--hard", default="32:2", help="INDEX:EPS of the hard query to split ('none': skip)")
     ap.add_argument("--parts", type=int, default=8)
     ap.add_argument("--hard-timeout", type=float, default=120.0, help="seconds per part of the hard query")
+    ap.add_argument("--cores", type=int, default=None, help="cores per query in every configuration "
+                                                             "(default: each executor's own share)")
     ap.add_argument("--record", action="store_true", help="save a record (benchmarks/records/scale/)")
     ap.add_argument("--json", default=None, help="also write the rows and summary to this file")
     args = ap.parse_args()
@@ -91,7 +100,7 @@ def main() -> None:
     for engine in engines:
         base = None
         for w in workers:
-            ex, startup = started(model, engine, w, X[idx[0]], int(y[idx[0]]))
+            ex, startup = started(model, engine, w, X[idx[0]], int(y[idx[0]]), args.cores)
             with ex:
                 t0 = time.perf_counter()
                 recs = run_batch(model_path, X, y, idx, eps, str(tmp / f"{engine}{w}.jsonl"), timeout=args.timeout,
@@ -120,7 +129,7 @@ def main() -> None:
         hi, he = (int(v) for v in args.hard.split(":"))
         label = int(y[hi])
         R = make_region(model, X[hi], he)
-        ex, _ = started(model, engines[0], 1, X[idx[0]], int(y[idx[0]]))
+        ex, _ = started(model, engines[0], 1, X[idx[0]], int(y[idx[0]]), args.cores)
         with ex:
             t0 = time.perf_counter()
             whole = next(iter(ex.run([Call("whole", run_query, (hi, X[hi], label, he, "auto", args.hard_timeout,
@@ -130,7 +139,7 @@ def main() -> None:
             print(rows[-1], flush=True)
         for engine in engines:
             for w in workers:
-                ex, _ = started(model, engine, w, X[idx[0]], int(y[idx[0]]))
+                ex, _ = started(model, engine, w, X[idx[0]], int(y[idx[0]]), args.cores)
                 with ex:
                     t0 = time.perf_counter()
                     r = verify_split(model, R, [label], label, args.parts, ex, timeout=args.hard_timeout)
@@ -143,7 +152,7 @@ def main() -> None:
     differ = sorted(k for k in keys if len({v.get(k) for v in verdicts.values()}) > 1)
     noop_ms = {(r["engine"], r["workers"]): r["round_trip_ms"] for r in rows if r["table"] == "noop"}
     wmax = max(workers)
-    summary = {"model": args.model, "queries": n, "timeout_s": args.timeout,
+    summary = {"model": args.model, "queries": n, "timeout_s": args.timeout, "cores": args.cores,
                "verdict_differences": len(differ), "differing_queries": [list(k) for k in differ[:20]],
                "ray_overhead_ms": (round(noop_ms[("ray", wmax)] - noop_ms[("pool", wmax)], 3)
                                    if ("ray", wmax) in noop_ms and ("pool", wmax) in noop_ms else None),

@@ -128,7 +128,8 @@ def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, mod
     if not todo:
         return done
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with (make_executor(model, jobs, ray, ray_address) if executor is None else nullcontext(executor)) as ex, open(out, "a") as fh:
+    engine = make_executor(model, jobs, ray, ray_address) if executor is None else nullcontext(executor)
+    with engine as ex, open(out, "a") as fh:
         desc = f"{task} ({ex.name} x{ex.slots})"
         for rec in _progress(_records(ex, list(todo.values())), len(todo), desc, progress):
             fh.write(json.dumps(rec, default=jsonable) + "\n")

@@ -45,7 +45,8 @@ def load_records(path: str | os.PathLike) -> list[dict]:
     is ignored; the file is not changed)."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{path}: no such results file (write one with `bnnlogic verify|explain|count --data ... --out`)")
+        raise UserError(f"{path}: no such results file (a batch run writes one: "
+                        f"`bnnlogic verify|explain|count --data ... --out`)")
     lines = p.read_text().splitlines()
     recs = []
     for n, line in enumerate(lines, 1):

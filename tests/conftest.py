@@ -1,13 +1,11 @@
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import os  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +14,15 @@ def ray_session():
     and the test modules (``tests`` and the repository root on their path)."""
     import ray
 
-    path = os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
-    yield ray
-    ray.shutdown()
+    before = os.environ.get("PYTHONPATH")
+    # Ray's processes inherit the environment: they import the test modules' functions by name
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent), before or ""])
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        yield ray
+    finally:
+        ray.shutdown()
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
