@@ -1,26 +1,63 @@
-"""Batch verification: many (input, eps) queries, one JSON line each, resumable.
+"""Batch queries: many (input, eps) questions about one model, one JSON line each, resumable.
 
-Each finished query is appended to the results file at once (flushed and fsynced), so a
-killed run loses at most the queries in flight; a rerun reads the file, drops a torn last
-line, and skips every (index, eps) already there.  Queries run in ``jobs`` worker processes,
-each loading the model once; each query races its engines on the cores left to its worker
-(``cpu_count // jobs``, at least one: ``--jobs 1`` races on every core, ``--jobs 2`` on a
-2-core machine runs the one-core schedule in each worker).
+What a query is and where it runs are kept apart.  A *task* says what one query computes and
+which record fields identify it (its key):
+
+    verify   ``run_query``                               key (index, eps)
+    explain  ``bnnlogic.batch_queries.explain_query``    key (index, eps, kind)
+    count    ``bnnlogic.batch_queries.count_query``      key (index, eps, target)
+
+An *executor* (``bnnlogic.executors``) runs the queries: in this process (``jobs=0``), on
+``jobs`` local worker processes, or on Ray (``ray=True``: a local Ray started on demand;
+``ray_address``: a running cluster).  The results file is the same in every mode: each
+finished query is appended at once (flushed and fsynced), so a killed run loses at most the
+queries in flight; a rerun reads the file, drops a torn last line, and skips every key already
+there.  A query the executor could not finish (its hard time limit ran out, or its worker
+process died twice) is recorded with status ``unknown`` and a ``reason``.  A verify query
+races its engines on the cores left to its worker (``executors.cores_per_call``: every core in
+this process, ``cpu_count // jobs`` (at least one) on the pool, the one CPU a task holds on Ray).
+
+Every record has ``task``, its key fields, ``status`` and ``time_s`` (seconds, measured where
+the query ran).  verify records (``run_query``) also have ``label`` (the data set's),
+``backend``, ``encoding``, ``stats`` and, for a counterexample, ``adv_label``, ``found_by`` and
+``counterexample`` (the saved ``.npy``, a ``.png`` beside it for images; None without a folder).
 """
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import statistics
+from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .errors import UserError
+from .executors import Call, Executor, Outcome, cores_per_call, make_executor
+from .fileio import jsonable
 from .model import Model, load
 
-_WORKER: dict[str, Any] = {}
+#: record fields that identify a query, per task (besides ``task`` itself)
+KEYS = {"verify": ("index", "eps"), "explain": ("index", "eps", "kind"), "count": ("index", "eps", "target")}
+#: the statuses of each task, in table order
+STATUSES = {"verify": ("robust", "counterexample", "unknown"), "explain": ("explained", "robust", "unknown"),
+            "count": ("counted", "unknown")}
+#: a query may run this much past its own time limit before its worker is stopped:
+#: ``max(GRACE_S, timeout * GRACE_FACTOR)`` (encoding, the independent checks, a slow solver exit)
+GRACE_S, GRACE_FACTOR = 10.0, 0.5
+
+
+def hard_limit(timeout: float | None) -> float | None:
+    """The hard limit of a query with a time limit of ``timeout`` seconds (None: none)."""
+    return None if timeout is None else timeout + max(GRACE_S, GRACE_FACTOR * timeout)
+
+
+def key_of(rec: dict) -> tuple:
+    """The record's task and key fields (records without ``task`` are verify's)."""
+    task = rec.get("task", "verify")
+    return (task,) + tuple(rec.get(k) for k in KEYS[task])
 
 
 def read_done(path: str | os.PathLike) -> list[dict]:
@@ -34,11 +71,6 @@ def read_done(path: str | os.PathLike) -> list[dict]:
         with open(p, "r+b") as fh:
             fh.truncate(len(raw))
     return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
-
-
-def _init(model_path: str, settings: dict) -> None:
-    _WORKER["model"] = load(model_path)
-    _WORKER["settings"] = settings
 
 
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
@@ -60,70 +92,131 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
     return rec
 
 
-def _work(task: tuple[int, np.ndarray, int, int]) -> dict:
-    index, x, label, eps = task
-    s = _WORKER["settings"]
-    return run_query(_WORKER["model"], index, x, label, eps, s["backend"], s["timeout"], s["norm"], s["cex_dir"],
-                     s["cores"])
+class Query:
+    """One record's worth of work: ``base`` (the record's task, its key fields and whatever
+    a failure record should carry) and the calls that answer it (one; several when split,
+    see ``bnnlogic.split.SplitQuery``)."""
+
+    def __init__(self, base: dict, fn: Callable[..., dict], args: Sequence[Any], limit: float | None = None,
+                 files_arg: int | None = None) -> None:
+        self.base = base
+        self.key = key_of(base)
+        self.calls = [Call(self.key, fn, tuple(args), limit, files_arg)]
+
+    def take(self, o: Outcome) -> dict | None:
+        """The record, once the query is decided (its other calls are then cancelled)."""
+        if o.failure is not None:
+            return {**self.base, "status": "unknown", "time_s": round(o.seconds, 6), "reason": o.failure}
+        return {**self.base, **o.value}
 
 
-def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
-              out: str, jobs: int = 1, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
-              cex_dir: str | None = None, progress: bool = True) -> list[dict]:
-    """Run every (index, eps) not yet in ``out``; returns all records of ``out``."""
+def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, model: Model, jobs: int | None = None,
+                ray: bool = False, ray_address: str | None = None, progress: bool = True,
+                executor: Executor | None = None) -> list[dict]:
+    """Run every query whose key is not yet in ``out`` on the executor ``make_executor(model,
+    jobs, ray, ray_address)`` (started only if there is work; or on ``executor``, made for
+    ``model`` and left open), appending each record as it comes; returns all records of ``out``."""
     done = read_done(out)
-    seen = {(r["index"], r["eps"]) for r in done}
-    tasks = [(int(i), X[i], int(y[i]), int(e)) for i in indices for e in eps_list if (int(i), int(e)) not in seen]
-    settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir,
-                    cores=max(1, (os.cpu_count() or 1) // max(jobs, 1)))
+    other = {r.get("task", "verify") for r in done} - {task}
+    if other:
+        raise UserError(f"{out} holds {', '.join(sorted(other))} results; write {task} results to another --out file")
+    seen = {key_of(r) for r in done}
+    todo: dict[tuple, Query] = {}
+    for q in queries:
+        if q.key not in seen:
+            todo.setdefault(q.key, q)
+    if not todo:
+        return done
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a") as fh:
-        for rec in _progress(_results(model_path, settings, tasks, jobs), len(tasks), progress):
-            fh.write(json.dumps(rec) + "\n")
+    engine = make_executor(model, jobs, ray, ray_address) if executor is None else nullcontext(executor)
+    with engine as ex, open(out, "a") as fh:
+        desc = f"{task} ({ex.name} x{ex.slots})"
+        for rec in _progress(_records(ex, list(todo.values())), len(todo), desc, progress):
+            fh.write(json.dumps(rec, default=jsonable) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             done.append(rec)
     return done
 
 
-def _results(model_path: str, settings: dict, tasks: list, jobs: int) -> Iterable[dict]:
-    if jobs <= 1:
-        _init(model_path, settings)
-        yield from map(_work, tasks)
-        return
-    with mp.get_context("spawn").Pool(jobs, _init, (model_path, settings)) as pool:
-        yield from pool.imap_unordered(_work, tasks)
+def _records(ex: Executor, queries: list[Query]) -> Iterator[dict]:
+    """Each query's record as soon as it is decided; its remaining calls are cancelled."""
+    owner = {c.id: q for q in queries for c in q.calls}
+    for o in ex.run(c for q in queries for c in q.calls):
+        q = owner[o.call.id]
+        rec = q.take(o)
+        if rec is not None:
+            ex.cancel(c.id for c in q.calls)
+            yield rec
 
 
-def _progress(it: Iterable[dict], total: int, show: bool) -> Iterable[dict]:
+def _progress(records: Iterable[dict], total: int, desc: str, show: bool) -> Iterator[dict]:
+    """done / total, rate and ETA (tqdm), with the count of each status."""
     if not show:
-        yield from it
+        yield from records
         return
     from tqdm import tqdm
 
-    counts = {"robust": 0, "counterexample": 0, "unknown": 0}
-    with tqdm(total=total, desc="verify", unit="query") as bar:
-        for rec in it:
+    counts: Counter = Counter()
+    with tqdm(total=total, desc=desc, unit="query") as bar:
+        for rec in records:
             counts[rec["status"]] += 1
-            bar.set_postfix(counts)
+            bar.set_postfix(counts, refresh=False)
             bar.update()
             yield rec
 
 
+def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
+              out: str, jobs: int | None = None, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
+              cex_dir: str | None = None, progress: bool = True, *, ray: bool = False,
+              ray_address: str | None = None, split: int = 1, executor: Executor | None = None) -> list[dict]:
+    """Verify every (index, eps) not yet in ``out``; returns all records of ``out``.
+
+    ``jobs``: worker processes (0: this process); ``ray`` / ``ray_address``: Ray instead
+    (``bnnlogic.executors.make_executor``), or an open ``executor`` made for this model.
+    ``split > 1``: each L-infinity query runs as up to ``split`` sub-box tasks
+    (``bnnlogic.split``), so one hard query can use every worker."""
+    if split > 1 and norm != "linf":
+        raise UserError("split queries are L-infinity boxes; use --norm linf with --split")
+    model = load(model_path)
+    cores = executor.cores if executor is not None else cores_per_call(jobs, ray, ray_address)
+    queries: list[Query] = []
+    for i in indices:
+        for e in eps_list:
+            i, e, label = int(i), int(e), int(y[i])
+            base = {"task": "verify", "index": i, "eps": e, "label": label, "backend": backend,
+                    "encoding": None, "stats": {}}
+            if split > 1:
+                from .split import SplitQuery
+
+                queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir, cores))
+            else:
+                queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir, cores),
+                                     hard_limit(timeout), files_arg=7))
+    return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress, executor)
+
+
 def summarize(records: Sequence[dict]) -> list[dict]:
-    """Per eps: counts of each status, median and mean time."""
+    """Per eps: counts of each status (the task's, then any other), median and mean time."""
+    task = records[0].get("task", "verify") if records else "verify"
+    seen = {r["status"] for r in records}
+    statuses = list(STATUSES[task]) + sorted(seen - set(STATUSES[task]))
     rows = []
-    for eps in sorted({r["eps"] for r in records}):
+    for eps in sorted({r["eps"] for r in records}, key=lambda e: (e is not None, e)):
         rs = [r for r in records if r["eps"] == eps]
         t = [r["time_s"] for r in rs]
-        rows.append({"eps": eps, "n": len(rs),
-                     **{s: sum(r["status"] == s for r in rs) for s in ("robust", "counterexample", "unknown")},
+        rows.append({"eps": eps, "n": len(rs), **{s: sum(r["status"] == s for r in rs) for s in statuses},
                      "median_time_s": statistics.median(t), "mean_time_s": statistics.fmean(t)})
     return rows
 
 
 def table(rows: Sequence[dict]) -> str:
     """Markdown table of ``summarize`` rows."""
-    head = "| eps | n | robust | counterexample | unknown | median s | mean s |\n|---|---|---|---|---|---|---|\n"
-    return head + "".join(f"| {r['eps']} | {r['n']} | {r['robust']} | {r['counterexample']} | {r['unknown']} | "
-                          f"{r['median_time_s']:.3f} | {r['mean_time_s']:.3f} |\n" for r in rows)
+    if not rows:
+        return "(no results)\n"
+    statuses = [k for k in rows[0] if k not in ("eps", "n", "median_time_s", "mean_time_s")]
+    head = (f"| eps | n | {' | '.join(statuses)} | median s | mean s |\n"
+            f"|---|---|{'---|' * len(statuses)}---|---|\n")
+    return head + "".join(
+        f"| {'domain' if r['eps'] is None else r['eps']} | {r['n']} | {' | '.join(str(r[s]) for s in statuses)} | "
+        f"{r['median_time_s']:.3f} | {r['mean_time_s']:.3f} |\n" for r in rows)

@@ -570,14 +570,12 @@ def save_explanation_png(path: str, coding, x: np.ndarray, features: Sequence[in
     from PIL import Image, ImageDraw
 
     from .fileio import atomic_open
-    from .pictures import _panel, is_image
+    from .pictures import _panel, image_shape
 
-    d = coding.n_features
-    side = int(round(d ** 0.5))
-    shape = tuple(coding.feature_shape) if is_image(coding.feature_shape) else (side, side)
-    if not is_image(coding.feature_shape) and side * side != d:
+    shape = image_shape(coding.feature_shape)
+    if shape is None:
         raise UserError(f"--png draws image inputs; features of shape {coding.feature_shape} are not an image")
-    h, w = shape[-2:]
+    h, w = shape
     scale = max(1, 240 // max(h, w))
     img = Image.new("RGB", (w * scale, h * scale + 16), "white")
     img.paste(Image.fromarray(_panel(x, shape, coding.lo, coding.hi, scale)), (0, 16))

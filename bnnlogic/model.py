@@ -40,6 +40,11 @@ class Model:
         self.torch_state = torch_state
         self._engine = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the compiled engine (rebuilt on first use in the receiving process):
+        batch workers and Ray tasks receive a model this way."""
+        return {**self.__dict__, "_engine": None}
+
     # ------------------------------------------------------------------ inference
     @property
     def engine(self):

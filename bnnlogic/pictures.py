@@ -15,6 +15,17 @@ def is_image(feature_shape: Sequence[int]) -> bool:
     return len(fs) == 2 or (len(fs) == 3 and fs[0] == 1)
 
 
+def image_shape(feature_shape: Sequence[int]) -> tuple[int, int] | None:
+    """(H, W) of inputs that can be drawn as a grey image: features of shape (1, H, W) or
+    (H, W), or a flat square number of them (8x8 digits come flat); None otherwise."""
+    fs = tuple(int(v) for v in feature_shape)
+    if is_image(fs):
+        return fs[-2], fs[-1]
+    d = int(np.prod(fs))
+    side = int(round(d ** 0.5))
+    return (side, side) if side * side == d else None
+
+
 def _panel(x: np.ndarray, shape: Sequence[int], lo: int, hi: int, scale: int) -> np.ndarray:
     """Grey panel (H*scale, W*scale, 3) uint8 of raw features in [lo, hi]."""
     h, w = tuple(shape)[-2:]

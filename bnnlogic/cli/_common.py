@@ -9,23 +9,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..fileio import jsonable
 
 
 def emit(obj: dict[str, Any], as_json: bool, text: str | None = None) -> None:
     """Print ``obj`` as one JSON document (``--json``), else ``text`` (or key: value lines)."""
     if as_json:
-        json.dump(obj, sys.stdout, indent=2, default=_jsonable)
+        json.dump(obj, sys.stdout, indent=2, default=jsonable)
         sys.stdout.write("\n")
     else:
         print(text if text is not None else "\n".join(f"{k}: {v}" for k, v in obj.items()))
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def load_array(path: str) -> np.ndarray:

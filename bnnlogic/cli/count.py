@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..model import load
+from ._batch import add_batch_args, batch_data, emit_summary, engine_kwargs, parse_eps
 from ._common import add_json_flag, emit, load_array
 
 
@@ -12,10 +13,12 @@ def register(sub) -> None:
                                    "--input) that the model predicts as --class, or that it misclassifies "
                                    "(predicts other than --label, default: its prediction on x). Exact "
                                    "(enumeration, Ganak, BDD) or approximate with ApproxMC's (epsilon, delta) "
-                                   "guarantee.")
+                                   "guarantee. Batch mode: --data NAME --indices 0:100 --eps 1,2 --out res.jsonl "
+                                   "counts the box around every row (misclassified: not its true label; "
+                                   "resumable; --jobs N or --ray, as in verify).")
     p.add_argument("model", help="model file")
     p.add_argument("--input", default=None, help="x.npy: the centre of the region (one raw input)")
-    p.add_argument("--eps", type=int, default=None, help="box radius in raw units (needs --input)")
+    p.add_argument("--eps", default=None, help="box radius in raw units (needs --input; a comma list in batch mode)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--class", dest="cls", type=int, default=None, help="count inputs predicted as this class")
     g.add_argument("--misclassified", action="store_true", help="count inputs not predicted as --label")
@@ -27,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--epsilon", type=float, default=0.8, help="ApproxMC tolerance (default 0.8)")
     p.add_argument("--delta", type=float, default=0.2, help="ApproxMC confidence 1-delta (default 0.2)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=None,
+                   help="batch mode: seconds per query (default 60), a hard limit: the worker is stopped")
+    add_batch_args(p, "count")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -36,7 +42,13 @@ def run(args) -> int:
     from ..logic import region
 
     model = load(args.model)
+    if args.data:
+        return _run_batch(model, args)
     ir = model.ir
+    eps = None if args.eps is None else parse_eps(args.eps)
+    if eps is not None and len(eps) != 1:
+        raise UserError("one --eps value for a single region (comma lists are for batch mode)")
+    args.eps = None if eps is None else eps[0]
     x = None
     if args.input is not None:
         X = model.check_inputs(load_array(args.input))
@@ -63,4 +75,21 @@ def run(args) -> int:
     approx = "" if res.exact else f" (ApproxMC, within x{1 + res.epsilon} with prob. >= {1 - res.delta})"
     emit(out, args.json, f"{res.count} of {res.total} raw inputs ({res.fraction:.6g}) are {what}{approx}; "
                          f"{res.method}, {res.time_s:.3f} s")
+    return 0
+
+
+def _run_batch(model, args) -> int:
+    from ..batch_queries import run_count_batch
+
+    if args.input is not None or args.label is not None:
+        raise UserError("batch mode counts around the data set's rows, with their true labels: drop --input / --label")
+    if args.eps is None:
+        raise UserError("batch mode needs --eps (a comma list of box radii)")
+    X, y, idx = batch_data(model, args)
+    eps = parse_eps(args.eps)
+    target = "misclassified" if args.cls is None else args.cls
+    recs = run_count_batch(args.model, X, y, idx, eps, args.out, target, args.method, args.epsilon, args.delta,
+                           args.seed, 60 if args.timeout is None else args.timeout, progress=not args.json,
+                           **engine_kwargs(args))
+    emit_summary(recs, {("count", i, e, target) for i in idx for e in eps}, args)
     return 0

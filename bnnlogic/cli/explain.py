@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..model import load
+from ._batch import add_batch_args, batch_data, emit_summary, engine_kwargs, out_folder, parse_eps
 from ._common import add_json_flag, emit, load_array
 
 
@@ -15,17 +16,23 @@ def register(sub) -> None:
                                    "(over the whole domain, or the eps-box with --eps); a contrastive one a "
                                    "subset-minimal set whose change alone can flip it (with a witness); minimum "
                                    "is a smallest abductive one (MaxSAT, small inputs). Every result is "
-                                   "re-checked by an independent solver call.")
+                                   "re-checked by an independent solver call. Batch mode: --data NAME --indices "
+                                   "0:100 [--eps 1,3] --out res.jsonl explains every row (resumable; --jobs N or "
+                                   "--ray, as in verify).")
     p.add_argument("model", help="model file")
-    p.add_argument("--input", required=True, help="x.npy: one raw input (or a batch: --index picks a row)")
+    p.add_argument("--input", help="x.npy: one raw input (or a batch: --index picks a row)")
     p.add_argument("--index", type=int, default=0, help="row of a batch input (default 0)")
-    p.add_argument("--eps", type=int, default=None, help="explain over the L-inf box of this radius (raw units)")
+    p.add_argument("--eps", default=None, help="explain over the L-inf box of this radius (raw units; a comma "
+                                               "list in batch mode; default: the whole input domain)")
     p.add_argument("--kind", choices=("abductive", "contrastive", "minimum"), default="abductive")
     p.add_argument("--method", choices=("deletion", "quickxplain"), default="deletion")
     p.add_argument("--all", type=int, default=None, metavar="N",
                    help="enumerate up to N explanations of --kind (hitting-set duality)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per solver call")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds per solver call (batch mode: also per search; default 60 there)")
     p.add_argument("--png", default=None, help="draw the input with the explanation's pixels marked")
+    p.add_argument("--png-dir", default=None, help="batch mode: folder of the pictures (default <out>.pictures)")
+    add_batch_args(p, "explain")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -34,6 +41,14 @@ def run(args) -> int:
     from ..explain import Explainer
 
     model = load(args.model)
+    if args.data:
+        return _run_batch(model, args)
+    if not args.input:
+        raise UserError("give --input x.npy (one input), or --data NAME for a batch")
+    eps = None if args.eps is None else parse_eps(args.eps)
+    if eps is not None and len(eps) != 1:
+        raise UserError("one --eps value for a single input (comma lists are for batch mode)")
+    args.eps = None if eps is None else eps[0]
     X = model.check_inputs(load_array(args.input))
     if not 0 <= args.index < len(X):
         raise UserError(f"--index {args.index} is outside the {len(X)} inputs of {args.input}")
@@ -66,3 +81,18 @@ def run(args) -> int:
              f"{e.features} ({e.time_s:.3f} s, verified: {e.verified})" for e in found]
     emit(out, args.json, "\n".join(lines))
     return 0 if all(e.verified for e in found) else 1
+
+
+def _run_batch(model, args) -> int:
+    from ..batch_queries import run_explain_batch
+
+    if args.all is not None:
+        raise UserError("--all enumerates explanations of one input; batch mode finds one per query")
+    X, y, idx = batch_data(model, args)
+    eps = [None] if args.eps is None else parse_eps(args.eps)
+    recs = run_explain_batch(args.model, X, y, idx, eps, args.out, args.kind, args.method,
+                             60 if args.timeout is None else args.timeout, out_folder(args, args.png_dir, ".pictures"),
+                             progress=not args.json, **engine_kwargs(args))
+    wanted = {("explain", i, e, args.kind) for i in idx for e in eps}
+    emit_summary(recs, wanted, args)
+    return 0 if all(r.get("verified") is not False for r in recs if r["task"] == "explain") else 1

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..data import NAMES
 from ..errors import UserError
 from ..logic import BACKENDS
 from ..model import load
+from ._batch import add_batch_args, batch_data, emit_summary, engine_kwargs, out_folder, parse_eps
 from ._common import add_json_flag, emit, load_array
 
 CEX_DIR = "bnnlogic-cex"  # single-query counterexamples, unless --cex-dir says otherwise
@@ -19,7 +17,8 @@ def register(sub) -> None:
         "verify", help="prove robustness around inputs, or find replayed counterexamples",
         description="Three modes. (1) one input: --input x.npy --eps E [--norm linf|l0] [--target T | "
                     "--property p.json]; (2) the robustness radius: --input x.npy --min-eps; (3) a batch over a "
-                    "data set: --data NAME --indices 0:100 --eps 1,3,5 --out results.jsonl (resumable). "
+                    "data set: --data NAME --indices 0:100 --eps 1,3,5 --out results.jsonl (resumable; on worker "
+                    "processes with --jobs N, or on Ray with --ray / --ray-address ADDR; see docs/ray.md). "
                     "eps is in raw feature units (pixels 0..255). 'robust' only ever comes from a solver's "
                     "UNSAT; every counterexample is replayed through the inference engine.")
     p.add_argument("model", help="model file")
@@ -36,11 +35,10 @@ def register(sub) -> None:
                                                           "(the whole domain without --input)")
     p.add_argument("--min-eps", action="store_true", help="compute the robustness radius")
     p.add_argument("--max-eps", type=int, help="largest eps the radius search considers")
-    p.add_argument("--data", choices=NAMES, help="batch mode: data set (test split)")
-    p.add_argument("--data-dir", help="folder with the data set's IDX files")
-    p.add_argument("--indices", default="0:10", help="batch mode: test indices, a:b or a comma list")
-    p.add_argument("--out", help="batch mode: results file (JSON lines, resumable)")
-    p.add_argument("--jobs", type=int, default=1, help="batch mode: worker processes")
+    p.add_argument("--split", type=int, default=1, metavar="N",
+                   help="split each query's box into up to N sub-boxes verified as separate tasks (one hard "
+                        "query on every worker; robust iff every part is); with --input, the workers are "
+                        "--jobs / --ray as in batch mode")
     p.add_argument("--backend", default="auto",
                    help="auto (default: bounds, then a racing portfolio of the engines below on the available "
                         f"cores), bab (branch and bound alone), or one solver: {', '.join(BACKENDS)}")
@@ -48,29 +46,9 @@ def register(sub) -> None:
     p.add_argument("--no-attack", action="store_true", help="skip the attack, go to the solver directly")
     p.add_argument("--cex-dir", default=None, help="where counterexamples go (.npy and .png; default "
                                                    "bnnlogic-cex, or <out>.cex in batch mode)")
+    add_batch_args(p, "verify")
     add_json_flag(p)
     p.set_defaults(func=run)
-
-
-def _indices(spec: str, n: int) -> list[int]:
-    try:
-        if ":" in spec:
-            a, b = spec.split(":")
-            idx = list(range(int(a or 0), min(int(b or n), n)))
-        else:
-            idx = [int(i) for i in spec.split(",")]
-    except ValueError:
-        raise UserError(f"--indices {spec!r}: use a:b or a comma list of integers") from None
-    if not idx or min(idx) < 0 or max(idx) >= n:
-        raise UserError(f"--indices {spec!r}: indices must lie in 0..{n - 1}")
-    return idx
-
-
-def _eps_list(spec: str) -> list[int]:
-    try:
-        return [int(e) for e in spec.split(",")]
-    except ValueError:
-        raise UserError(f"--eps {spec!r}: give integers in raw units, e.g. 1,3,5") from None
 
 
 def run(args) -> int:
@@ -98,12 +76,14 @@ def run(args) -> int:
                            f"{r.radius_robust}, counterexample at eps {r.radius_counterexample}{why}; "
                            f"{r.solver_calls} decisions in {r.time_s:.3f} s")
         return 0
-    eps = _eps_list(args.eps)
+    eps = parse_eps(args.eps)
     if len(eps) != 1:
         raise UserError("one --eps value for a single input (comma lists are for batch mode)")
     from ..verification import load_property, verify, verify_region
 
-    if args.property:
+    if args.split > 1:
+        r = _verify_split(model, x, eps[0], args)
+    elif args.property:
         R, allowed = load_property(args.property, model, x)
         label = int(model.predict(x[None])[0]) if args.label is None else args.label
         r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack)
@@ -146,7 +126,7 @@ def _run_equivalence(model, x, args) -> int:
     from ..verification import equivalent, make_region
 
     other = load(args.equivalent)
-    R = None if x is None else make_region(model, x, _eps_list(args.eps)[0], args.norm)
+    R = None if x is None else make_region(model, x, parse_eps(args.eps)[0], args.norm)
     r = equivalent(model, other, R, args.backend, args.timeout)
     d = {"status": r.status, "time_s": r.time_s, "predictions": r.predictions, "stats": r.stats,
          "witness": None if r.witness is None else r.witness.tolist()}
@@ -156,19 +136,26 @@ def _run_equivalence(model, x, args) -> int:
 
 
 def _run_batch(model, args) -> int:
-    from ..batch import run_batch, summarize, table
-    from ..data import load_dataset
+    from ..batch import run_batch
 
-    if not args.out:
-        raise UserError("batch mode needs --out results.jsonl")
-    data = load_dataset(args.data, args.data_dir)
-    X = data.X_test.reshape(len(data.X_test), -1).astype(np.int64)
-    model.check_inputs(X[:1])
-    idx = _indices(args.indices, len(X))
-    recs = run_batch(args.model, X, data.y_test, idx, _eps_list(args.eps), args.out, args.jobs,
-                     60 if args.timeout is None else args.timeout, args.backend, args.norm,
-                     args.cex_dir or str(Path(args.out).with_suffix("")) + ".cex", progress=not args.json)
-    wanted = {(i, e) for i in idx for e in _eps_list(args.eps)}
-    rows = summarize([r for r in recs if (r["index"], r["eps"]) in wanted])
-    emit({"summary": rows, "out": args.out}, args.json, table(rows) + f"\nresults: {args.out}")
+    X, y, idx = batch_data(model, args)
+    eps = parse_eps(args.eps)
+    recs = run_batch(args.model, X, y, idx, eps, args.out, timeout=60 if args.timeout is None else args.timeout,
+                     backend=args.backend, norm=args.norm, cex_dir=out_folder(args, args.cex_dir, ".cex"),
+                     progress=not args.json, split=args.split, **engine_kwargs(args))
+    emit_summary(recs, {("verify", i, e) for i in idx for e in eps}, args)
     return 0
+
+
+def _verify_split(model, x, eps: int, args):
+    """One query split into --split sub-boxes on the --jobs / --ray workers."""
+    from ..executors import make_executor
+    from ..split import verify_split
+    from ..verification import make_region
+
+    if args.norm != "linf" or args.property or args.target is not None:
+        raise UserError("--split splits L-infinity robustness queries (no --norm l0, --property or --target)")
+    label = int(model.predict(x[None])[0]) if args.label is None else args.label
+    with make_executor(model, **engine_kwargs(args)) as ex:
+        return verify_split(model, make_region(model, x, eps), [label], label, args.split, ex, args.backend,
+                            args.timeout)

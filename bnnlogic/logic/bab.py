@@ -84,6 +84,59 @@ def safe_nodes(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.
     return safe
 
 
+def split_rank(ir: IR, bounds: Bounds) -> np.ndarray:
+    """Per raw feature, its split priority (0 first): features by decreasing ``_influence``."""
+    order = np.argsort(-_influence(ir, bounds))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _halve(LO: np.ndarray, HI: np.ndarray, thr: np.ndarray, rank: np.ndarray,
+           within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split each box (n, d) of [LO, HI] in two on its highest-priority feature f with a
+    (sorted) threshold inside, at the median such threshold t: ``x_f < t`` and ``x_f >= t``.
+    Every box must have one (``within``: ``free_thresholds`` of the boxes, if computed).
+    Returns the 2n boxes, lower halves first."""
+    if within is None:
+        within = free_thresholds(thr[:, None, :], LO, HI)  # (M, n, d)
+    inside = within.any(axis=0)  # (n, d)
+    f = np.argmin(np.where(inside, rank[None], len(rank)), axis=1)  # (n,)
+    n = np.arange(len(LO))
+    ts = np.where(free_thresholds(thr[:, f], LO[n, f], HI[n, f]), thr[:, f], np.iinfo(np.int64).max)
+    cnt = (ts != np.iinfo(np.int64).max).sum(axis=0)
+    t_split = np.sort(ts, axis=0)[(cnt - 1) // 2, n]  # median threshold inside the interval
+    LO, HI = LO.copy(), HI.copy()
+    LO2, HI2 = LO.copy(), HI.copy()
+    HI[n, f] = t_split - 1  # x_f < t
+    LO2[n, f] = t_split  # x_f >= t
+    return np.concatenate([LO, LO2]), np.concatenate([HI, HI2])
+
+
+def split_box(ir: IR, R: Region, n_parts: int, bounds: Bounds | None = None) -> list[Region]:
+    """A partition of the box R into ``n_parts`` sub-boxes (fewer if R has fewer threshold
+    cells) by branch and bound's own rule: the part with the most threshold cells is halved
+    (``_halve``: its highest-priority feature at its median threshold inside) until there are
+    ``n_parts``.  Every raw input of R lies in exactly one part; R is robust iff every part
+    is, so the parts can be decided separately (``bnnlogic.split``).  Each part is a box
+    region centred on R's center clipped into it; ``bounds``: R's own, if computed."""
+    if R.l0 is not None:
+        raise ValueError("split_box handles boxes only")
+    thr = np.sort(ir.coding.thresholds, axis=0)
+    rank = split_rank(ir, propagate(ir, R.lo, R.hi) if bounds is None else bounds)
+    parts = [(R.lo.copy(), R.hi.copy())]
+    while len(parts) < n_parts:
+        LO, HI = np.array([p[0] for p in parts]), np.array([p[1] for p in parts])
+        log_cells = np.log2(free_thresholds(thr[:, None, :], LO, HI).sum(axis=0) + 1).sum(axis=1)
+        i = int(np.argmax(log_cells))
+        if log_cells[i] == 0:  # every part is a single cell
+            break
+        lo2, hi2 = _halve(LO[i:i + 1], HI[i:i + 1], thr, rank)
+        parts[i:i + 1] = [(lo2[0], hi2[0]), (lo2[1], hi2[1])]
+    center = R.center if R.center is not None else R.lo
+    return [Region(lo, hi, np.clip(center, lo, hi), None, "box", R.eps) for lo, hi in parts]
+
+
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
         max_nodes: int = 2_000_000, batch: int = 2048,
         enum_cells: int = 1 << 20, threads: int | None = None,
@@ -104,9 +157,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     thr = np.sort(ir.coding.thresholds, axis=0)  # (M, d)
     if bounds is None:
         bounds = propagate(ir, R.lo, R.hi)
-    order = np.argsort(-_influence(ir, bounds))  # split priority of features
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    rank = split_rank(ir, bounds)
     center = R.center if R.center is not None else R.lo
     stack = [(R.lo[None].copy(), R.hi[None].copy())]
     nodes = cells = 0
@@ -153,17 +204,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             LO, HI, within = LO[~small], HI[~small], within[:, ~small]
             if not len(LO):
                 continue
-            # split each remaining node on its highest-priority feature with a threshold inside
-            inside = within.any(axis=0)  # (n, d)
-            f = np.argmin(np.where(inside, rank[None], len(rank)), axis=1)  # (n,)
-            n = np.arange(len(LO))
-            ts = np.where(free_thresholds(thr[:, f], LO[n, f], HI[n, f]), thr[:, f], np.iinfo(np.int64).max)
-            cnt = (ts != np.iinfo(np.int64).max).sum(axis=0)
-            t_split = np.sort(ts, axis=0)[(cnt - 1) // 2, n]  # median threshold inside the interval
-            LO2, HI2 = LO.copy(), HI.copy()
-            HI[n, f] = t_split - 1  # x_f < t
-            LO2[n, f] = t_split  # x_f >= t
-            kids_lo, kids_hi = np.concatenate([LO, LO2]), np.concatenate([HI, HI2])
+            kids_lo, kids_hi = _halve(LO, HI, thr, rank, within)
             for s in range(0, len(kids_lo), batch):
                 stack.append((kids_lo[s:s + batch], kids_hi[s:s + batch]))
         return "unsat", None, nodes + cells

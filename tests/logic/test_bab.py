@@ -4,7 +4,8 @@ import pytest
 
 from bnnlogic import Model
 from bnnlogic.logic import region
-from bnnlogic.logic.bab import bab
+from bnnlogic.logic.bab import bab, split_box
+from bnnlogic.logic.sweep import n_cells
 from tests.helpers import box_inputs, random_ir
 from tests.logic.test_query import NETS
 
@@ -39,3 +40,21 @@ def test_bab_gives_up_on_budget():
             assert bab(m.engine, ir, R, bad, max_nodes=0, enum_cells=1)[0] == "unknown"
             return
     pytest.fail("no seed needed splitting")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_split_box_partitions_the_box(seed):
+    """Every raw input of R lies in exactly one part; there are n_parts parts unless R has
+    fewer threshold cells (then one part per cell), each centred inside itself."""
+    ir = random_ir(seed, n_features=4, hi=5, levels=2, hidden=(6,))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, 4)
+    R = region.linf(ir.coding, x, 2)
+    X = box_inputs(R.lo, R.hi)
+    cells = int(round(2 ** n_cells(ir.coding.thresholds, R.lo, R.hi)[0]))
+    for k in (1, 2, 3, 5, 8, 1000):
+        parts = split_box(ir, R, k)
+        assert len(parts) == min(k, cells)
+        inside = np.array([P.contains(X) for P in parts])  # (parts, points)
+        assert (inside.sum(axis=0) == 1).all()
+        assert all(P.contains(P.center[None])[0] and R.contains(P.lo[None])[0] for P in parts)
