@@ -221,7 +221,7 @@ class Explainer:
         changes the fewest features (a "sat")."""
         fixed = set(fixed)
         if self.limit is not None:
-            self.limit.tick(checks=self.calls, smallest_sufficient=len(self.best_axp))
+            self.limit.tick(done=self.calls, unit="checks", smallest_sufficient=len(self.best_axp))
         ans = self._answer(fixed, hint)
         if ans.status == "unsat":
             S = [f for f in (self.core if self.core is not None else fixed) if f in set(self.relevant)]

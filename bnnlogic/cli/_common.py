@@ -45,3 +45,83 @@ def load_array(path: str) -> np.ndarray:
 
 def add_json_flag(p) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+
+
+EXIT_INCOMPLETE = 3  # a long command stopped at its time limit: the best result so far, marked incomplete
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+def add_time_flags(p, default: float, per_call: bool = True) -> None:
+    """``--timeout`` for the whole command (default ``default`` s) and, for commands that call a
+    solver many times, ``--call-timeout`` per call."""
+    p.add_argument("--timeout", type=float, default=default,
+                   help=f"seconds for the whole command (default {default:g}); past it the best result so far is "
+                        f"reported, marked \"complete\": false, exit status {EXIT_INCOMPLETE}")
+    if per_call:
+        p.add_argument("--call-timeout", type=float, default=None,
+                       help="seconds per solver call (default: only the time left bounds it)")
+
+
+def check_time_flags(args) -> None:
+    for flag in ("timeout", "call_timeout"):
+        v = getattr(args, flag, None)
+        if v is not None and v <= 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be positive, got {v:g}")
+
+
+class Progress:
+    """A progress line on stderr for a long command, on a terminal and not in ``--json`` mode.
+    Called with the algorithms' progress dicts (``budget.Budget.tick``): ``done`` (and
+    ``total``) move the bar, ``unit`` names its steps, other keys are shown beside it.  The
+    last dict is kept (``last``): how far a command got when it stopped."""
+
+    def __init__(self, desc: str, enabled: bool) -> None:
+        self.last: dict[str, Any] = {}
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=desc, total=None, leave=False, dynamic_ncols=True)
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        self.last = info
+        if self.bar is None:
+            return
+        if info.get("total") is not None and self.bar.total != info["total"]:
+            self.bar.total = info["total"]
+        if "unit" in info:
+            self.bar.unit = f" {info['unit']}"
+        if "done" in info:
+            self.bar.n = info["done"]
+        extra = {k: v for k, v in info.items() if k not in ("done", "total", "unit")}
+        if extra:
+            self.bar.set_postfix(extra, refresh=False)
+        self.bar.update(0)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress_enabled(args) -> bool:
+    """Progress lines: on a terminal only, never with ``--json``."""
+    return not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+def stop_note(stopped: str | None, timeout: float | None) -> str:
+    """One line saying why a command's result is incomplete ('' when it is complete)."""
+    if stopped == "time":
+        return f"stopped at the time limit ({timeout:g} s, --timeout): the best result so far, not complete"
+    if stopped == "interrupt":
+        return "interrupted: the best result so far, not complete"
+    return ""
+
+
+def exit_status(stopped: str | None) -> int:
+    return {None: 0, "time": EXIT_INCOMPLETE, "interrupt": EXIT_INTERRUPTED}[stopped]
