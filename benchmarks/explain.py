@@ -259,7 +259,8 @@ def main() -> None:
     print({k: v for k, v in summary.items() if k != "per_model"})
     write_json(args.json, {"summary": summary, "explanations": rows, "counting": counts, "compile": comp})
     if args.record:
-        name = "explain-quick" if args.quick else "explain-" + "+".join(sorted(ran)) + f"-eps{args.eps}"
+        region = "domain" if args.eps is None else f"eps{args.eps}"
+        name = "explain-quick" if args.quick else "explain-" + "+".join(sorted(ran)) + f"-{region}"
         print("record:", save_record(name, summary, rows, counting=counts, compile=comp))
 
 
