@@ -42,6 +42,7 @@ from bnnlogic.ensemble import ensemble  # noqa: E402
 from bnnlogic.fileio import write_json  # noqa: E402
 from bnnlogic.nn.cascade_train import binary_dataset, train_side  # noqa: E402
 from bnnlogic.nn.floatnet import float_predict, load_float  # noqa: E402
+from records import add_record_argument, save_record  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=5, help="part two: seeds of the split-calibration study (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=str(OUT / "cascade_guard.json"))
+    add_record_argument(ap)
     args = ap.parse_args()
 
     data = load_dataset(args.data)
@@ -96,6 +98,11 @@ def main() -> None:
     if args.splits:
         out["split_rows"] = split_study(data, target, t_test, bnn, n, args.splits, args.ensemble)
     write_json(args.json, out)
+    if args.record:
+        rows = [{"study": "guard", **r} for r in out.get("rows", [])] + \
+               [{"study": "split", **r} for r in out.get("split_rows", [])]
+        summary = {k: v for k, v in out.items() if k not in ("rows", "split_rows")}
+        print("record:", save_record(f"cascade-{args.data}-class{args.positive}", summary, rows))
 
 
 def guard_study(data, target, t_test, bnn, n: int, n_folds: int, seed: int) -> dict:

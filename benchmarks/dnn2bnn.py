@@ -50,6 +50,7 @@ from bnnlogic.nn.distill import distill  # noqa: E402
 from bnnlogic.nn.floatnet import export_onnx, float_predict, load_float, save_float, train_float  # noqa: E402
 from bnnlogic.quant import compile_quant, estimate_size, ir_scores_blas, ir_size, quantize  # noqa: E402
 from bnnlogic.quant.compile import MAX_COEFFICIENTS  # noqa: E402
+from records import add_record_argument, save_record  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--cascade-epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    add_record_argument(ap)
     args = ap.parse_args()
     q = args.quick
     data_name = args.data or ("digits" if q else "fashion-mnist")
@@ -117,6 +119,12 @@ def main() -> None:
         texts.append(text)
     print("\n".join(texts))
     write_json(args.json or OUT / f"dnn2bnn-{data_name}.json", res)
+    if args.record:
+        rows = [{"net": kind, "part": part, **row} for kind in args.nets for part in ("distill", "exact", "cascade")
+                for row in res[kind].get(part, [])]
+        summary = {kind: {k: v for k, v in res[kind].items() if k not in ("distill", "exact", "cascade")}
+                   for kind in args.nets} | {"data": data_name, "split": data.split, "test_n": int(len(y))}
+        print("record:", save_record(f"dnn2bnn-{data_name}", summary, rows))
 
 
 def train_export(data, arch: str, epochs: int, seed: int, stem: Path, r: dict):

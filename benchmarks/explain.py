@@ -42,6 +42,7 @@ from bnnlogic.fileio import write_json  # noqa: E402
 from bnnlogic.logic import region  # noqa: E402
 from bnnlogic.nn.saliency import saliency  # noqa: E402
 from models import OUT, get_model  # noqa: E402
+from records import add_record_argument, save_record  # noqa: E402
 from tests.helpers import random_ir  # noqa: E402
 
 
@@ -144,6 +145,7 @@ def main() -> None:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="BDD sweep on tiny random nets (default: only when --models includes digits-mlp)")
     ap.add_argument("--json", default=str(OUT / "explain.json"))
+    add_record_argument(ap)
     args = ap.parse_args()
     n = 5 if args.quick else args.n
     names = [m for m in args.models.split(",") if m]
@@ -256,6 +258,10 @@ def main() -> None:
     print("\n".join(table))
     print({k: v for k, v in summary.items() if k != "per_model"})
     write_json(args.json, {"summary": summary, "explanations": rows, "counting": counts, "compile": comp})
+    if args.record:
+        region = "domain" if args.eps is None else f"eps{args.eps}"
+        name = "explain-quick" if args.quick else "explain-" + "+".join(sorted(ran)) + f"-{region}"
+        print("record:", save_record(name, summary, rows, counting=counts, compile=comp))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """bnnlogic's bit-packed engine vs PyTorch, same shapes, one process.
 
-    python benchmarks/infer.py [--quick] [--json PATH]
+    python benchmarks/infer.py [--quick] [--json PATH] [--record]
 
 Architectures: ``fc`` = 784-500-300-200-100-10 and ``conv`` = conv-small
 (cnn:c16k4s2,c32k4s2,d100 on 1x28x28), each run three ways on Fashion-MNIST test images:
@@ -19,7 +19,8 @@ on a shared host, whose speed drifts by up to 2x between phases of tens of secon
 three then get the same chance of a fast phase (timing one after the other did not).
 Also times ``bnnlogic eval --no-agreement`` on the full Fashion-MNIST test split for the fc
 net (inference seconds after compilation, as the command reports them), and the cold numba
-compile time (fresh cache dir, in a subprocess).  Writes ``benchmarks/out/infer.md``.
+compile time (fresh cache dir, in a subprocess).  Writes ``benchmarks/out/infer.md``; with
+``--record`` a record ``infer`` (``infer-quick`` for ``--quick``).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from bnnlogic.fileio import write_json, write_text  # noqa: E402
 from bnnlogic.infer import Engine  # noqa: E402
 from bnnlogic.ir import IR, Conv, Dense, InputCoding, Output  # noqa: E402
 from bnnlogic.model import Model  # noqa: E402
+from records import add_record_argument, save_record  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 ARCHS = {"fc": "784-500-300-200-100-10", "conv": "cnn:c16k4s2,c32k4s2,d100 (conv-small)"}
@@ -273,6 +275,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter timing loops, batches 1 and 4096 only, no cold compile")
     ap.add_argument("--json", help="also write the results as JSON here")
+    add_record_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
     batches = (1, 4096) if args.quick else (1, 64, 4096)
@@ -301,10 +304,15 @@ def main() -> None:
     print(tab + notes)
     os.makedirs(OUT, exist_ok=True)
     write_text(OUT / "infer.md", tab + notes)
+    summary = {a: {k: r[k] for k in ("speedup_b4096", "speedup_b1", "memory_ratio")} | {"detail": r}
+               for a, r in results.items()}
     if args.json:
-        summary = {a: {k: r[k] for k in ("speedup_b4096", "speedup_b1", "memory_ratio")} | {"detail": r}
-                   for a, r in results.items()}
         write_json(args.json, summary | {"machine": extra})
+    if args.record:
+        rows = [{"net": a, "engine": name, **r} for a, res in results.items() for name, r in res["runs"].items()]
+        print("record:", save_record("infer-quick" if args.quick else "infer",
+                                     {a: {k: r[k] for k in ("speedup_b4096", "speedup_b1", "memory_ratio")}
+                                      for a, r in results.items()} | {"batches": list(batches), "extra": extra}, rows))
 
 
 if __name__ == "__main__":

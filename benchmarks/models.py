@@ -21,6 +21,7 @@ from bnnlogic import load  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.evaluate import evaluate  # noqa: E402
 from bnnlogic.fileio import write_json, write_text  # noqa: E402
+from records import add_record_argument, save_record  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 MODELS = OUT / "models"
@@ -62,17 +63,20 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=list(ZOO), help="model names")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--json", default=str(OUT / "models.json"))
+    add_record_argument(ap)
     args = ap.parse_args()
     rows = []
     for name in args.only:
         t0 = time.perf_counter()
+        trained_now = args.retrain or not (MODELS / f"{name}.bnn").exists()
         model = get_model(name, args.retrain)
         res = evaluate(model)
         tr = model.meta["training"]
         rows.append({"model": name, "data": res["data"], "split": res["data_split"], "arch": model.meta["arch"],
                      "epochs": tr["epochs"], "accuracy": res["accuracy"], "n": res["n"],
                      "ir_agreement": res["ir_agreement"], "seconds_per_epoch": tr["seconds_per_epoch"],
-                     "eval_seconds": res["seconds"], "wall_seconds": time.perf_counter() - t0})
+                     "eval_seconds": res["seconds"], "wall_seconds": time.perf_counter() - t0,
+                     "trained_in_this_run": trained_now, "preset": model.meta.get("preset")})
         print(json.dumps(rows[-1]), flush=True)
     table = ["| model | data | arch | epochs | test accuracy | n | IR agreement | s/epoch |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
@@ -82,6 +86,10 @@ def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     write_json(args.json, rows)
     write_text(OUT / "models.md", "\n".join(table) + "\n")
+    if args.record:
+        print("record:", save_record("models", {r["model"]: {k: r[k] for k in ("data", "arch", "epochs", "accuracy", "n",
+                                                                                "ir_agreement", "seconds_per_epoch")}
+                                                for r in rows}, rows))
 
 
 if __name__ == "__main__":

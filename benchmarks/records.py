@@ -109,3 +109,10 @@ def latest(benchmark: str) -> dict[str, Any] | None:
     """The newest record of ``benchmark`` (None if it was never recorded)."""
     h = history(benchmark)
     return h[-1] if h else None
+
+
+def add_record_argument(ap) -> None:
+    """The ``--record`` flag every benchmark takes (argparse)."""
+    ap.add_argument("--record", action="store_true",
+                    help=f"also write this run's JSON record under {RECORDS.relative_to(ROOT)}/<benchmark>/ "
+                         "(command, git revision, machine, date, summary, raw rows); the docs render the newest")

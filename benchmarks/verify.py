@@ -1,6 +1,6 @@
 """Robustness verification benchmark: naive baseline vs bnnlogic's default vs each backend.
 
-    python benchmarks/verify.py [--quick] [--json PATH]
+    python benchmarks/verify.py [--quick] [--json PATH] [--record]
 
 For each model (the SAT-friendly BNN work's 5-layer FC nets "small" 784-200-100-100-100-10
 and "large" 784-500-300-200-100-10 on Fashion-MNIST and on the MNIST split, and conv-small on
@@ -17,7 +17,9 @@ run:
 Prints per model/config/eps: robust / counterexample / unknown, median and mean time,
 median #variables and #clauses, median log2 of the box's threshold cells (the sweep's work);
 writes benchmarks/out/verify.md and JSON with
-``speedup_median_vs_naive``, ``unknown_eps_le5`` and ``disagreements``.
+``speedup_median_vs_naive``, ``unknown_eps_le5`` and ``disagreements``; with ``--record``, a
+record ``verify-<data sets>`` (``verify-quick`` for ``--quick``) holding every query as a row
+(the docs plot solved-vs-time curves from them).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.logic import encode  # noqa: E402
 from bnnlogic.verification import make_region, verify_region  # noqa: E402
 from models import OUT, get_model  # noqa: E402
+from records import add_record_argument, save_record  # noqa: E402
 
 CONFIGS = {  # name -> verify_region keyword arguments
     "naive": dict(backend="cnf:glucose4:seqcounter", use_attack=False, use_bounds=False),
@@ -151,6 +154,7 @@ def main() -> None:
                                                         "'all' (every model), or 'none'")
     ap.add_argument("--solver-images", type=int, default=20)
     ap.add_argument("--json", default=str(OUT / "verify.json"))
+    add_record_argument(ap)
     args = ap.parse_args()
     if args.quick:
         args.models, args.images, args.naive_images, args.eps, args.solver_images, args.timeout = \
@@ -178,9 +182,17 @@ def main() -> None:
               f"wall time {time.perf_counter() - t0:.0f} s"]
     print("\n".join(lines))
     write_text(OUT / ("verify-quick.md" if args.quick else "verify.md"), "\n".join(lines) + "\n")
-    write_json(args.json, {"speedup_median_vs_naive": min(sp.values()) if sp else None,
-                           "speedup_median_vs_naive_per_model": sp, "unknown_eps_le5": unknown_le5,
-                           "disagreements": dis, "rows": rows, "settings": vars(args)})
+    result = {"speedup_median_vs_naive": min(sp.values()) if sp else None,
+              "speedup_median_vs_naive_per_model": sp, "unknown_eps_le5": unknown_le5,
+              "disagreements": dis, "rows": rows, "settings": vars(args)}
+    write_json(args.json, result)
+    if args.record:
+        data = sorted({m.meta.get("dataset", "unknown") for _, m in models})
+        models_meta = {n: {"dataset": m.meta.get("dataset"), "arch": m.meta.get("arch"), "preset": m.meta.get("preset"),
+                           "test_accuracy": m.meta.get("test_accuracy")} for n, m in models}
+        print("record:", save_record("verify-quick" if args.quick else "verify-" + "+".join(data),
+                                     result | {"models": models_meta, "wall_seconds": time.perf_counter() - t0},
+                                     recs))
 
 
 if __name__ == "__main__":

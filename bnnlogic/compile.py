@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .budget import Budget
 from .errors import UserError
 from .ir import IR, Dense, MaxPool
 from .logic.bounds import propagate
@@ -149,8 +150,12 @@ def _signed_threshold(bdd, coef: np.ndarray, u: list, k: int):
     return _at_least(bdd, lits, bound)
 
 
-def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | None = None) -> Compiled:
-    """Compile every class of ``ir`` over the box ``R``; ``TooLarge`` past the budgets."""
+def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | None = None,
+                limit: Budget | None = None) -> Compiled:
+    """Compile every class of ``ir`` over the box ``R``; ``TooLarge`` past ``max_nodes`` or
+    ``timeout``.  ``limit``: a ``Budget`` that receives progress (layer, neurons compiled, nodes)
+    after every neuron and raises ``budget.Stopped`` at its deadline (no partial diagram is
+    returned: the caller reports how far it got)."""
     from dd import cudd
 
     if R.l0 is not None:
@@ -185,7 +190,12 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
     for f in bits:
         valid &= ~ge(f, int(R.hi[f] - R.lo[f]) + 1)
 
-    def check():
+    done = [0]  # neurons (and output comparisons) compiled
+
+    def check(layer: int):
+        done[0] += 1
+        if limit is not None:
+            limit.tick(layer=layer, done=done[0], total=n_neurons, nodes=len(bdd), unit="neurons")
         if len(bdd) > max_nodes:
             raise TooLarge(f"the BDD exceeds {max_nodes} nodes; compile a smaller region (e.g. --eps) or net")
         if timeout is not None and time.perf_counter() - t0 > timeout:
@@ -198,6 +208,8 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
             u.append(bdd.true if t <= R.lo[f] else bdd.false if t > R.hi[f] else ge(f, t - int(R.lo[f])))
     bnds = propagate(ir, R.lo, R.hi)
     shapes = ir.shapes()
+    n_neurons = sum(int(np.count_nonzero(b[0] != b[1])) for b in bnds[1:len(ir.layers) + 1]) \
+        + ir.n_classes * (ir.n_classes - 1)
     for li, layer in enumerate(ir.layers):
         lo, hi = (b[0].reshape(-1) for b in bnds[li + 1])
         out = [bdd.true if v else bdd.false for v in lo]
@@ -213,7 +225,7 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
                 o, p = divmod(int(i), G.shape[0])
                 g = _signed_threshold(bdd, layer.A[o].reshape(-1), [u[j] for j in G[p]], int(layer.k[o]))
             out[i] = g
-            check()
+            check(li + 1)
         u = out
     o = ir.output
     beats = {}
@@ -222,7 +234,7 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
             if a != b:
                 D = o.A[a].astype(np.int64) - o.A[b].astype(np.int64)
                 beats[a, b] = _signed_threshold(bdd, D, u, int(o.beat_bound(a, b)))
-                check()
+                check(len(ir.layers) + 1)
     pred = []
     for a in range(ir.n_classes):
         g = bdd.true

@@ -18,9 +18,18 @@ Counts are over raw inputs, not input bits: a coding bit ``[x_f >= t]`` that is 
 The goal literal is only an implication in the encoding, but every neuron is an equivalence,
 so an assignment of the v bits extends to a model iff its input reaches the goal: the
 projected count is exact.  Features with no free threshold multiply the count by their width.
+
+Time.  With a ``Budget`` (``limit``) a count stops at its deadline, or on an interrupt, and
+returns what it knows, marked ``complete=False``: enumeration the bounds
+``count_at_least`` (hits among the cells visited) and ``count_at_most`` (plus every raw input
+of the cells not visited); ganak and approx, which cannot be interrupted inside the solver,
+run in a forked child process that is killed at the deadline (bounds 0 and the region's size).
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,12 +37,14 @@ from typing import Sequence
 
 import numpy as np
 
+from .budget import Budget, Stopped, interruption
 from .errors import UserError
 from .ir import IR
 from .logic import Region, encode, to_cnf
 from .logic.formula import TRUE
 
 ENUM_CELLS = 1 << 16
+ENUM_BLOCK = 1 << 16  # cells per engine pass of the enumeration (and per progress step)
 METHODS = ("exact", "enumerate", "ganak", "bdd", "approx")
 
 
@@ -46,10 +57,14 @@ class CountResult:
     time_s: float
     epsilon: float | None = None
     delta: float | None = None
+    complete: bool = True  # False: stopped early (``stopped``); ``count`` is then None
+    stopped: str | None = None  # "time" | "interrupt"
+    count_at_least: int | None = None  # an incomplete count's exact bounds
+    count_at_most: int | None = None
 
     @property
-    def fraction(self) -> float:
-        return float(Fraction(self.count, self.total))
+    def fraction(self) -> float | None:
+        return None if self.count is None else float(Fraction(self.count, self.total))
 
     @property
     def exact(self) -> bool:
@@ -57,8 +72,11 @@ class CountResult:
 
     def to_json(self) -> dict:
         d = {"count": self.count, "total": self.total, "fraction": self.fraction, "classes": self.classes,
-             "method": self.method, "exact": self.exact, "time_s": round(self.time_s, 6)}
-        if not self.exact:
+             "method": self.method, "exact": self.exact, "time_s": round(self.time_s, 6),
+             "complete": self.complete, "stopped": self.stopped}
+        if not self.complete:
+            d.update(count_at_least=self.count_at_least, count_at_most=self.count_at_most)
+        elif not self.exact:
             d.update(epsilon=self.epsilon, delta=self.delta,
                      lower=int(self.count / (1 + self.epsilon)), upper=int(self.count * (1 + self.epsilon)) + 1)
         return d
@@ -87,7 +105,10 @@ def _other_factor(R: Region, feats: Sequence[int]) -> int:
     return int(np.prod(w.astype(object))) if w.size else 1
 
 
-def count_enumerate(ir: IR, R: Region, classes: Sequence[int], max_cells: int = 1 << 22) -> int:
+def count_enumerate(ir: IR, R: Region, classes: Sequence[int], max_cells: int = 1 << 22,
+                    limit: Budget | None = None) -> int:
+    """Raw inputs of R predicted in ``classes``, by one engine pass per block of threshold cells.
+    With ``limit``, a stop raises ``PartialCount`` with the bounds known so far."""
     from .infer import Engine
 
     feats, reps, widths = _cells(ir, R)
@@ -96,18 +117,93 @@ def count_enumerate(ir: IR, R: Region, classes: Sequence[int], max_cells: int = 
         raise UserError(f"{n} cells are too many to enumerate (limit {max_cells}); use --method ganak or approx")
     engine = Engine(ir)
     base = R.lo.copy()
-    total = 0
+    total = seen = 0  # raw inputs (per unit of the other features) predicted in classes / visited
+    factor = _other_factor(R, feats)
     idx = np.indices([len(r) for r in reps]).reshape(len(reps), -1).T if reps else np.zeros((1, 0), int)
-    for s in range(0, len(idx), 1 << 16):
-        chunk = idx[s: s + (1 << 16)]
-        X = np.repeat(base[None], len(chunk), axis=0)
-        W = np.ones((len(chunk), len(feats)), dtype=object)
-        for i, f in enumerate(feats):
-            X[:, f] = reps[i][chunk[:, i]]
-            W[:, i] = widths[i][chunk[:, i]].astype(object)
-        hit = np.isin(engine.predict(X), list(classes))
-        total += int(sum(int(np.prod(w)) for w in W[hit])) if len(feats) else int(hit.sum())
-    return total * _other_factor(R, feats)
+    block = ENUM_BLOCK
+    try:
+        for s in range(0, len(idx), block):
+            if limit is not None:
+                limit.tick(done=s, total=len(idx), unit="cells")
+            chunk = idx[s: s + block]
+            X = np.repeat(base[None], len(chunk), axis=0)
+            W = np.ones((len(chunk), len(feats)), dtype=object)
+            for i, f in enumerate(feats):
+                X[:, f] = reps[i][chunk[:, i]]
+                W[:, i] = widths[i][chunk[:, i]].astype(object)
+            hit = np.isin(engine.predict(X), list(classes))
+            sizes = [int(np.prod(w)) for w in W] if len(feats) else [1] * len(chunk)
+            total += sum(z for z, h in zip(sizes, hit) if h)
+            seen += sum(sizes)
+    except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
+        lower = total * factor
+        raise PartialCount(_reason(exc), lower, lower + R.size() - seen * factor) from None
+    return total * factor
+
+
+class PartialCount(Exception):
+    """A count stopped early (``reason``: "time" | "interrupt") with exact bounds on the count."""
+
+    def __init__(self, reason: str, at_least: int, at_most: int) -> None:
+        super().__init__(reason)
+        self.reason, self.at_least, self.at_most = reason, at_least, at_most
+
+
+def _reason(exc: BaseException) -> str:
+    """"time" or "interrupt" for a stop; re-raises anything else."""
+    if isinstance(exc, Stopped):
+        return exc.reason
+    if interruption(exc):
+        return "interrupt"
+    raise exc
+
+
+def _child(conn, fn, args) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills this process
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    conn.send(fn(*args))
+    conn.close()
+    os._exit(0)
+
+
+def _in_child(fn, args: tuple, limit: Budget, what: str):
+    """``fn(*args)`` in a forked process, killed at ``limit``'s deadline or on an interrupt
+    (the solvers' C++ loops cannot be stopped from Python); progress: elapsed seconds."""
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+    p.start()
+    send.close()
+    try:
+        while not recv.poll(0.25 if limit.remaining() is None else min(0.25, limit.remaining() + 0.01)):
+            if not p.is_alive() and not recv.poll(0):
+                raise RuntimeError(f"the {what} process ended without an answer (exit code {p.exitcode})")
+            limit.tick(elapsed=round(limit.elapsed(), 1), unit=f"s of {what}")
+        return recv.recv()
+    finally:
+        if p.is_alive():
+            p.kill()
+        p.join()
+        recv.close()
+
+
+def _ganak(n_vars: int, clauses: list, proj: list[int]) -> int:
+    import pyganak
+
+    c = pyganak.Counter()
+    c.new_vars(n_vars)
+    c.add_clauses(clauses)
+    c.set_sampling_set(proj)
+    return int(c.count())
+
+
+def _approxmc(clauses: list, proj: list[int], seed: int, epsilon: float, delta: float) -> tuple[int, int]:
+    import pyapproxmc
+
+    c = pyapproxmc.Counter(seed=seed, epsilon=epsilon, delta=delta)
+    c.add_clauses(clauses)
+    cells, hashes = c.count(proj)
+    return int(cells), int(hashes)
 
 
 def _ge(bits: list[int], const: int, top: int, clauses: list[list[int]]) -> tuple[int, int]:
@@ -154,8 +250,9 @@ def raw_cnf(ir: IR, R: Region, classes: Sequence[int]) -> tuple[list[list[int]],
 
 
 def count(ir: IR, R: Region, classes: Sequence[int], method: str = "exact", epsilon: float = 0.8,
-          delta: float = 0.2, seed: int = 1) -> CountResult:
-    """Raw inputs of the box region ``R`` that ``ir`` predicts in ``classes``."""
+          delta: float = 0.2, seed: int = 1, limit: Budget | None = None) -> CountResult:
+    """Raw inputs of the box region ``R`` that ``ir`` predicts in ``classes``.  ``limit``: a
+    ``Budget``; past it (or on an interrupt) the result is incomplete (see the module docstring)."""
     if R.l0 is not None:
         raise UserError("counting takes box regions (linf or domain), not L0 balls")
     if method not in METHODS:
@@ -164,34 +261,37 @@ def count(ir: IR, R: Region, classes: Sequence[int], method: str = "exact", epsi
     t0 = time.perf_counter()
     if method == "exact":
         method = "enumerate" if n_cells(ir, R) <= ENUM_CELLS else "ganak"
-    if method == "enumerate":
-        n = count_enumerate(ir, R, classes)
-    elif method == "bdd":
-        from .compile import compile_bdd
-
-        n = compile_bdd(ir, R).count(classes)
-    else:
-        clauses, n_vars, proj, factor = raw_cnf(ir, R, classes)
-        if not proj:  # nothing free: one cell
-            n = count_enumerate(ir, R, classes)
-        elif method == "ganak":
-            import pyganak
-
-            c = pyganak.Counter()
-            c.new_vars(n_vars)
-            c.add_clauses(clauses)
-            c.set_sampling_set(proj)
-            n = int(c.count()) * factor
-        else:
-            import pyapproxmc
-
-            used = set(abs(l) for cl in clauses for l in cl)
-            unused = sum(1 for v in proj if v not in used)  # ApproxMC only knows variables it saw
-            c = pyapproxmc.Counter(seed=seed, epsilon=epsilon, delta=delta)
-            c.add_clauses(clauses)
-            cells, hashes = c.count([v for v in proj if v in used])
-            n = int(cells) * (1 << (int(hashes) + unused)) * factor
-            n = min(n, R.size())  # clamping to the region's size only moves the estimate nearer the truth
     approx = method == "approx"
+    try:
+        n = _count(ir, R, classes, method, epsilon, delta, seed, limit)
+    except PartialCount as p:
+        return CountResult(None, R.size(), classes, method, time.perf_counter() - t0, epsilon if approx else None,
+                           delta if approx else None, False, p.reason, p.at_least, p.at_most)
     return CountResult(n, R.size(), classes, method, time.perf_counter() - t0,
                        epsilon if approx else None, delta if approx else None)
+
+
+def _count(ir: IR, R: Region, classes: list[int], method: str, epsilon: float, delta: float, seed: int,
+           limit: Budget | None) -> int:
+    if method == "enumerate":
+        return count_enumerate(ir, R, classes, limit=limit)
+    try:
+        if method == "bdd":
+            from .compile import compile_bdd
+
+            return compile_bdd(ir, R, limit=limit).count(classes)
+        clauses, n_vars, proj, factor = raw_cnf(ir, R, classes)
+        if not proj:  # nothing free: one cell
+            return count_enumerate(ir, R, classes, limit=limit)
+        if method == "ganak":
+            args = (n_vars, clauses, proj)
+            n = _ganak(*args) if limit is None else _in_child(_ganak, args, limit, "Ganak")
+            return n * factor
+        used = set(abs(l) for cl in clauses for l in cl)
+        unused = sum(1 for v in proj if v not in used)  # ApproxMC only knows variables it saw
+        args = (clauses, [v for v in proj if v in used], seed, epsilon, delta)
+        cells, hashes = _approxmc(*args) if limit is None else _in_child(_approxmc, args, limit, "ApproxMC")
+        n = cells * (1 << (hashes + unused)) * factor
+        return min(n, R.size())  # clamping to the region's size only moves the estimate nearer the truth
+    except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
+        raise PartialCount(_reason(exc), 0, R.size()) from None

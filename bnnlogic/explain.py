@@ -26,6 +26,13 @@ no first-layer neuron reads are left out.  Every reported explanation is re-chec
 restricted region, each single-feature removal by a counterexample replayed through concrete
 inference (one met during the search, else a new oracle call); a CXp's witness by replay and
 its minimality by CP-SAT on fresh encodings.
+
+Time.  ``timeout`` bounds each solver call; a ``Budget`` (``limit``) bounds the whole search
+and receives progress (checks so far, the smallest sufficient set known).  When it runs out,
+or the user interrupts, the search returns the best result it has, marked ``complete=False``
+with ``stopped`` = "time" | "interrupt": for an AXp the smallest set of features that the
+oracle showed to suffice (sufficient, maybe not minimal, not re-checked), for a CXp the
+smallest replayed witness's changed features, for an enumeration the explanations found.
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .budget import Budget, Stopped, interruption
 from .errors import UserError
 from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
@@ -62,6 +70,8 @@ class Explanation:
     witness: np.ndarray | None = None  # CXp: a raw input with only these features changed
     witness_class: int | None = None
     oracle: dict | None = None  # search calls answered by enumerate / replay / bounds / solver
+    complete: bool = True  # False: the time limit or an interrupt ended the search (best result so far)
+    stopped: str | None = None  # "time" | "interrupt" when not complete
 
     @property
     def size(self) -> int:
@@ -70,7 +80,8 @@ class Explanation:
     def to_json(self) -> dict:
         d = {"kind": self.kind, "features": self.features, "size": self.size, "prediction": self.prediction,
              "method": self.method, "time_s": round(self.time_s, 6), "calls": self.calls,
-             "verified": self.verified, "verify_s": round(self.verify_s, 6)}
+             "verified": self.verified, "verify_s": round(self.verify_s, 6), "complete": self.complete,
+             "stopped": self.stopped}
         if self.witness is not None:
             d.update(witness=self.witness.tolist(), witness_class=self.witness_class)
         if self.oracle is not None:
@@ -117,12 +128,13 @@ class Explainer:
     solver call (a call that gives up raises ``UserError``); ``fast``: try concrete witnesses
     and interval bounds before the solver (see ``_solve``); ``engine``: a compiled inference
     engine of ``ir`` to reuse across explanations; ``budget``: seconds per abductive search
-    (beyond it, ``UserError``)."""
+    (beyond it, ``UserError``); ``limit``: a ``Budget`` for everything this explainer does
+    (beyond it, the best result so far, marked incomplete; see the module docstring)."""
 
     def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
                  check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 22,
                  timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None,
-                 budget: float | None = None) -> None:
+                 budget: float | None = None, limit: Budget | None = None) -> None:
         c = ir.coding
         self.ir = ir
         R0 = region.linf(c, x, 0)  # validates x
@@ -146,6 +158,8 @@ class Explainer:
         self.calls = 0
         self.enum_cells, self.timeout, self.fast, self.pool = enum_cells, timeout, fast, pool
         self.budget, self.deadline = budget, None  # seconds per abductive search
+        self.limit = limit
+        self.stopped: str | None = None  # why the last search ended early ("time" | "interrupt")
         self.oracle = {"enumerate": 0, "replay": 0, "bounds": 0, "solver": 0}  # which branch answered
         self.core: set[int] | None = None  # after a solver's "unsat": the features its core fixes
         self.witnesses: list[np.ndarray] = []  # every witness met (replayed), for replay and verify
@@ -165,9 +179,61 @@ class Explainer:
         R = self.region
         self._cells = {f: np.clip(self.x[f], *cell_intervals(R.lo[f], R.hi[f], inp.thresholds[f]))
                        for f in self.features}
+        # the best results met so far (returned when the time runs out): fixing every relevant
+        # feature pins every first-layer input, so that set always suffices
+        self.best_axp: list[int] = list(self.relevant)
+        self.best_cxp: tuple[list[int], np.ndarray, int] | None = None  # (changed features, witness, its class)
+
+    # ------------------------------------------------------------------ time
+    def _call_timeout(self) -> float | None:
+        return self.timeout if self.limit is None else self.limit.call_timeout(self.timeout)
+
+    def _gave_up(self, what: str) -> Exception:
+        """The error for a solver call that returned unknown: ``Stopped`` if the whole budget ran
+        out, else a ``UserError`` (the per-call limit was too short for a definite answer)."""
+        if self.limit is not None and self.limit.expired():
+            return Stopped("time")
+        return UserError(f"{what} gave up after {self._call_timeout()} s; explanations need a definite answer "
+                         "(raise the time per call)")
+
+    def _stop(self, exc: BaseException) -> str:
+        """The reason ``exc`` ended a search early, recorded in ``self.stopped``; re-raises
+        anything that is not a time-out or an interrupt."""
+        if not (isinstance(exc, Stopped) or interruption(exc)):
+            raise exc
+        self.stopped = exc.reason if isinstance(exc, Stopped) else "interrupt"
+        return self.stopped
+
+    def _checked(self, e: Explanation, verify: bool) -> Explanation:
+        """``e`` verified if asked; a check cut short leaves ``verified`` None and marks ``e`` incomplete."""
+        if not verify:
+            return e
+        try:
+            return self.verify(e)
+        except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
+            e.complete, e.stopped, e.verified = False, self._stop(exc), None
+            return e
 
     # ------------------------------------------------------------------ oracle
     def _solve(self, fixed: Iterable[int], hint: int | None = None) -> Answer:
+        """``_answer`` under the budget (progress, deadline), remembering the smallest
+        sufficient set (an "unsat": the solver's core, else ``fixed``) and the witness that
+        changes the fewest features (a "sat")."""
+        fixed = set(fixed)
+        if self.limit is not None:
+            self.limit.tick(done=self.calls, unit="checks", smallest_sufficient=len(self.best_axp))
+        ans = self._answer(fixed, hint)
+        if ans.status == "unsat":
+            S = [f for f in (self.core if self.core is not None else fixed) if f in set(self.relevant)]
+            if len(S) < len(self.best_axp):
+                self.best_axp = sorted(S)
+        elif ans.witness is not None:
+            changed = np.nonzero(ans.witness != self.x)[0].tolist()
+            if self.best_cxp is None or len(changed) < len(self.best_cxp[0]):
+                self.best_cxp = (changed, ans.witness, int(ans.predictions[0]))
+        return ans
+
+    def _answer(self, fixed: set[int], hint: int | None = None) -> Answer:
         """Can the region with ``fixed`` pinned to x reach another class?  Exact in every
         branch, cheapest first (``self.oracle`` counts which branch answered):
 
@@ -186,7 +252,6 @@ class Explainer:
         with it moved to each of its other cells.  ``fast=False`` skips replay and bounds (the
         solver alone, for comparison and tests).  After the solver's "unsat", ``self.core`` is
         the set of features its core fixes (a subset of ``fixed`` that also suffices), else None."""
-        fixed = set(fixed)
         self.calls += 1
         self.core = None
         if self.deadline is not None and time.perf_counter() > self.deadline:
@@ -208,9 +273,9 @@ class Explainer:
             return ans
         self.oracle["solver"] += 1
         t0 = time.perf_counter()
-        status, value = self.query.backend.solve([l for f in fixed for l in self._fix[f]], self.timeout)
+        status, value = self.query.backend.solve([l for f in fixed for l in self._fix[f]], self._call_timeout())
         if status == "unknown":
-            raise UserError(f"the solver gave up after {self.timeout} s; explanations need a definite answer")
+            raise self._gave_up("the solver")
         if status == "unsat":
             core = self.query.backend.core()
             if core is not None:
@@ -303,7 +368,8 @@ class Explainer:
         t0 = time.perf_counter()
         lo, hi = self.x.copy(), self.x.copy()
         lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
-        ends = [t for t in (self.deadline, None if self.timeout is None else t0 + self.timeout) if t is not None]
+        ends = [t for t in (self.deadline, None if self.timeout is None else t0 + self.timeout,
+                            None if self.limit is None else self.limit.deadline) if t is not None]
         status, x, _ = sweep(self.ir, lo, hi, self._bad, self.x, min(ends) if ends else None)
         if status == "unknown":
             return None
@@ -357,21 +423,27 @@ class Explainer:
             order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
         rel = set(self.relevant)
         order = [f for f in order if f in rel]
+        stopped = None
+        # single-row interval bounds are tiny matrix products: BLAS threads only cost
+        # (tens of ms per product on a loaded 2-core machine)
+        blas = _one_blas_thread()
         try:
-            # single-row interval bounds are tiny matrix products: BLAS threads only cost
-            # (tens of ms per product on a loaded 2-core machine)
-            limit = _one_blas_thread()
             if method == "deletion":
                 # a robust decision has the empty explanation: one call instead of one per feature
                 S = [] if self.entails([]) else self._deletion(self.relevant, order)
             else:
                 S = self._quickxplain(order)
+        except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
+            stopped, S = self._stop(exc), list(self.best_axp)  # sufficient, maybe not minimal
         finally:
             self.deadline = None
-            limit.restore_original_limits()
+            blas.restore_original_limits()
         e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0,
                         oracle={k: v - o0[k] for k, v in self.oracle.items()})
-        return self.verify(e) if verify else e
+        if stopped is not None:
+            e.complete, e.stopped = False, stopped
+            return e
+        return self._checked(e, verify)
 
     # ------------------------------------------------------------------ contrastive
     def _shrink_free(self, free: Iterable[int], order: Sequence[int] | None = None) -> tuple[list[int], Answer] | None:
@@ -397,13 +469,21 @@ class Explainer:
         if order is None:
             order = margin_order(self.ir, self.x, self.region, self.features, self.query.engines[0])
         rel = set(self.relevant)
-        res = self._shrink_free(self.relevant, [f for f in order if f in rel])
+        try:
+            res = self._shrink_free(self.relevant, [f for f in order if f in rel])
+        except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
+            stopped = self._stop(exc)
+            if self.best_cxp is None:
+                return None  # nothing found before the stop: ``self.stopped`` says so
+            S, w, k = self.best_cxp
+            return Explanation("contrastive", S, self.prediction, "deletion", time.perf_counter() - t0,
+                               self.calls - c0, witness=w, witness_class=k, complete=False, stopped=stopped)
         if res is None:
             return None
         S, ans = res
         e = Explanation("contrastive", S, self.prediction, "deletion", time.perf_counter() - t0, self.calls - c0,
                         witness=ans.witness, witness_class=ans.predictions[0])
-        return self.verify(e) if verify else e
+        return self._checked(e, verify)
 
     # ------------------------------------------------------------------ duality
     def enumerate(self, limit: int = 10, kind: str = "abductive", verify: bool = True) -> dict[str, list[Explanation]]:
@@ -426,19 +506,23 @@ class Explainer:
                 t0, c0 = time.perf_counter(), self.calls
                 model = set(l for l in hs.get_model() if l > 0)
                 seed = [f for f in self.features if sel[f] in model]
-                if self.entails(seed):
-                    S = self._deletion(seed, None)
-                    e = Explanation("abductive", S, self.prediction, "duality", 0.0, 0)
-                    hs.add_clause([-sel[f] for f in S])
-                else:
-                    S, ans = self._shrink_free(set(self.features) - set(seed))
-                    e = Explanation("contrastive", S, self.prediction, "duality", 0.0, 0,
-                                    witness=ans.witness, witness_class=ans.predictions[0])
-                    hs.add_clause([sel[f] for f in S])
+                try:
+                    if self.entails(seed):
+                        S = self._deletion(seed, None)
+                        e = Explanation("abductive", S, self.prediction, "duality", 0.0, 0)
+                        hs.add_clause([-sel[f] for f in S])
+                    else:
+                        S, ans = self._shrink_free(set(self.features) - set(seed))
+                        e = Explanation("contrastive", S, self.prediction, "duality", 0.0, 0,
+                                        witness=ans.witness, witness_class=ans.predictions[0])
+                        hs.add_clause([sel[f] for f in S])
+                except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
+                    self._stop(exc)  # the explanations found so far; ``self.stopped`` says why
+                    break
                 e.time_s, e.calls = time.perf_counter() - t0, self.calls - c0
-                found[e.kind].append(self.verify(e) if verify else e)
-                if not S:
-                    break  # the empty AXp: the prediction is constant on the region
+                found[e.kind].append(self._checked(e, verify))
+                if not S or not e.complete:
+                    break  # the empty AXp: the prediction is constant on the region; or out of time
         return found
 
     def minimum(self, verify: bool = True, max_iter: int = 10_000) -> Explanation:
@@ -459,10 +543,14 @@ class Explainer:
             with RC2(w) as rc2:
                 model = set(l for l in (rc2.compute() or []) if l > 0)
             H = [f for f in self.features if sel[f] in model]
-            res = self._shrink_free(set(self.features) - set(H))
+            try:
+                res = self._shrink_free(set(self.features) - set(H))
+            except (Stopped, KeyboardInterrupt, RuntimeError) as exc:  # sufficient, maybe not minimum
+                return Explanation("abductive", list(self.best_axp), self.prediction, "minimum",
+                                   time.perf_counter() - t0, self.calls - c0, complete=False, stopped=self._stop(exc))
             if res is None:
                 e = Explanation("abductive", H, self.prediction, "minimum", time.perf_counter() - t0, self.calls - c0)
-                return self.verify(e) if verify else e
+                return self._checked(e, verify)
             cxps.append(res[0])
         raise UserError(f"no minimum explanation after {max_iter} hitting-set rounds")
 
@@ -501,20 +589,20 @@ class Explainer:
         gives up raises ``UserError``: an explanation is never reported unchecked)."""
         R = self._fixed_region(fixed)
         if CHECK_CELLS > 0 and n_cells(self.ir.coding.thresholds, R.lo, R.hi)[0] <= np.log2(CHECK_CELLS):
-            t0, engine = time.perf_counter(), self.query.engines[0]
+            t0, engine, timeout = time.perf_counter(), self.query.engines[0], self._call_timeout()
             for X in cell_inputs(self.ir.coding.thresholds, R.lo, R.hi, self.x):
                 if (engine.predict(X) != self.prediction).any():
                     return False
-                if self.timeout is not None and time.perf_counter() - t0 > self.timeout:
-                    raise UserError(f"the independent check gave up after {self.timeout} s")
+                if timeout is not None and time.perf_counter() - t0 > timeout:
+                    raise self._gave_up("the independent check")
             return True
         q = Query(self.ir, R, self.goal, self.check_backend)
         try:
-            status = q.solve(timeout=self.timeout).status
+            status = q.solve(timeout=self._call_timeout()).status
         finally:
             q.close()
         if status == "unknown":
-            raise UserError(f"the independent check gave up after {self.timeout} s")
+            raise self._gave_up("the independent check")
         return status == "unsat"
 
     def _removals_break(self, S: set[int]) -> bool:

@@ -59,3 +59,15 @@ def test_no_diagram_outlives_its_manager_at_exit():
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                          text=True, check=True)
     assert int(out.stdout) > 0 and "referenced" not in out.stderr
+
+
+def test_a_budget_sees_every_neuron_and_stops_compilation():
+    from bnnlogic.budget import Budget, Stopped
+
+    ir = random_ir(0, **NETS["deep"])
+    seen = []
+    comp = compile_bdd(ir, region.domain(ir.coding), limit=Budget(60, progress=seen.append))
+    assert seen[-1]["done"] == seen[-1]["total"] == len(seen)  # one tick per neuron and output comparison
+    assert comp.count(range(ir.n_classes)) == region.domain(ir.coding).size()
+    with pytest.raises(Stopped):
+        compile_bdd(ir, region.domain(ir.coding), limit=Budget(1e-9))

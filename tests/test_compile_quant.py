@@ -8,7 +8,7 @@ from helpers import box_inputs
 from bnnlogic.errors import UserError
 from bnnlogic.quant import BatchNorm, Conv2d, Flatten, FloatNet, Linear, MaxPool2d, ReLU, compile_quant, quantize
 from bnnlogic.quant.compile import estimate_size, ir_scores_blas, ir_size
-from bnnlogic.quant.quantize import conv_sum, max_pool
+from bnnlogic.quant.quantization import conv_sum, max_pool
 
 
 def tiny_net(seed: int, d: int, hidden: tuple[int, ...], n_classes: int, bn: bool = False,

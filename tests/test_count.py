@@ -72,3 +72,45 @@ def test_enumeration_limit_and_l0_are_user_errors():
         count_enumerate(ir, region.domain(ir.coding), [0], max_cells=2)
     with pytest.raises(UserError):
         count(ir, region.l0(ir.coding, np.zeros(4, int), 1), [0])
+
+
+# ---------------------------------------------------------------- budgets: bounds when stopped early
+def test_a_stopped_enumeration_returns_exact_bounds(monkeypatch):
+    import bnnlogic.count as count_mod
+    from bnnlogic.budget import Budget
+
+    monkeypatch.setattr(count_mod, "ENUM_BLOCK", 7)
+    ir = random_ir(1, **NETS["thermometer"])
+    R = region.domain(ir.coding)
+    expected, total = brute(ir, R, [0])
+    for stop_at in (1, 2, 5):
+        ticks = []
+
+        def progress(info, stop_at=stop_at):
+            ticks.append(info)
+            if len(ticks) >= stop_at:
+                raise KeyboardInterrupt
+
+        res = count(ir, R, [0], "enumerate", limit=Budget(progress=progress))
+        assert (res.complete, res.stopped, res.count) == (False, "interrupt", None)
+        assert res.count_at_least <= expected <= res.count_at_most <= total
+        assert res.to_json()["count_at_least"] == res.count_at_least and res.to_json()["fraction"] is None
+    done = count(ir, R, [0], "enumerate", limit=Budget(60))
+    assert done.complete and done.count == expected and ticks[-1]["unit"] == "cells"
+
+
+def test_ganak_under_a_budget_counts_in_a_child_and_is_killed_at_the_deadline(monkeypatch):
+    import time
+
+    import bnnlogic.count as count_mod
+    from bnnlogic.budget import Budget
+
+    ir = random_ir(0, **NETS["dense"])
+    R = region.domain(ir.coding)
+    expected, total = brute(ir, R, [0])
+    assert count(ir, R, [0], "ganak", limit=Budget(60)).count == expected  # the child's answer
+    monkeypatch.setattr(count_mod, "_ganak", lambda *a: time.sleep(60))  # a count that never ends
+    t0 = time.perf_counter()
+    res = count(ir, R, [0], "ganak", limit=Budget(0.5))
+    assert time.perf_counter() - t0 < 10
+    assert (res.complete, res.stopped, res.count_at_least, res.count_at_most) == (False, "time", 0, total)

@@ -183,3 +183,91 @@ def test_unread_features_are_in_no_explanation():
     c = ex.contrastive()
     assert (c is None and not cxps) or (frozenset(c.features) in cxps and c.verified)
     ex.close()
+
+
+# ---------------------------------------------------------------- budgets: the best result so far
+def _interrupt_after(n: int, exc: BaseException):
+    """A progress callback that raises ``exc`` at its n-th call (a user's Ctrl-C mid-search)."""
+    calls = []
+
+    def progress(info):
+        calls.append(info)
+        if len(calls) >= n:
+            raise exc
+    return progress
+
+
+@pytest.mark.parametrize("net,seed,eps", [c for c in CASES if c[0] != "conv"][:6])
+@pytest.mark.parametrize("after", (1, 3, 6))
+@pytest.mark.parametrize("method", ("deletion", "quickxplain"))
+def test_an_interrupted_abductive_search_returns_a_sufficient_set_marked_incomplete(net, seed, eps, after, method):
+    from bnnlogic.budget import Budget
+
+    ir, ex0 = make(net, seed, eps)
+    full = ex0.abductive(method)
+    ex0.close()
+    ir, ex = make(net, seed, eps)
+    ex.limit = Budget(progress=_interrupt_after(after, KeyboardInterrupt()))
+    e = ex.abductive(method)
+    ex.close()
+    if e.complete:  # the search needed fewer checks than the interrupt point
+        assert e.features == full.features and e.verified
+        return
+    assert e.stopped == "interrupt" and ex.stopped == "interrupt" and e.verified is None
+    assert entails(ir, ex, e.features)  # sufficient (maybe not minimal)
+    assert e.to_json()["complete"] is False and e.to_json()["stopped"] == "interrupt"
+
+
+def test_the_time_limit_returns_the_relevant_features_when_nothing_better_was_shown():
+    from bnnlogic.budget import Budget
+
+    ir, ex = make("dense", 0, None)
+    ex.limit = Budget(seconds=1e-9)
+    e = ex.abductive()
+    assert (e.complete, e.stopped) == (False, "time") and e.features == ex.relevant
+    assert entails(ir, ex, e.features)
+    ex.close()
+
+
+@pytest.mark.parametrize("net,seed,eps", [("dense", 0, None), ("dense", 8, None), ("thermometer", 5, None)])
+def test_an_interrupted_contrastive_search_returns_a_replayed_witness_or_nothing(net, seed, eps):
+    from bnnlogic.budget import Budget
+
+    for after in (1, 2, 4):
+        ir, ex = make(net, seed, eps)
+        ex.limit = Budget(progress=_interrupt_after(after, RuntimeError("Program interrupted by user.")))
+        e = ex.contrastive()
+        ex.close()
+        if e is None:
+            assert ex.stopped == "interrupt"
+            continue
+        if not e.complete:
+            assert e.stopped == "interrupt"
+            assert int(ir.predict(e.witness[None])[0]) == e.witness_class != ex.prediction
+            assert set(np.nonzero(e.witness != ex.x)[0].tolist()) == set(e.features)
+
+
+def test_an_interrupted_enumeration_keeps_what_it_found():
+    from bnnlogic.budget import Budget
+
+    ir, ex = make("dense", 0, None)
+    everything = ex.enumerate(50)
+    ex.close()
+    ir, ex = make("dense", 0, None)
+    ex.limit = Budget(progress=_interrupt_after(6, KeyboardInterrupt()))
+    part = ex.enumerate(50)
+    ex.close()
+    assert ex.stopped == "interrupt"
+    for kind in ("abductive", "contrastive"):
+        whole = {tuple(e.features) for e in everything[kind]}
+        assert {tuple(e.features) for e in part[kind] if e.complete} <= whole
+
+
+def test_other_errors_are_not_taken_for_a_stop():
+    from bnnlogic.budget import Budget
+
+    ir, ex = make("dense", 0, None)
+    ex.limit = Budget(progress=_interrupt_after(2, RuntimeError("a real bug")))
+    with pytest.raises(RuntimeError, match="a real bug"):
+        ex.abductive()
+    ex.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 from ..errors import UserError
 from ..model import load
 from ._batch import add_batch_args, batch_data, emit_summary, engine_kwargs, parse_eps
-from ._common import add_json_flag, emit, load_array
+from ._common import (add_json_flag, add_time_flags, check_time_flags, emit, exit_status, load_array,
+                      progress_enabled, stop_note, Progress)
+
+TIMEOUT = 300.0  # seconds for the whole command by default
 
 
 def register(sub) -> None:
@@ -13,9 +16,10 @@ def register(sub) -> None:
                                    "--input) that the model predicts as --class, or that it misclassifies "
                                    "(predicts other than --label, default: its prediction on x). Exact "
                                    "(enumeration, Ganak, BDD) or approximate with ApproxMC's (epsilon, delta) "
-                                   "guarantee. Batch mode: --data NAME --indices 0:100 --eps 1,2 --out res.jsonl "
-                                   "counts the box around every row (misclassified: not its true label; "
-                                   "resumable; --jobs N or --ray, as in verify).")
+                                   "guarantee. At --timeout (or Ctrl-C) it reports the bounds known so far "
+                                   "(count_at_least, count_at_most), marked incomplete. Batch mode: --data NAME "
+                                   "--indices 0:100 --eps 1,2 --out res.jsonl counts the box around every row "
+                                   "(misclassified: not its true label; resumable; --jobs N or --ray, as in verify).")
     p.add_argument("model", help="model file")
     p.add_argument("--input", default=None, help="x.npy: the centre of the region (one raw input)")
     p.add_argument("--eps", default=None, help="box radius in raw units (needs --input; a comma list in batch mode)")
@@ -30,17 +34,18 @@ def register(sub) -> None:
     p.add_argument("--epsilon", type=float, default=0.8, help="ApproxMC tolerance (default 0.8)")
     p.add_argument("--delta", type=float, default=0.2, help="ApproxMC confidence 1-delta (default 0.2)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--timeout", type=float, default=None,
-                   help="batch mode: seconds per query (default 60), a hard limit: the worker is stopped")
+    add_time_flags(p, TIMEOUT, per_call=False, batch=True)
     add_batch_args(p, "count")
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..budget import Budget
     from ..count import count
     from ..logic import region
 
+    check_time_flags(args)
     model = load(args.model)
     if args.data:
         return _run_batch(model, args)
@@ -69,9 +74,15 @@ def run(args) -> int:
         classes, what = [c for c in range(ir.n_classes) if c != label], f"not {label}"
     if not (args.epsilon > 0 and 0 < args.delta < 1):
         raise UserError("ApproxMC needs --epsilon > 0 and 0 < --delta < 1")
-    res = count(ir, R, classes, args.method, args.epsilon, args.delta, args.seed)
+    with Progress("count", progress_enabled(args)) as progress:
+        res = count(ir, R, classes, args.method, args.epsilon, args.delta, args.seed,
+                    limit=Budget(args.timeout, progress=progress))
     out = res.to_json()
     out["region"] = "domain" if args.eps is None else f"linf eps={args.eps}"
+    if not res.complete:
+        emit(out, args.json, f"between {res.count_at_least} and {res.count_at_most} of {res.total} raw inputs are "
+                             f"{what} ({res.method}, {res.time_s:.3f} s); {stop_note(res.stopped, args.timeout)}")
+        return exit_status(res.stopped)
     approx = "" if res.exact else f" (ApproxMC, within x{1 + res.epsilon} with prob. >= {1 - res.delta})"
     emit(out, args.json, f"{res.count} of {res.total} raw inputs ({res.fraction:.6g}) are {what}{approx}; "
                          f"{res.method}, {res.time_s:.3f} s")
@@ -89,7 +100,7 @@ def _run_batch(model, args) -> int:
     eps = parse_eps(args.eps)
     target = "misclassified" if args.cls is None else args.cls
     recs = run_count_batch(args.model, X, y, idx, eps, args.out, target, args.method, args.epsilon, args.delta,
-                           args.seed, 60 if args.timeout is None else args.timeout, progress=not args.json,
+                           args.seed, args.timeout, progress=not args.json,
                            **engine_kwargs(args))
     emit_summary(recs, {("count", i, e, target) for i in idx for e in eps}, args)
     return 0

@@ -25,5 +25,6 @@ def run(args) -> int:
     res = evaluate(load(args.model), args.data, args.split, args.data_dir, agreement=not args.no_agreement)
     agree = "n/a" if res["ir_agreement"] is None else f"{res['ir_agreement']:.4f}"
     emit(res, args.json, f"{res['data']} {res['split']}: accuracy {res['accuracy']:.4f} on {res['n']} inputs, "
-                         f"IR agreement {agree}, inference {res['seconds']:.3f} s")
+                         f"IR agreement {agree}, inference {1e3 * res['seconds']:.2f} ms "
+                         f"(+ {res['compile_seconds']:.2f} s compiling or loading the engine, once per process)")
     return 0

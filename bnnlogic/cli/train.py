@@ -35,7 +35,8 @@ def register(sub) -> None:
                                     "stablesign-ternary | stablesign-l1-ternary | stablesign-sparse (fewest "
                                     "coefficients at the plain net's accuracy; stored in the model's metadata)")
     p.add_argument("--stable-eps", type=float, metavar="E",
-                   help="StableSign's eps in raw feature units (stablesign presets; default 5)")
+                   help="StableSign's eps in raw feature units (stablesign presets; default: 2%% of the data's "
+                        "range, at least 1: 5 on pixels 0..255, 1 on digits 0..16)")
     p.add_argument("--init", metavar="NET",
                    help="start from a pretrained full-precision network (.pt from bnnlogic.nn.floatnet or .onnx) "
                         "where shapes match: --arch with its hidden sizes (the first layer is tiled over the "

@@ -56,10 +56,13 @@ class Engine:
         """Predicted classes (n,), ties to the lowest class index."""
         return np.argmax(self.scores(X), axis=1)
 
-    def warm_up(self) -> float:
-        """Compile (or load from numba's cache) both kernels; returns the seconds it took."""
+    def warm_up(self, dtype=np.int64) -> float:
+        """Compile (or load from numba's on-disk cache) both kernels for inputs of ``dtype``
+        (int64, or uint8 for the byte path); returns the seconds it took.  The first run on a
+        machine compiles (tens of seconds); later processes load the cached code (< 1 s)."""
         t0 = time.perf_counter()
-        x = np.full((PARALLEL_MIN, self.ir.coding.n_features), self.ir.coding.lo, dtype=np.int64)
+        lo = max(self.ir.coding.lo, 0) if np.dtype(dtype) == np.uint8 else self.ir.coding.lo
+        x = np.full((PARALLEL_MIN, self.ir.coding.n_features), lo, dtype=dtype)
         self.scores(x[:1])
         self.scores(x)
         return time.perf_counter() - t0

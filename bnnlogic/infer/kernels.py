@@ -107,7 +107,7 @@ def _unowned(typingctx, arr):
     return arr(arr), codegen
 
 
-@njit
+@njit(cache=True)
 def _read_bits(src, t, off, nb):
     """``nb`` <= 64 bits of row ``t`` of ``src`` starting at bit ``off``, as the low bits of a uint64."""
     w = off >> 6
@@ -120,7 +120,7 @@ def _read_bits(src, t, off, nb):
     return v
 
 
-@njit
+@njit(cache=True)
 def _or_bits(dst, t, off, v, nb):
     """OR the low ``nb`` <= 64 bits of ``v`` into row ``t`` of ``dst`` at bit ``off``."""
     w = off >> 6
@@ -130,7 +130,7 @@ def _or_bits(dst, t, off, v, nb):
         dst[t, w + 1] |= v >> _u(64 - sh)
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _add_words(acc, U, nt, nw, masks, off, n_out, sign, init):
     """acc[t, i] (+)= sign * sum_{w < nw} popcount(U[t, w] & masks[off + w*n_out + i]) for t < nt.
 
@@ -177,7 +177,7 @@ def _add_words(acc, U, nt, nw, masks, off, n_out, sign, init):
                 w += 1
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _accumulate(U, nt, words, pos, neg, w_off, neg_off, n_out, binary, acc, pc):
     """Pre-activations of the packed inputs ``U[t]`` (``words`` words), t < nt, in two parts.
 
@@ -199,7 +199,7 @@ def _accumulate(U, nt, words, pos, neg, w_off, neg_off, n_out, binary, acc, pc):
     return 0
 
 
-@njit
+@njit(cache=True)
 def _bits_ge(x, t, n):
     """sum_{j < n} [x[j] >= t[j]] 2^j for n <= 64 (a compare per lane, an OR-reduction: vectorises)."""
     v = np.uint64(0)
@@ -271,7 +271,7 @@ def _ge_shifted64(typingctx, acc, a_start, sh, p, k, k_start):
     return types.uint64(acc, a_start, sh, p, k, k_start), codegen
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _threshold_bits(acc, sh, p, t, k, k_off, c0, nb):
     """Word of bits j < nb: [(acc[t, c0 + j] << sh) - p >= k[k_off + c0 + j]] (see ``_accumulate``).
 
@@ -292,7 +292,7 @@ def _threshold_bits(acc, sh, p, t, k, k_off, c0, nb):
     return v
 
 
-@njit
+@njit(cache=True)
 def _encode(X, r, feat, thr, ident, a, t):
     """Input bits of raw features ``X[r]`` into row ``t`` of ``a``: bit q = [X[r, feat[q]] >= thr[q]].
 
@@ -322,7 +322,7 @@ def _encode(X, r, feat, thr, ident, a, t):
             a[t, w] = v
 
 
-@njit
+@njit(cache=True)
 def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
     """One conv or max-pool layer for input ``t``: packed ``src[t]`` -> packed ``dst[t]``.
 
@@ -365,7 +365,7 @@ def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
                 _or_bits(dst, t, p * c + c0, v, n)
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _dense_sliced(op, src, t, dst, pos, idx, planes):
     """One sliced dense layer for input ``t``: packed ``src[t]`` -> packed ``dst[t]`` (see
     ``packing``): the set bits' column indices into ``idx`` (then ``n + j`` too for a ternary

@@ -2,7 +2,7 @@
 that imports torch."""
 from .layers import BinaryConv2d, BinaryLinear, Coding, OutputLayer, SignBlock, WeightQuant
 from .network import BNN, NetConfig
-from .train import build, fit, init_from_float, to_model, train
+from .training import build, fit, init_from_float, to_model, train
 
 __all__ = ["BNN", "NetConfig", "BinaryConv2d", "BinaryLinear", "Coding", "OutputLayer", "SignBlock",
            "WeightQuant", "build", "fit", "init_from_float", "to_model", "train"]

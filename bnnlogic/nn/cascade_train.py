@@ -35,7 +35,7 @@ from ..errors import UserError
 from ..model import Model
 from ..quant.graph import FloatNet
 from .floatnet import float_predict
-from .train import build, fit, set_seed, to_model
+from .training import build, fit, set_seed, to_model
 
 
 

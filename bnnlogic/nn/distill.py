@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..model import Model
 from ..quant.graph import Conv2d, FloatNet, Linear, MaxPool2d
 from .floatnet import float_predict, to_torch
-from .train import build, fit, init_from_float, set_seed, teacher_init_state, to_model
+from .training import build, fit, init_from_float, set_seed, teacher_init_state, to_model
 
 
 def same_arch(dnn: FloatNet) -> str:

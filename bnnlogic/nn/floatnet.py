@@ -42,7 +42,7 @@ from ..errors import UserError
 from ..fileio import atomic_open
 from ..quant.graph import BatchNorm, Conv2d, Flatten, FloatNet, Linear, MaxPool2d, ReLU
 from ..spec import parse_arch
-from .train import fit, set_seed
+from .training import fit, set_seed
 
 FORMAT = "bnnlogic-floatnet"
 SUPPORTED = "Linear, Conv2d, BatchNorm1d/2d, ReLU, MaxPool2d, Flatten"

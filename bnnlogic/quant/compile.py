@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import IR, Conv, Dense, InputCoding, MaxPool, Output
-from .quantize import QConv, QDense, QPool, QuantNet, im2col
+from .quantization import QConv, QDense, QPool, QuantNet, im2col
 
 MAX_COEFFICIENTS = 400_000_000  # stored weight entries; a bigger IR does not fit in memory here
 

@@ -193,3 +193,25 @@ def test_cli_bad_preset_is_one_line(capsys):
     assert main(["train", "--data", "digits", "--preset", "bogus", "--out", "x.bnn"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown preset 'bogus'") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("lo,hi,eps", [(0, 255, 5), (0, 16, 1), (0, 1, 1), (-100, 100, 4), (0, 1000, 20)])
+def test_default_stable_eps_is_two_percent_of_the_range_at_least_one(lo, hi, eps):
+    from bnnlogic.nn.presets import default_stable_eps
+
+    assert default_stable_eps(lo, hi) == eps
+    p = get_preset("stablesign-sparse").for_range(lo, hi)
+    assert p.stable_eps == eps and p.stable_eps_rule and str(hi) in p.stable_eps_rule
+    assert get_preset("stablesign-sparse", 3).for_range(lo, hi).stable_eps == 3  # the user's value wins
+    assert get_preset("ternary").for_range(lo, hi).stable_eps is None  # no StableSign, nothing to scale
+
+
+def test_training_on_digits_records_the_scaled_default(digits):
+    m = train(digits, "mlp:8", epochs=1, preset="stablesign-ternary", progress=False)
+    s = m.meta["preset_settings"]
+    assert s["stable_eps"] == 1 and "16" in s["stable_eps_rule"]
+
+
+def test_a_preset_without_eps_refuses_to_build_its_regularizer():
+    with pytest.raises(ValueError, match="for_range"):
+        get_preset("stablesign-ternary").regularizers()

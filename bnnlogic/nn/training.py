@@ -122,8 +122,10 @@ def train(data: Dataset, arch: str, epochs: int = 10, seed: int = 0, coding: str
     ``meta["init_from_layers"]``.
     ``preset``: a verification-friendly preset (``bnnlogic.nn.presets``) that sets the weight
     quantization and regularizers; recorded as ``meta["preset"]`` and ``meta["preset_settings"]``.
+    ``stable_eps``: StableSign's eps in raw units (stablesign presets); default: 2% of the
+    data's range ``hi - lo``, at least 1 (``presets.default_stable_eps``).
     """
-    p = get_preset(preset or "plain", stable_eps)
+    p = get_preset(preset or "plain", stable_eps).for_range(data.lo, data.hi)
     if preset is not None and quant is not None:
         raise UserError("a preset sets the weight quantization; do not combine it with an explicit one")
     set_seed(seed)  # the initial latent weights are drawn here
