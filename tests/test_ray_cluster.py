@@ -44,6 +44,7 @@ def test_verify_joins_a_two_node_cluster(tmp_path):
         cluster.wait_for_nodes()
         run = subprocess.run([sys.executable, "-m", "bnnlogic", "verify", str(tmp_path / "d.bnn"), "--data", "digits",
                               "--indices", "0:6", "--eps", "1,2", "--out", str(tmp_path / "res.jsonl"), "--json",
+                              "--timeout", "300",  # a fresh worker's start-up counts against the hard limit
                               "--ray-address", cluster.address], capture_output=True, text=True, env=env, timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]
         nodes = subprocess.run([sys.executable, "-c", NODES, str(tmp_path / "d.bnn"), cluster.address],
