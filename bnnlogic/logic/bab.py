@@ -52,7 +52,9 @@ def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
             G = _gather(first, c.bit_shape)
             o, p = np.divmod(np.nonzero(free)[0], G.shape[0])
             W = np.abs(first.A.reshape(len(first.A), -1))[o]
-            np.add.at(infl_bits, G[p].reshape(-1), W.reshape(-1))
+            infl_pad = np.zeros(c.n_bits + 1)  # the last entry collects the padding's weights
+            np.add.at(infl_pad, G[p].reshape(-1), W.reshape(-1))
+            infl_bits = infl_pad[:-1]
     return infl_bits.reshape(c.n_levels, c.n_features).sum(axis=0) + 1e-9
 
 

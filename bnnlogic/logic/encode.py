@@ -12,7 +12,7 @@ Neurons.  Bounds first (``bounds.propagate``): a neuron fixed over the box is th
 TRUE/-TRUE.  A free neuron ``t <=> sum_j a_j u_j >= k`` (a_j in {-1,0,1}) folds its fixed
 inputs into the bound and becomes the cardinality constraint
 ``t <=> sum_{a_j=1} u_j + sum_{a_j=-1} -u_j >= k - const + #{a_j=-1 free}``.
-A free max-pool unit is ``t <=> OR u_j``.
+A free max-pool unit is ``t <=> OR u_j``.  A conv's padded input bits are the constant -TRUE.
 
 Output.  ``beats(c, d)``: class c is preferred to d, i.e. ``score_c > score_d`` or equal with
 ``c < d``.  With ``score = scale * A u + offset`` this is the exact integer condition
@@ -185,15 +185,23 @@ def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
 
 def _gather(layer: Conv | MaxPool, in_shape: tuple[int, ...]) -> np.ndarray:
     """Flat input indices of each output position's receptive field: (Ho*Wo, C*kh*kw) for a
-    conv (channel-major, matching ``A[o].reshape(-1)``), (C*Ho*Wo, s*s) for a pool."""
+    conv (channel-major, matching ``A[o].reshape(-1)``), (C*Ho*Wo, s*s) for a pool.  A conv's
+    padded positions have the index C*H*W, one past the input: append the constant 0 bit
+    (``padded``) before indexing."""
     c, h, w = in_shape
     idx = np.arange(c * h * w).reshape(1, c, h, w)
     if isinstance(layer, Conv):
-        win = layer.windows(idx)[0]  # (C, Ho, Wo, kh, kw)
+        win = layer.windows(idx, fill=c * h * w)[0]  # (C, Ho, Wo, kh, kw)
         return win.transpose(1, 2, 0, 3, 4).reshape(win.shape[1] * win.shape[2], -1)
     win = np.lib.stride_tricks.sliding_window_view(idx, (layer.size, layer.size), axis=(2, 3))
     win = win[0, :, :: layer.stride, :: layer.stride]
     return win.reshape(-1, layer.size * layer.size)
+
+
+def padded(values: np.ndarray, zero) -> np.ndarray:
+    """A layer's flat input ``values`` with ``zero`` (the value of a padded 0 bit) appended, so
+    that ``_gather``'s padding index reads it."""
+    return np.append(values, np.asarray(zero, dtype=values.dtype))
 
 
 def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, names: list[str],
@@ -217,7 +225,7 @@ def _rows(layer: Dense | Conv, in_shape: tuple[int, ...], prev: np.ndarray,
         return W, np.broadcast_to(prev[None, :], W.shape), layer.k[free]
     G = _gather(layer, in_shape)
     o, p = np.divmod(free, G.shape[0])
-    return layer.A.reshape(len(layer.A), -1)[o].astype(np.int64), prev[G[p]], layer.k[o]
+    return layer.A.reshape(len(layer.A), -1)[o].astype(np.int64), padded(prev, -TRUE)[G[p]], layer.flat_k(in_shape)[free]
 
 
 def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str,

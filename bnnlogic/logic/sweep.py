@@ -51,14 +51,17 @@ GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
 def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat fan-in indices (r, fan), weights (r, fan) and thresholds (r,) of the given flat
-    neuron indices of a layer: its neurons as ``sum_p w[r,p] u[idx[r,p]] >= k[r]``."""
+    neuron indices of a layer: its neurons as ``sum_p w[r,p] u[idx[r,p]] >= k[r]`` (a conv's
+    padded positions, constant 0 bits, get weight 0 on input 0)."""
     if isinstance(layer, Dense):
         idx = np.broadcast_to(np.arange(layer.n_in), (len(rows), layer.n_in))
         return idx, layer.A[rows].astype(np.int32), layer.k[rows]
     G = _gather(layer, in_shape)
     if isinstance(layer, Conv):
         o, p = np.divmod(rows, G.shape[0])
-        return G[p], layer.A.reshape(len(layer.A), -1)[o].astype(np.int32), layer.k[o]
+        idx, w = G[p], layer.A.reshape(len(layer.A), -1)[o].astype(np.int32)
+        pad = idx == int(np.prod(in_shape))
+        return np.where(pad, 0, idx), np.where(pad, 0, w), layer.flat_k(in_shape)[rows]
     return G[rows], np.ones(G[rows].shape, dtype=np.int32), np.ones(len(rows), dtype=np.int64)
 
 
