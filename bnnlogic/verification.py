@@ -28,6 +28,7 @@ import numpy as np
 
 from .attack import attack
 from .errors import UserError
+from .ir import check_ties, in_classes
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.bounds import Bounds, fixed_counts, propagate
 from .logic.encode import size_stats
@@ -97,8 +98,11 @@ def make_region(model: Model, x: np.ndarray, eps: int | None = None, norm: str =
 
 def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, backend: str = "auto",
                   timeout: float | None = None, use_attack: bool = True, use_bounds: bool = True,
-                  seed: int = 0) -> VerifyResult:
+                  seed: int = 0, ties: str = "low") -> VerifyResult:
     """Is every input of R predicted in ``allowed``?  (see the module docstring)
+
+    ``ties="adversarial"``: an input where a class outside ``allowed`` has a maximal score is a
+    counterexample even if the IR's tie rule (lowest class) would predict an allowed one.
 
     ``backend="auto"`` runs a portfolio, cheapest first: if the region's interval bounds
     already exclude every bad class it is robust (no search); a box with at most 2^SWEEP_FIRST
@@ -109,6 +113,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     backend runs the attack (unless ``use_attack`` is False) and then that solver alone.
     """
     t0 = time.perf_counter()
+    check_ties(ties)
     name, enc = _backend(backend)
     allowed = sorted(set(int(c) for c in allowed))
     bad = [c for c in range(model.ir.n_classes) if c not in allowed]
@@ -124,7 +129,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         if ans.status == "unsat":
             res.status = "robust"
         elif ans.status == "sat":
-            _set_counterexample(model, R, bad, res, ans.witness, "solver")
+            _set_counterexample(model, R, bad, res, ans.witness, "solver", ties)
         return ans.status != "unknown"
 
     # auto: R's bit bounds, computed once (the bounds check, the encoding and bab share them)
@@ -132,49 +137,50 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     if not bad:
         res.status = "robust"
     elif backend != "auto":
-        if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
-            _set_counterexample(model, R, bad, res, x, "attack")
+        if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed, ties=ties)) is not None:
+            _set_counterexample(model, R, bad, res, x, "attack", ties)
         else:
-            q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
+            q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], ties=ties)
             solve(q, left())
             q.close()
-    elif bounds is not None and _bounds_exclude(model, R, bounds, bad):  # bounds alone: no encoding, no search
+    elif bounds is not None and _bounds_exclude(model, R, bounds, bad, ties):  # bounds alone: no encoding, no search
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         res.stats = size_stats(*fixed_counts(model.ir, bounds))
     else:
-        q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], [bounds])
+        q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], [bounds], ties)
         res.stats = q.stats
         first = FIRST_SLICE if left() is None else min(FIRST_SLICE, left())
         if q.encoding.goal_false:  # the encoding's constant folding excludes every bad class
             res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST:
-            if not _bab(model, R, bad, left(), res, share=1.0, bounds=bounds):  # <= 2^SWEEP_FIRST cells
+            if not _bab(model, R, bad, left(), res, share=1.0, bounds=bounds, ties=ties):  # <= 2^SWEEP_FIRST cells
                 solve(q, left())
         elif not solve(q, first):
-            if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
-                _set_counterexample(model, R, bad, res, x, "attack")
-            elif not _bab(model, R, bad, left(), res, bounds=bounds):
+            if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed, ties=ties)) is not None:
+                _set_counterexample(model, R, bad, res, x, "attack", ties)
+            elif not _bab(model, R, bad, left(), res, bounds=bounds, ties=ties):
                 solve(q, left())
         q.close()
     res.time_s = time.perf_counter() - t0
     return res
 
 
-def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int]) -> bool:
+def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int], ties: str = "low") -> bool:
     """True if R's interval ``bounds`` prove that no class in ``bad`` is ever predicted: the
     class of R's center (its low corner without one) is good and no bad class can be preferred
     to it anywhere in R (``logic.bab.safe_nodes`` on the last hidden layer's bit bounds)."""
     from .logic.bab import safe_nodes
 
     probe = np.clip(R.center if R.center is not None else R.lo, R.lo, R.hi)[None]
-    ref = model.engine.predict(probe)
+    scores = model.engine.scores(probe)
     mask = np.zeros(model.ir.n_classes, dtype=bool)
     mask[bad] = True
-    return not mask[ref[0]] and bool(safe_nodes(model.ir, *bounds[-1], ref, mask)[0])
+    return (not in_classes(scores, mask, ties)[0]
+            and bool(safe_nodes(model.ir, *bounds[-1], np.argmax(scores, axis=1), mask, ties=ties)[0]))
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
-         share: float = BAB_SHARE, bounds: Bounds | None = None) -> bool:
+         share: float = BAB_SHARE, bounds: Bounds | None = None, ties: str = "low") -> bool:
     """Branch and bound over input thresholds (``logic.bab``, boxes only) for ``share`` of
     the time left (10 s without a limit), reusing R's bit ``bounds`` if given; True if it decided."""
     if R.l0 is not None:
@@ -182,32 +188,37 @@ def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: Verif
     from .logic.bab import bab
 
     status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=share * left if left is not None else 10.0,
-                           bounds=bounds)
+                           bounds=bounds, ties=ties)
     res.stats["bab_nodes"] = nodes
     if status == "sat":
-        _set_counterexample(model, R, bad, res, x, "bab")
+        _set_counterexample(model, R, bad, res, x, "bab", ties)
     elif status == "unsat":
         res.status, res.backend, res.encoding = "robust", "bab", "bab"
     return status != "unknown"
 
 
 def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResult, x: np.ndarray,
-                        source: str) -> None:
-    """Replay x through the engine; a failed replay is a bug, never a result."""
-    pred = int(model.predict(x[None])[0])
-    if pred not in bad or not R.contains(x[None])[0]:
-        raise RuntimeError(f"{source} counterexample failed replay (prediction {pred}); this is a bug")
-    res.status, res.adv_label, res.counterexample, res.found_by = "counterexample", pred, x, source
+                        source: str, ties: str = "low") -> None:
+    """Replay x through the engine; a failed replay is a bug, never a result.  ``adv_label``: the
+    lowest bad class with a maximal score (the prediction, with ties low)."""
+    scores = model.scores(x[None])
+    mask = np.isin(np.arange(model.ir.n_classes), bad)
+    if not in_classes(scores, mask, ties)[0] or not R.contains(x[None])[0]:
+        raise RuntimeError(f"{source} counterexample failed replay (scores {scores[0].tolist()}); this is a bug")
+    adv = int(np.argmax(np.where(mask, scores[0], np.iinfo(np.int64).min)))
+    res.status, res.adv_label, res.counterexample, res.found_by = "counterexample", adv, x, source
 
 
 def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: str = "linf",
            target: int | None = None, allowed: Sequence[int] | None = None, mask: Any = None,
-           backend: str = "auto", timeout: float | None = None, use_attack: bool = True) -> VerifyResult:
+           backend: str = "auto", timeout: float | None = None, use_attack: bool = True,
+           ties: str = "low") -> VerifyResult:
     """Verify one property around raw input x (see the module docstring).
 
     label     the class that must be kept (default: the model's prediction on x)
     target    prove "never class ``target``" instead of "always ``label``"
     allowed   prove "prediction in ``allowed``" (overrides label/target)
+    ties      "low" (the IR's argmax) or "adversarial" (a tie with a wrong class is a counterexample)
     """
     x = model.check_inputs(x)[0]
     if label is None:
@@ -219,7 +230,7 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
     if allowed is None:
         allowed = [c for c in range(n) if c != target] if target is not None else [label]
     R = make_region(model, x, eps, norm, None if mask is None else np.asarray(mask))
-    return verify_region(model, R, allowed, label, backend, timeout, use_attack)
+    return verify_region(model, R, allowed, label, backend, timeout, use_attack, ties=ties)
 
 
 # ---------------------------------------------------------------------- robustness radius
@@ -241,30 +252,33 @@ class RadiusResult:
 
 
 def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: int | None = None,
-                      backend: str = "auto", timeout: float | None = None) -> RadiusResult:
+                      backend: str = "auto", timeout: float | None = None, ties: str = "low") -> RadiusResult:
     """The L-infinity robustness radius of x in raw units, by incremental solving.
 
     The attack, run on a doubling ladder of eps, gives an upper end U (a replayed
     counterexample at distance U).  The region for eps = U - 1 (or ``max_eps``) is encoded
     once; each smaller eps is that encoding plus assumptions fixing the thresholds outside its
-    box; a binary search on eps with one solver call per step closes the interval.
+    box; a binary search on eps with one solver call per step closes the interval.  ``ties``: as
+    in ``verify``.
     """
     t0 = time.perf_counter()
+    check_ties(ties)
     x = model.check_inputs(x)[0]
     c = model.ir.coding
     max_eps = c.hi - c.lo if max_eps is None else int(max_eps)
     label = int(model.predict(x[None])[0]) if label is None else int(label)
     bad = [k for k in range(model.ir.n_classes) if k != label]
     best_cex, U = None, None
-    if int(model.predict(x[None])[0]) != label:
+    if in_classes(model.scores(x[None]), np.arange(model.ir.n_classes) != label, ties)[0]:
         return RadiusResult(None, 0, True, time.perf_counter() - t0, label, max_eps, 0, x)
     for e in sorted({min(2 ** i, max_eps) for i in range(max_eps.bit_length() + 1)} - {0}):
-        if (adv := attack(model.engine, model.ir, region.linf(c, x, e), bad)) is not None:
+        if (adv := attack(model.engine, model.ir, region.linf(c, x, e), bad, ties=ties)) is not None:
             best_cex, U = adv, int(np.abs(adv - x).max())
             break
     top = max_eps if U is None else U - 1
     lo_r, hi_c, calls = -1, U, 0
-    q = Query(model.ir, region.linf(c, x, top), [[(0, bad)]], _backend(backend)[0], engines=[model.engine])
+    q = Query(model.ir, region.linf(c, x, top), [[(0, bad)]], _backend(backend)[0], engines=[model.engine],
+              ties=ties)
     inp = q.encoding.inputs
     span = [top]  # candidates to test, binary search over [lo_r + 1, hi_c - 1]
     while True:

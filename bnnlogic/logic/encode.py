@@ -19,6 +19,8 @@ Output.  ``beats(c, d)``: class c is preferred to d, i.e. ``score_c > score_d`` 
 ``sum_j (A_c - A_d)_j u_j >= ceil((offset_d - offset_c + [c > d]) / scale)`` (coefficients
 in {-2..2}: a coefficient 2 is a repeated literal).  ``pred in S`` holds iff some c in S beats
 every d outside S; a goal is an OR of ANDs of such atoms, one network or several (a miter).
+With the tie rule ``adversarial`` (``ir.TIES``) c beats d iff ``score_c >= score_d`` (the
+``[c > d]`` term is dropped): ``pred in S`` then holds iff some class of S has a maximal score.
 Only the direction ``literal => condition`` is encoded for the goal: a model is a real
 witness, and UNSAT means no input of the region reaches the goal.
 """
@@ -30,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
+from ..ir import IR, Conv, Dense, MaxPool, check_ties, free_thresholds
 from .bounds import Bounds, propagate
 from .formula import TRUE, Formula
 from .region import Region
@@ -117,6 +119,7 @@ class Network:
     neurons: int
     fixed: int
     bounds: Bounds | None = None
+    ties: str = "low"  # how the goal's atoms on this network read a tie (``ir.TIES``)
     beats_cache: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
@@ -229,7 +232,7 @@ def _rows(layer: Dense | Conv, in_shape: tuple[int, ...], prev: np.ndarray,
 
 
 def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str,
-             bnds: Bounds | None = None) -> Network:
+             bnds: Bounds | None = None, ties: str = "low") -> Network:
     shapes = ir.shapes()
     if use_bounds:
         bnds = propagate(ir, region.lo, region.hi) if bnds is None else bnds
@@ -252,7 +255,7 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
                 W, L, k = _rows(layer, shapes[li], prev, free)
                 out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free], fold=use_bounds)
         layers.append(out)
-    return Network(ir, layers, neurons, fixed, bnds if use_bounds else None)
+    return Network(ir, layers, neurons, fixed, bnds if use_bounds else None, ties)
 
 
 def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[int]:
@@ -267,7 +270,7 @@ def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[in
         D = A[c] - A[d]  # (len(new), m)
         const = D @ (u == TRUE)
         live = (D != 0) & (np.abs(u) != TRUE)[None]
-        bound = out.beat_bound(c, d) - const + np.sum(np.where(live & (D < 0), -D, 0), axis=1)
+        bound = out.beat_bound(c, d, net.ties) - const + np.sum(np.where(live & (D < 0), -D, 0), axis=1)
         total = np.sum(np.where(live, np.abs(D), 0), axis=1)  # free literals, with repeats
         for r, (cr, dr) in enumerate(new):
             if bound[r] <= 0 or bound[r] > total[r]:  # always / never met: folded as reify_card does
@@ -307,7 +310,7 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
 
 
 def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple[int, Sequence[int]]]],
-           use_bounds: bool = True, bounds: Sequence[Bounds | None] | None = None) -> Encoding:
+           use_bounds: bool = True, bounds: Sequence[Bounds | None] | None = None, ties: str = "low") -> Encoding:
     """Encode networks over a shared region with a goal in disjunctive normal form.
 
     ``goal`` is ``[[(net, classes), ...], ...]``: an OR over terms, each an AND of atoms
@@ -316,12 +319,14 @@ def encode(irs: Sequence[IR] | IR, region: Region, goal: Sequence[Sequence[tuple
     propagation and no constant folding of neurons, every hidden neuron a variable with its full
     fan-in (only the input bits fixed by the region are constants).  ``bounds``: each network's
     ``propagate(ir, region.lo, region.hi)`` if the caller has it (None entries are computed).
+    ``ties``: how an atom reads a tie of scores (``ir.TIES``; see the module docstring).
     """
+    check_ties(ties)
     irs = [irs] if isinstance(irs, IR) else list(irs)
     bounds = list(bounds) if bounds is not None else [None] * len(irs)
     F = Formula()
     inputs = _inputs(F, irs, region)
-    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.", b)
+    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.", b, ties)
             for i, (ir, b) in enumerate(zip(irs, bounds))]
     terms = []
     for term in goal:

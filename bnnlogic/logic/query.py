@@ -3,7 +3,7 @@
 ``Query(irs, region, goal).solve()`` answers whether some raw input of the region reaches the
 goal (an OR of ANDs of atoms ``pred_net(x) in S``, see ``encode.encode``).  A witness is
 decoded to a raw input and replayed through concrete inference (``bnnlogic.infer.Engine``):
-it must lie in the region and reach the goal, else ``ReplayError`` is raised — a solver or
+it must lie in the region and reach the goal (under the query's tie rule), else ``ReplayError`` is raised — a solver or
 encoder bug, never a result.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ir import IR
+from ..ir import IR, in_classes
 from .backends import DEFAULT, backend_size, check_backend, make_backend
 from .bounds import Bounds
 from .encode import Encoding, encode
@@ -36,9 +36,14 @@ class Answer:
     time_s: float = 0.0
 
 
-def goal_holds(goal: Goal, preds: Sequence[int]) -> bool:
-    """Concrete truth of a goal for the predictions ``preds[net]``."""
-    return any(all(int(preds[n]) in set(int(c) for c in S) for n, S in term) for term in goal)
+def goal_holds(goal: Goal, scores: Sequence[np.ndarray], ties: str = "low") -> bool:
+    """Concrete truth of a goal for the integer class scores ``scores[net]`` ((C,) each), an atom
+    ``pred_net in S`` read with the tie rule ``ties`` (``ir.in_classes``)."""
+    def atom(n: int, S: Sequence[int]) -> bool:
+        mask = np.zeros(len(scores[n]), dtype=bool)
+        mask[list(S)] = True
+        return bool(in_classes(np.asarray(scores[n])[None], mask, ties)[0])
+    return any(all(atom(n, S) for n, S in term) for term in goal)
 
 
 class Query:
@@ -46,16 +51,17 @@ class Query:
 
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
                  use_bounds: bool = True, engines: Sequence | None = None,
-                 bounds: Sequence[Bounds | None] | None = None) -> None:
+                 bounds: Sequence[Bounds | None] | None = None, ties: str = "low") -> None:
         """``engines``: the networks' compiled inference engines, ``bounds``: their bit bounds
-        over the region (``bounds.propagate``), if the caller has them."""
+        over the region (``bounds.propagate``), if the caller has them; ``ties``: how the goal
+        reads a tie of scores (``ir.TIES``)."""
         from ..infer import Engine
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
-        self.region, self.goal, self.backend_name = region, goal, backend
+        self.region, self.goal, self.backend_name, self.ties = region, goal, backend, ties
         check_backend(backend)
         t0 = time.perf_counter()
-        self.encoding: Encoding = encode(self.irs, region, goal, use_bounds, bounds)
+        self.encoding: Encoding = encode(self.irs, region, goal, use_bounds, bounds, ties)
         self.encode_s = time.perf_counter() - t0
         self.engines = list(engines) if engines is not None else [Engine(ir) for ir in self.irs]
 
@@ -80,10 +86,11 @@ class Query:
 
     def replay(self, x: np.ndarray) -> list[int]:
         """Predictions of each network on x; raises ``ReplayError`` unless x is a real witness."""
-        preds = [int(e.predict(x[None])[0]) for e in self.engines]
+        scores = [e.scores(x[None])[0] for e in self.engines]
+        preds = [int(np.argmax(s)) for s in scores]
         if not self.region.contains(x[None])[0]:
             raise ReplayError("solver witness lies outside the region (encoder bug)")
-        if not goal_holds(self.goal, preds):
+        if not goal_holds(self.goal, scores, self.ties):
             raise ReplayError(f"solver witness does not reach the goal: predictions {preds} (encoder bug)")
         return preds
 
