@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
 from typing import Any
 
@@ -313,10 +314,13 @@ def read_torch(path: str, mapping: str | dict | None = None, feature_shape=None,
             raise UserError(f"{path}: not a loadable TorchScript module ({type(exc).__name__}: {str(exc)[:200]})") from None
         return from_module(module, mapping, feature_shape, domain, kind="torchscript")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors alike
-        raise UserError(f"{path}: not a PyTorch state dict or TorchScript file ({type(exc).__name__}: "
-                        f"{str(exc)[:200]})") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors alike; only tensors are ever unpickled
+        first = str(exc).strip().split(". ")[0].splitlines()[0][:160] if str(exc).strip() else ""
+        raise UserError(f"{path}: not a PyTorch state dict or TorchScript file ({type(exc).__name__}: {first}); "
+                        "save the model's state_dict() or torch.jit.save it") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
