@@ -23,10 +23,11 @@ fired bits) a layer's sum is ``s = C + m * sum_j A_j b_j`` where A = W sigma (ti
 coding's levels) and C = sum over the window's real inputs of W_j c_j (padded inputs are 0), so
 ``sgn * s >= K`` becomes ``sum_j (sgn A_j) b_j >= ceil((K - sgn C) / m)``: one threshold per
 neuron, or per conv output position when C differs at the border (+-1 activations with zero
-padding, docs/ir.md).  The output layer needs one multiplier kappa = a_c alpha_c m for all
-classes (no output BatchNorm, a scalar one, or per-class ones with equal gamma / sqrt(var +
-eps) alpha); then ``score_c = S * sgn A_c u + round(S * delta_c / |kappa|)`` with S = 2^OUT_BITS
-and the offset rounded exactly; exact ties of logits stay exact ties.
+padding, docs/ir.md).  When every class has the same multiplier kappa = a_c alpha_c m (no output
+BatchNorm, or a scalar one) ``score_c = S * sgn A_c u + round(S * delta_c / |kappa|)`` with
+S = 2^OUT_BITS and the offset rounded exactly; exact ties of logits stay exact ties.  With
+per-class multipliers (a per-class output BatchNorm) the logits are replaced by their exact
+order-preserving ranks, through one extra hidden layer of thermometer neurons (``_ranked_head``).
 
 Float32 is not real arithmetic.  The source's own inference rounds (BatchNorm, scaled sums,
 fl32(q * step) inputs), so a neuron whose real threshold lies within float32 error of a
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal as Dec, localcontext
 from fractions import Fraction
 from typing import Callable, Union
 
@@ -49,6 +51,7 @@ from ..fold import _largest_at_most, bn_thresholds
 from ..ir import IR, Conv, Dense, InputCoding, MaxPool, Output
 
 OUT_BITS = 24  # the output's fixed-point scale S = 2^OUT_BITS
+RANK_DIGITS, RANK_TIE = 120, 90  # per-class output multipliers: exact ranks to 120 digits, ties below 10^-90
 U32 = 2.0 ** -24  # float32 unit roundoff
 BN_ULPS = 16  # float32 roundings allowed in one BatchNorm evaluation (a generous count)
 
@@ -238,8 +241,8 @@ def _flag_neurons(aff: Affine, delta: float, sgn: np.ndarray, C: np.ndarray, m: 
                           "bn_output_at_nearest_sum": float(y[i]), "float32_error_bound": float(err[i])})
 
 
-def _fold_head(head: Head, vals: _Values, n_in: int, ambiguous: list) -> Output:
-    """The output layer with one scale (module docstring); ``UserError`` if the classes' multipliers differ."""
+def _fold_head(head: Head, vals: _Values, n_in: int, ambiguous: list) -> Output | None:
+    """The output layer with one scale (module docstring); None if the classes' multipliers differ."""
     W = np.asarray(head.W, dtype=np.int64)
     aff = head.affine
     C = W @ vals.c
@@ -250,9 +253,7 @@ def _fold_head(head: Head, vals: _Values, n_in: int, ambiguous: list) -> Output:
         kappa2.add(g * g * al * al / (Fraction(float(aff.var[c])) + Fraction(float(aff.eps))))
         signs.add((g > 0) == (al > 0) if g != 0 and al != 0 else None)
     if len(kappa2) != 1 or len(signs) != 1 or None in signs:
-        raise UserError("the output layer scales its classes differently (a per-class BatchNorm after the last "
-                        "Linear, or per-class scales): the IR's output has one scale for all classes, so this "
-                        "network cannot be imported exactly")
+        return None
     sgn = 1 if signs.pop() else -1
     S = 1 << OUT_BITS
     offsets = np.empty(len(W), np.int64)
@@ -272,6 +273,65 @@ def _fold_head(head: Head, vals: _Values, n_in: int, ambiguous: list) -> Output:
             if round(abs(gap)) <= 2 * n_in and near <= max(2.0 / S, BN_ULPS * U32 * (2 * n_in + abs(delta_f[c]) + abs(delta_f[d_]))):
                 ambiguous.append({"layer": "output", "classes": [c, d_], "logit_gap_to_tie": float(near)})
     return Output((sgn * W).astype(np.int8), S, offsets)
+
+
+def _ranked_head(head: Head, vals: _Values, ambiguous: list) -> tuple[Dense, Output]:
+    """The output layer when its classes have different multipliers (a per-class BatchNorm):
+    ``logit_c = L_c(p_c)``, p_c = A_c u, is replaced by an order-preserving integer rank
+    ``R_c(p_c)`` (equal logits, equal ranks), computed exactly (``RANK_DIGITS`` decimal digits; a
+    difference below 10^-RANK_TIE counts as a tie, and is named ambiguous).  R_c is a step
+    function of p_c: ``R_c(p) = R_c(p_lo) + sum_t (R_c(t) - R_c(t - 1)) [A_c u >= t]``, so a hidden
+    dense layer of thermometer neurons ``[A_c u >= t]`` (each repeated |step| times) feeds an
+    output of scale 1 with weights +-1 and offset R_c(p_lo).  Consecutive values of one class
+    share a rank, so the layer has one neuron per change of the leading class, not per value."""
+    W = np.asarray(head.W, dtype=np.int64)
+    aff = head.affine
+    C = W @ vals.c
+    lo, hi = -(W < 0).sum(axis=1), (W > 0).sum(axis=1)  # the range of p_c = A_c u over u in {0, 1}
+    values = []  # (logit, class, p), exact to RANK_DIGITS digits
+    with localcontext() as ctx:
+        ctx.prec = RANK_DIGITS
+        for c in range(len(W)):
+            a = Dec(float(aff.gamma[c])) / (Dec(float(aff.var[c])) + Dec(float(aff.eps))).sqrt()
+            al = Dec(float(aff.alpha[c]))
+            base = al * int(C[c]) + Dec(float(aff.bias[c])) - Dec(float(aff.mean[c]))
+            values += [(a * (base + al * vals.m * p) + Dec(float(aff.beta[c])), c, p)
+                       for p in range(int(lo[c]), int(hi[c]) + 1)]
+        values.sort()
+        groups: list[list] = []  # runs of equal values (within 10^-RANK_TIE)
+        for v in values:
+            if groups and v[0] - groups[-1][-1][0] <= Dec(10) ** -RANK_TIE:
+                groups[-1].append(v)
+            else:
+                groups.append([v])
+        rank, r, owner, prev = {}, 0, None, None
+        for grp in groups:
+            classes = {c for _, c, _ in grp}
+            if len(classes) > 1:  # an exact tie of logits across classes: float32 decides it either way
+                ambiguous.append({"layer": "output", "classes": sorted(classes), "logit_gap_to_tie": 0.0})
+            elif prev is not None and prev[1] != classes \
+                    and float(grp[0][0] - prev[0]) <= BN_ULPS * U32 * float(abs(grp[0][0]) + abs(prev[0])):
+                ambiguous.append({"layer": "output", "classes": sorted(classes | prev[1]),
+                                  "logit_gap_to_tie": float(grp[0][0] - prev[0])})
+            if not (len(classes) == 1 and classes == owner):  # a run of one class keeps its rank
+                r += 1
+            owner = classes
+            rank.update({(c, p): r for _, c, p in grp})
+            prev = (grp[-1][0], classes)
+    rows, k, out_w, offsets = [], [], [], np.zeros(len(W), np.int64)
+    for c in range(len(W)):
+        offsets[c] = rank[c, int(lo[c])]
+        for t in range(int(lo[c]) + 1, int(hi[c]) + 1):
+            step = rank[c, t] - rank[c, t - 1]
+            rows += [W[c]] * abs(step)
+            k += [t] * abs(step)
+            out_w += [(c, 1 if step > 0 else -1)] * abs(step)
+    A_out = np.zeros((len(W), max(len(rows), 1)), np.int8)
+    for j, (c, sgn) in enumerate(out_w):
+        A_out[c, j] = sgn
+    if not rows:  # every class constant: one never-firing neuron keeps the shapes valid
+        rows, k = [np.zeros(W.shape[1], np.int64)], [1]
+    return Dense(np.array(rows, dtype=np.int8), np.array(k, dtype=np.int64)), Output(A_out, 1, offsets)
 
 
 def to_ir(src: SourceNet) -> tuple[IR, list[dict]]:
@@ -316,6 +376,9 @@ def to_ir(src: SourceNet) -> tuple[IR, list[dict]]:
     if np.asarray(src.head.W).shape[1] != n_in:
         raise UserError(f"the output layer has {np.asarray(src.head.W).shape[1]} inputs after {n_in} values")
     out = _fold_head(src.head, vals, n_in, ambiguous)
+    if out is None:  # per-class multipliers: a rank layer
+        extra, out = _ranked_head(src.head, vals, ambiguous)
+        layers.append(extra)
     ir = IR(coding, tuple(layers), out)
     ir.validate()
     return ir, ambiguous

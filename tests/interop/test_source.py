@@ -125,11 +125,27 @@ def test_exact_ties_are_kept_and_named_ambiguous():
     assert any(a["layer"] == "output" and a["classes"] == [0, 1] for a in amb)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_per_class_output_batchnorm_through_exact_ranks(seed):
+    """Per-class output multipliers (one negative) fold into a rank layer; the argmax, ties
+    included (classes 0 and 2 are one class twice: their logits are always equal), is the source's."""
+    src = _net(seed, "pm1", seed % 2 == 1, head_bn=True)
+    a = src.head.affine
+    a.gamma[:] = [0.7, -1.3, 0.7]
+    a.var[:] = [2.0, 0.4, 2.0]
+    a.mean[:] = [0.5, -1.0, 0.5]
+    a.beta[:] = [0.25, 0.0, 0.25]
+    a.bias[:] = 0.0
+    src.head.W[2] = src.head.W[0]
+    ir, amb = to_ir(src)
+    assert ir.layers[-1].kind == "dense" and ir.output.scale == 1
+    raw = np.random.default_rng(seed).integers(0, 9, size=(4000, src.n_features))
+    ref = src.reference(raw)
+    np.testing.assert_array_equal(ir.predict(raw), np.argmax(ref, axis=1))
+    assert (ref[:, 0] == ref[:, 2]).all() and any(x["layer"] == "output" and x["classes"] == [0, 2] for x in amb)
+
+
 def test_unrepresentable_sources_are_user_errors():
-    src = _net(0, "pm1", False, head_bn=True)
-    src.head.affine.gamma[:] = [0.7, 0.9, 0.7]  # per-class output scales
-    with pytest.raises(UserError, match="one scale"):
-        to_ir(src)
     src = _net(0, "pm1", False)
     src.inputs = lambda raw: np.sin(np.asarray(raw, float))  # not a quantizer
     with pytest.raises(UserError, match="integer multiples|monotone"):

@@ -115,11 +115,20 @@ def test_input_blocks_weight_forms_and_negative_gamma(binarize, weights, conv_fi
         assert res.model.ir.coding.n_levels == 8
 
 
-def test_per_class_output_batchnorm_is_refused(tmp_path):
-    state, mapping = _random_source(1, "bn-sign", "latent", False, out_bn="per-class")
+@pytest.mark.parametrize("conv_first", [False, True])
+def test_per_class_output_batchnorm(conv_first, tmp_path):
+    """A BatchNorm per class after the output Linear (BinaryNet's head) imports exactly too."""
+    state, mapping = _random_source(1, "bn-sign", "latent", conv_first, out_bn="per-class")
     torch.save(state, tmp_path / "s.pt")
-    with pytest.raises(UserError, match="one scale"):
-        bnnlogic.import_model(tmp_path / "s.pt", mapping)
+    res = bnnlogic.import_model(tmp_path / "s.pt", mapping, n_random=4000)
+    assert res.agreement == 1.0 and res.model.ir.output.scale == 1
+
+
+def test_a_mapping_naming_a_missing_tensor_is_a_user_error(tmp_path):
+    state, mapping = _random_source(1, "bn-sign", "latent", False)
+    torch.save(state, tmp_path / "s.pt")
+    with pytest.raises(UserError, match="d3.weight not found"):
+        bnnlogic.import_model(tmp_path / "s.pt", {**mapping, "layers": mapping["layers"] + [{"linear": "d3"}]})
 
 
 @pytest.fixture(scope="module")
