@@ -16,7 +16,7 @@ def register(sub) -> None:
                     "test split (--data) or on random raw inputs, and names every neuron that float32 rounding "
                     "may decide either way in the source itself (ambiguous_neurons). A state dict does not say "
                     "strides, padding, pooling or how raw inputs become bits: give them in a --mapping JSON file "
-                    "(format in bnnlogic.nn.importer).")
+                    "(format in docs/import.md).")
     p.add_argument("source", help="the source file (.pt / .pth state dict or TorchScript, .onnx QONNX)")
     p.add_argument("--out", required=True, help="model file to write (.bnn)")
     p.add_argument("--kind", choices=sorted(READERS), help="the source's kind (default: detected from the file)")
