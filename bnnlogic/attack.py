@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ir import IR
+from .ir import IR, in_classes
 from .logic.region import Region
 
 
@@ -32,23 +32,23 @@ def _margin(scores: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
-           restarts: int = 64, steps: int = 20) -> np.ndarray | None:
-    """A raw input of R predicted in ``bad_classes``, or None if the search finds none."""
+           restarts: int = 64, steps: int = 20, ties: str = "low") -> np.ndarray | None:
+    """A raw input of R predicted in ``bad_classes`` (a tie read by the rule ``ties``,
+    ``ir.in_classes``), or None if the search finds none."""
     bad = np.zeros(ir.n_classes, dtype=bool)
     bad[list(bad_classes)] = True
     center = R.center if R.center is not None else R.lo
     choices = _choices(ir, R)
+
+    def found(X):
+        hit = np.nonzero(in_classes(engine.scores(X), bad, ties))[0]
+        return X[hit[0]] if len(hit) else None
+
     if not choices or not bad.any():
-        x = center.copy()
-        return x if bad[engine.predict(x[None])[0]] else None
+        return found(center[None].copy())
     feats = np.array(sorted(choices))
     budget = R.l0 if R.l0 is not None else len(feats)
     rng = np.random.default_rng(seed)
-
-    def found(X):
-        hit = np.nonzero(bad[engine.predict(X)])[0]
-        return X[hit[0]] if len(hit) else None
-
     starts = np.repeat(center[None], restarts, axis=0)
     for r in range(1, restarts):
         fs = feats if budget >= len(feats) else rng.choice(feats, size=budget, replace=False)

@@ -7,6 +7,7 @@ feature cannot change any input bit, so it only multiplies counts by its width. 
 
     input bit [x_f >= tau]            [v_f >= tau - lo_f]   (a comparator with a constant)
     neuron [sum_j a_j u_j >= k]       "at least b of the literals" by the dynamic programme
+                                      (a conv's padded inputs are FALSE)
                                       T(i, b) = ite(l_i, T(i+1, b-1), T(i+1, b)), memoised
     max-pool                          OR of the inputs
     beats(c, d), pred = c             as in ``bnnlogic.logic.encode`` (exact integer argmax, ties low)
@@ -213,17 +214,19 @@ def compile_bdd(ir: IR, R: Region, max_nodes: int = 2_000_000, timeout: float | 
     for li, layer in enumerate(ir.layers):
         lo, hi = (b[0].reshape(-1) for b in bnds[li + 1])
         out = [bdd.true if v else bdd.false for v in lo]
+        G = None if isinstance(layer, Dense) else _gather(layer, shapes[li])
+        u_pad = u + [bdd.false]  # a conv's padded positions read the constant 0 bit
+        k = None if isinstance(layer, MaxPool) else layer.flat_k(shapes[li])
         for i in np.nonzero(lo != hi)[0]:
             if isinstance(layer, MaxPool):
                 g = bdd.false
-                for j in _gather(layer, shapes[li])[i]:
+                for j in G[i]:
                     g |= u[j]
             elif isinstance(layer, Dense):
-                g = _signed_threshold(bdd, layer.A[i], u, int(layer.k[i]))
+                g = _signed_threshold(bdd, layer.A[i], u, int(k[i]))
             else:
-                G = _gather(layer, shapes[li])
                 o, p = divmod(int(i), G.shape[0])
-                g = _signed_threshold(bdd, layer.A[o].reshape(-1), [u[j] for j in G[p]], int(layer.k[o]))
+                g = _signed_threshold(bdd, layer.A[o].reshape(-1), [u_pad[j] for j in G[p]], int(k[i]))
             out[i] = g
             check(li + 1)
         u = out

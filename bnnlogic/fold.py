@@ -58,6 +58,34 @@ def _largest_at_most(P: Fraction, Q: Fraction, D: Fraction, lo: int, hi: int) ->
     return lo
 
 
+def bn_thresholds(alpha: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float,
+                  gamma: np.ndarray, beta: np.ndarray, s_bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer form of ``sign(BN(alpha * s + bias)) = +1`` for integer pre-activations
+    ``|s| <= s_bound`` (arrays (n_out,), see the module docstring): returns ``sgn`` and ``K``
+    (n_out,) int64 with ``t = 1 <=> sgn * s >= K``, where sgn = +1 (gamma > 0: K = ceil(P + Q
+    sqrt D)), -1 (gamma < 0: K = -floor(P + Q sqrt D)) or 0 (gamma = 0, the constant [beta >= 0]:
+    K = 0 always fires, K = 1 never).  K is clamped to [-s_bound - 1, s_bound + 1] (always /
+    never within the range)."""
+    n_out = len(gamma)
+    sgn = np.zeros(n_out, dtype=np.int64)
+    K = np.empty(n_out, dtype=np.int64)
+    lo, hi = -int(s_bound) - 1, int(s_bound) + 1
+    for i in range(n_out):
+        g = Fraction(float(gamma[i]))
+        if g == 0:  # constant neuron: empty sum >= 0 is true, >= 1 false
+            K[i] = 0 if float(beta[i]) >= 0 else 1
+            continue
+        a = Fraction(float(alpha[i]))
+        P = (Fraction(float(mean[i])) - Fraction(float(bias[i]))) / a
+        Q = -Fraction(float(beta[i])) / (g * a)
+        D = Fraction(float(var[i])) + Fraction(float(eps))
+        if g > 0:  # s >= K; K = lo means always, hi never
+            sgn[i], K[i] = 1, _smallest_at_least(P, Q, D, lo, hi)
+        else:  # s <= U  <=>  -s >= -U
+            sgn[i], K[i] = -1, -_largest_at_most(P, Q, D, lo, hi)
+    return sgn, K
+
+
 def fold_sign_bn(
     W: np.ndarray,
     alpha: np.ndarray,
@@ -77,27 +105,10 @@ def fold_sign_bn(
     W = np.asarray(W)
     n_out = W.shape[0]
     rows = W.reshape(n_out, -1).astype(np.int64)
-    n_in = rows.shape[1]
-    A = np.empty_like(rows)
-    k = np.empty(n_out, dtype=np.int64)
-    for i in range(n_out):
-        g = Fraction(float(gamma[i]))
-        if g == 0:  # constant neuron: empty sum >= 0 is true, >= 1 false
-            A[i] = 0
-            k[i] = 0 if float(beta[i]) >= 0 else 1
-            continue
-        a = Fraction(float(alpha[i]))
-        P = (Fraction(float(mean[i])) - Fraction(float(bias[i]))) / a
-        Q = -Fraction(float(beta[i])) / (g * a)
-        D = Fraction(float(var[i])) + Fraction(float(eps))
-        if g > 0:  # s >= K; K = -n_in-1 means always, n_in+1 never
-            sgn, K = 1, _smallest_at_least(P, Q, D, -n_in - 1, n_in + 1)
-        else:  # s <= U  <=>  -s >= -U
-            sgn, K = -1, -_largest_at_most(P, Q, D, -n_in - 1, n_in + 1)
-        c = sgn * rows[i]
-        A[i] = c
-        k[i] = -((-(K + int(c.sum()))) // 2)  # ceil((K + sum c) / 2)
-    return A.reshape(W.shape).astype(np.int8), k
+    sgn, K = bn_thresholds(alpha, bias, mean, var, eps, gamma, beta, rows.shape[1])
+    A = sgn[:, None] * rows  # sgn = 0: the constant neuron's all-zero row, k = K
+    k = np.where(sgn == 0, K, -((-(K + A.sum(axis=1))) // 2))  # ceil((K + sum c) / 2)
+    return A.reshape(W.shape).astype(np.int8), k.astype(np.int64)
 
 
 def fold_output(W: np.ndarray, bias_fixed: np.ndarray, frac_bits: int) -> tuple[np.ndarray, int, np.ndarray]:

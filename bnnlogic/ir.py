@@ -9,10 +9,16 @@ Semantics (see ``docs/ir.md`` for the file format)::
     input bits   b[m, f] = [x_f >= tau[m, f]]           m = 0..M-1, tau strictly increasing in m
                  laid out as (M*C, H, W) for images (level-major channels) or (M*d,) for vectors
     dense        t_i = [ sum_j A_ij * u_j >= k_i ]       A_ij in {-1, 0, +1}, u in {0,1}^n (flattened)
-    conv         t[o,y,x] = [ sum_{c,i,j} A[o,c,i,j] * u[c, y*s+i, x*s+j] >= k_o ]   (no padding)
+    conv         t[o,y,x] = [ sum_{c,i,j} A[o,c,i,j] * u'[c, y*s+i, x*s+j] >= k[o,y,x] ]
+                 u' = u zero-padded by p on each side (padded bits are 0); k per filter (C_out,)
+                 or per output position (C_out, Ho, Wo)
     maxpool      t[c,y,x] = OR_{i,j < size} u[c, y*s+i, x*s+j]
     output       score_c = scale * sum_j A_cj * u_j + offset_c   (integers, scale > 0)
                  prediction = the smallest c with a maximal score (ties go to the lower class)
+
+A property's "prediction in S" has two tie rules (``TIES``): ``low`` is the prediction above;
+``adversarial`` counts an input for S as soon as some class of S has a maximal score (a wrong
+class that ties the true one is a counterexample, the usual rule of verification benchmarks).
 """
 from __future__ import annotations
 
@@ -103,30 +109,50 @@ class Dense:
         s = u.reshape(len(u), -1).astype(np.int32) @ self.A.T.astype(np.int32)
         return (s >= self.k).astype(np.uint8)
 
+    def flat_k(self, in_shape: tuple[int, ...]) -> np.ndarray:
+        """The threshold of every neuron (n_out,)."""
+        return self.k
+
 
 @dataclass(frozen=True)
 class Conv:
-    """Binary convolution, no padding: ``t[o,y,x] = [sum A[o,c,i,j] u[c,y*s+i,x*s+j] >= k_o]``."""
+    """Binary convolution over the input zero-padded by ``padding`` bits on each side:
+    ``t[o,y,x] = [sum A[o,c,i,j] u'[c,y*s+i,x*s+j] >= k[o,y,x]]``, u' the padded input (its
+    padded bits are 0).  ``k`` is per filter (C_out,) or per output position (C_out, Ho, Wo)."""
 
     A: np.ndarray  # int8 (C_out, C_in, kh, kw)
-    k: np.ndarray  # int64 (C_out,)
+    k: np.ndarray  # int64 (C_out,) or (C_out, Ho, Wo)
     stride: int
+    padding: int = 0
     kind: str = field(default="conv", init=False)
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, h, w = in_shape
         _, _, kh, kw = self.A.shape
-        return (int(self.A.shape[0]), (h - kh) // self.stride + 1, (w - kw) // self.stride + 1)
+        p = 2 * self.padding
+        return (int(self.A.shape[0]), (h + p - kh) // self.stride + 1, (w + p - kw) // self.stride + 1)
 
-    def windows(self, u: np.ndarray) -> np.ndarray:
-        """(n, C, H, W) -> receptive fields (n, C, Ho, Wo, kh, kw)."""
+    @property
+    def k_grid(self) -> np.ndarray:
+        """k as (C_out, 1, 1) or (C_out, Ho, Wo): broadcasts against an output (C_out, Ho, Wo)."""
+        return self.k if self.k.ndim == 3 else self.k.reshape(-1, 1, 1)
+
+    def flat_k(self, in_shape: tuple[int, ...]) -> np.ndarray:
+        """The threshold of every neuron, flat in (o, y, x) order (C_out*Ho*Wo,)."""
+        return np.broadcast_to(self.k_grid, self.out_shape(in_shape)).reshape(-1)
+
+    def windows(self, u: np.ndarray, fill: int = 0) -> np.ndarray:
+        """(n, C, H, W) -> receptive fields (n, C, Ho, Wo, kh, kw) of u padded with ``fill``."""
         kh, kw = self.A.shape[2:]
+        if self.padding:
+            p = self.padding
+            u = np.pad(u, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
         win = np.lib.stride_tricks.sliding_window_view(u, (kh, kw), axis=(2, 3))
         return win[:, :, :: self.stride, :: self.stride]
 
     def apply(self, u: np.ndarray) -> np.ndarray:
         s = np.einsum("nchwij,ocij->nohw", self.windows(u).astype(np.int32), self.A.astype(np.int32))
-        return (s >= self.k[None, :, None, None]).astype(np.uint8)
+        return (s >= self.k_grid[None]).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -148,6 +174,26 @@ class MaxPool:
 
 Layer = Union[Dense, Conv, MaxPool]
 
+#: tie rules of "prediction in S" (see the module docstring)
+TIES = ("low", "adversarial")
+
+
+def check_ties(ties: str) -> str:
+    """``ties`` if it names a tie rule, else ``UserError``."""
+    if ties not in TIES:
+        raise UserError(f"unknown tie rule {ties!r}; use {' or '.join(TIES)}")
+    return ties
+
+
+def in_classes(scores: np.ndarray, mask: np.ndarray, ties: str = "low") -> np.ndarray:
+    """(n,) bool: the prediction of each row of integer ``scores`` (n, C) lies in the classes of
+    ``mask`` ((C,) bool).  ``low``: the first maximal class is in the mask; ``adversarial``:
+    some class of the mask has a maximal score (``max_{mask} >= max_{not mask}``)."""
+    scores, mask = np.asarray(scores), np.asarray(mask, dtype=bool)
+    if check_ties(ties) == "low" or not mask.any() or mask.all():
+        return mask[np.argmax(scores, axis=1)]
+    return scores[:, mask].max(axis=1) >= scores[:, ~mask].max(axis=1)
+
 
 @dataclass(frozen=True)
 class Output:
@@ -165,11 +211,14 @@ class Output:
         s = u.reshape(len(u), -1).astype(np.int64) @ self.A.T.astype(np.int64)
         return self.scale * s + self.offset
 
-    def beat_bound(self, c, d):
-        """Class c is preferred to class d (``score_c > score_d``, or equal with ``c < d``) iff
-        ``sum_j (A_c - A_d)_j u_j >= ceil((offset_d - offset_c + [c > d]) / scale)``, this
-        exact integer bound.  c and d may be integer arrays (broadcast)."""
-        num = np.asarray(self.offset[d] - self.offset[c] + (np.asarray(c) > np.asarray(d)), dtype=np.int64)
+    def beat_bound(self, c, d, ties: str = "low"):
+        """Class c is preferred to class d iff ``sum_j (A_c - A_d)_j u_j >= ceil((offset_d -
+        offset_c + tie) / scale)``, this exact integer bound.  With ties ``low`` preferred means
+        ``score_c > score_d``, or equal with ``c < d`` (tie = [c > d]); with ``adversarial`` it
+        means ``score_c >= score_d`` (tie = 0: c is the class a property asks about, and a tie
+        counts for it).  c and d may be integer arrays (broadcast)."""
+        tie = (np.asarray(c) > np.asarray(d)) if check_ties(ties) == "low" else 0
+        num = np.asarray(self.offset[d] - self.offset[c] + tie, dtype=np.int64)
         return -((-num) // int(self.scale))
 
 
@@ -224,10 +273,13 @@ class IR:
                 raise UserError(f"layer {i} (dense) expects {layer.n_in} inputs, gets {int(np.prod(shape))}")
             if isinstance(layer, Conv) and (layer.A.ndim != 4 or layer.A.shape[1] != shape[0]):
                 raise UserError(f"layer {i} (conv) expects {layer.A.shape[1]} channels, gets {shape[0]}")
+            if isinstance(layer, (Conv, MaxPool)) and (layer.stride < 1 or getattr(layer, "padding", 0) < 0):
+                raise UserError(f"layer {i} ({layer.kind}): stride must be >= 1 and padding >= 0")
             if isinstance(layer, (Dense, Conv)):
                 _check_ternary(layer.A, f"layer {i}")
-                if layer.k.shape != (layer.A.shape[0],):
-                    raise UserError(f"layer {i}: thresholds k must have shape ({layer.A.shape[0]},)")
+                ks = [(layer.A.shape[0],)] + ([layer.out_shape(shape)] if isinstance(layer, Conv) else [])
+                if layer.k.shape not in ks:
+                    raise UserError(f"layer {i}: thresholds k must have shape {' or '.join(map(str, ks))}")
             shape = layer.out_shape(shape)
             if min(shape) < 1:
                 raise UserError(f"layer {i} ({layer.kind}) leaves an empty output {shape}")

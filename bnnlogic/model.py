@@ -1,6 +1,7 @@
 """A saved model: the IR plus metadata (and the trained torch network's parameters).
 
-File format (version 1, documented in ``docs/ir.md``): a zip archive holding
+File format (version 2, documented in ``docs/ir.md``; version 1 files, which predate conv
+padding and per-position thresholds, are read too): a zip archive holding
 ``header.json`` (format name, version, layer kinds and scalars, metadata) and one ``.npy``
 member per array (``coding.thresholds``, ``layers.{i}.A``, ``layers.{i}.k``, ``output.A``,
 ``output.offset``, ``torch.{name}``).  Loading never unpickles anything and validates every
@@ -21,7 +22,8 @@ from .fileio import atomic_open
 from .ir import IR, Conv, Dense, InputCoding, MaxPool, Output
 
 FORMAT = "bnnlogic-ir"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 1: no conv padding, per-filter conv thresholds only (a subset of 2)
 
 
 class Model:
@@ -116,7 +118,7 @@ class Model:
                 continue
             entry: dict[str, Any] = {"kind": layer.kind}
             if isinstance(layer, Conv):
-                entry["stride"] = layer.stride
+                entry.update(stride=layer.stride, padding=layer.padding)
             layers.append(entry)
             arrays[f"layers.{i}.A"] = layer.A
             arrays[f"layers.{i}.k"] = layer.k
@@ -153,9 +155,10 @@ class Model:
                 header = json.loads(zf.read("header.json"))
                 if header.get("format") != FORMAT:
                     raise UserError(f"{path}: not a bnnlogic model file (format {header.get('format')!r})")
-                if header.get("version") != VERSION:
-                    raise UserError(f"{path}: model file version {header.get('version')} is not "
-                                    f"supported (this bnnlogic reads version {VERSION}); {fix}")
+                version = header.get("version")
+                if version not in READS:
+                    raise UserError(f"{path}: model file version {version} is not supported (this "
+                                    f"bnnlogic reads versions {', '.join(map(str, READS))}); {fix}")
 
                 def arr(name: str, dtype: Any) -> np.ndarray:
                     a = np.lib.format.read_array(io.BytesIO(zf.read(f"{name}.npy")), allow_pickle=False)
@@ -174,8 +177,9 @@ class Model:
                     elif kind == "dense":
                         layers.append(Dense(arr(f"layers.{i}.A", np.int8), arr(f"layers.{i}.k", np.int64)))
                     elif kind == "conv":
+                        pad = int(entry["padding"]) if version >= 2 else 0
                         layers.append(Conv(arr(f"layers.{i}.A", np.int8), arr(f"layers.{i}.k", np.int64),
-                                           int(entry["stride"])))
+                                           int(entry["stride"]), pad))
                     else:
                         raise UserError(f"{path}: unknown layer kind {kind!r}; {fix}")
                 output = Output(arr("output.A", np.int8), int(header["output"]["scale"]),
@@ -183,6 +187,8 @@ class Model:
                 torch_state = ({name: np.lib.format.read_array(io.BytesIO(zf.read(f"torch.{name}.npy")),
                                                                allow_pickle=False)
                                 for name in header["torch"]} if header.get("torch") else None)
+                if version < 2 and any(isinstance(l, Conv) and l.k.ndim != 1 for l in layers):
+                    raise UserError(f"{path}: a version-1 model file holds per-filter conv thresholds only; {fix}")
                 ir = IR(coding, tuple(layers), output)
                 try:
                     ir.validate()

@@ -88,12 +88,13 @@ class Race:
     """One question (model, box R, bad classes) and the engines that answer it.
 
     ``bounds``: R's bit bounds (``logic.bounds.propagate``); ``encoding``: the bounds-first
-    encoding if the caller built it (else built by the first solver engine that needs it).
+    encoding if the caller built it (else built by the first solver engine that needs it);
+    ``ties``: how a tie with a bad class reads (``ir.TIES``), the same for every engine.
     """
 
     def __init__(self, model, R: Region, bad: Sequence[int], bounds: Bounds, encoding: Encoding | None = None,
-                 seed: int = 0) -> None:
-        self.model, self.R, self.bad, self.bounds, self.seed = model, R, list(bad), bounds, seed
+                 seed: int = 0, ties: str = "low") -> None:
+        self.model, self.R, self.bad, self.bounds, self.seed, self.ties = model, R, list(bad), bounds, seed, ties
         self._encoding = encoding
         self._build = threading.Lock()  # one lane encodes, the other waits for it
         self._lock = threading.Lock()  # guards the dict only (held briefly: interrupt never waits on a build)
@@ -106,7 +107,7 @@ class Race:
         with self._build:
             if backend not in self._queries:
                 q = Query(self.model.ir, self.R, [[(0, self.bad)]], backend, engines=[self.model.engine],
-                          bounds=[self.bounds], encoding=self._encoding)
+                          bounds=[self.bounds], ties=self.ties, encoding=self._encoding)
                 self._encoding = q.encoding
                 with self._lock:
                     self._queries[backend] = q
@@ -122,13 +123,13 @@ class Race:
         if engine == "attack":
             from .attack import attack
 
-            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed)
+            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed, ties=self.ties)
             return ("sat", x, 0) if x is not None else ("unknown", None, 0)
         if engine == "bab":
             from .logic.bab import bab
 
             return bab(self.model.engine, self.model.ir, self.R, self.bad, timeout=seconds, bounds=self.bounds,
-                       threads=threads, stop=stop)
+                       threads=threads, ties=self.ties, stop=stop)
         q = self.query({"exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])
         if stop.is_set():
             return "unknown", None, 0

@@ -3,8 +3,9 @@
 Architectures::
 
     mlp:500,300,200,100            dense hidden layers (the output layer is added)
-    cnn:c16k4s2,c32k4s2,d100       conv (c<out>k<kernel>s<stride>), maxpool (p<size>), dense (d<n>)
-    mlp-small | mlp-large | conv-small   the shapes of the SAT-friendly BNN and EEV work
+    cnn:c16k4s2,c32k4s2,d100       conv (c<out>k<kernel>s<stride>[p<padding>]), maxpool (p<size>), dense (d<n>)
+    cnn:c16k4s2p1,c32k4s2p1,d100   padded convs: the +-1 activations padded with -1 (bit 0, see docs/ir.md)
+    mlp-small | mlp-large | conv-small | conv-small-padded   the shapes of the SAT-friendly BNN and EEV work
 
 Input codings (thresholds on raw features, b = [x >= tau])::
 
@@ -28,6 +29,7 @@ ALIASES = {
     "mlp-small": "mlp:200,100,100,100",
     "mlp-large": "mlp:500,300,200,100",
     "conv-small": "cnn:c16k4s2,c32k4s2,d100",
+    "conv-small-padded": "cnn:c16k4s2p1,c32k4s2p1,d100",  # conv-small as the EEV work pads it
     "mlp-tiny": "mlp:64,32",
 }
 
@@ -40,6 +42,12 @@ class LayerSpec:
     size: int
     kernel: int = 0
     stride: int = 1
+    padding: int = 0
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        """Output height and width of this conv or pool layer on an (h, w) input."""
+        p = 2 * self.padding
+        return (h + p - self.kernel) // self.stride + 1, (w + p - self.kernel) // self.stride + 1
 
 
 def parse_arch(spec: str) -> list[LayerSpec]:
@@ -56,13 +64,13 @@ def parse_arch(spec: str) -> list[LayerSpec]:
             tok = "d" + tok
         if m := re.fullmatch(r"d(\d+)", tok):
             layers.append(LayerSpec("dense", int(m[1])))
-        elif kind == "cnn" and (m := re.fullmatch(r"c(\d+)k(\d+)(?:s(\d+))?", tok)):
-            layers.append(LayerSpec("conv", int(m[1]), int(m[2]), int(m[3] or 1)))
+        elif kind == "cnn" and (m := re.fullmatch(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?", tok)):
+            layers.append(LayerSpec("conv", int(m[1]), int(m[2]), int(m[3] or 1), int(m[4] or 0)))
         elif kind == "cnn" and (m := re.fullmatch(r"p(\d+)", tok)):
             layers.append(LayerSpec("pool", int(m[1]), int(m[1]), int(m[1])))
         else:
             raise UserError(how)
-        if layers[-1].size < 1:
+        if layers[-1].size < 1 or (layers[-1].kind != "dense" and layers[-1].stride < 1):
             raise UserError(how)
     if any(a.kind == "dense" and b.kind != "dense" for a, b in zip(layers, layers[1:])):
         raise UserError(f"bad architecture {spec!r}: conv and pool layers must come before dense ones")

@@ -29,7 +29,7 @@ def summarize(model: Model) -> dict[str, Any]:
     """Layers with shapes, weight counts, non-zeros and storage (bits vs float32 bytes)."""
     ir = model.ir
     shapes = ir.shapes()
-    layers, n_weights, nonzero, n_thresholds = [], 0, 0, 0
+    layers, n_weights, nonzero, n_thresholds, n_stored = [], 0, 0, 0, 0  # rows; thresholds stored
     ternary = False
     for i, layer in enumerate(list(ir.layers) + [ir.output]):
         entry: dict[str, Any] = {"kind": getattr(layer, "kind", "output"), "in_shape": list(shapes[i])}
@@ -40,15 +40,18 @@ def summarize(model: Model) -> dict[str, Any]:
             nz = int(np.count_nonzero(layer.A))
             entry.update(weights=w, nonzero=nz, neurons=int(layer.A.shape[0]))
             if isinstance(layer, Conv):
-                entry.update(kernel=list(layer.A.shape[2:]), stride=layer.stride, filters=unique_filters(layer.A))
+                entry.update(kernel=list(layer.A.shape[2:]), stride=layer.stride, padding=layer.padding,
+                             thresholds="per position" if layer.k.ndim == 3 else "per filter",
+                             filters=unique_filters(layer.A))
             n_weights += w
             nonzero += nz
             n_thresholds += int(layer.A.shape[0])
+            n_stored += int(layer.k.size if isinstance(layer, (Dense, Conv)) else layer.offset.size)
             ternary |= bool((layer.A == 0).any()) and isinstance(layer, (Dense, Conv))
         entry["out_shape"] = list(shapes[i + 1]) if i + 1 < len(shapes) else [ir.n_classes]
         layers.append(entry)
     bits_per_weight = 2 if ternary else 1
-    weight_bits = n_weights * bits_per_weight + 32 * n_thresholds
+    weight_bits = n_weights * bits_per_weight + 32 * n_stored
     float_bytes = 4 * n_weights + 4 * 4 * n_thresholds  # float32 weights + BN (mean, var, gamma, beta)
     c = ir.coding
     return {

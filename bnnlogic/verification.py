@@ -28,6 +28,7 @@ import numpy as np
 
 from .attack import attack
 from .errors import UserError
+from .ir import check_ties, in_classes
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.backends import check_backend
 from .logic.bounds import Bounds, fixed_counts, propagate
@@ -99,8 +100,11 @@ def make_region(model: Model, x: np.ndarray, eps: int | None = None, norm: str =
 
 def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, backend: str = "auto",
                   timeout: float | None = None, use_attack: bool = True, use_bounds: bool = True,
-                  seed: int = 0, cores: int | None = None) -> VerifyResult:
+                  seed: int = 0, cores: int | None = None, ties: str = "low") -> VerifyResult:
     """Is every input of R predicted in ``allowed``?  (see the module docstring)
+
+    ``ties="adversarial"``: an input where a class outside ``allowed`` has a maximal score is a
+    counterexample even if the IR's tie rule (lowest class) would predict an allowed one.
 
     ``backend="auto"``, cheapest first: if the region's interval bounds already exclude every
     bad class it is robust (no search); a box with at most 2^SWEEP_FIRST threshold cells goes
@@ -112,6 +116,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     ``attack``, a solver).
     """
     t0 = time.perf_counter()
+    check_ties(ties)
     if backend not in ("auto", "bab"):
         check_backend(backend)  # a misspelt backend fails at once, not after the attack
     name, enc = _backend(backend)
@@ -127,41 +132,41 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
     if not bad:
         res.status = "robust"
     elif backend != "auto":
-        if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed)) is not None:
-            _set_counterexample(model, R, bad, res, x, "attack")
+        if use_attack and (x := attack(model.engine, model.ir, R, bad, seed=seed, ties=ties)) is not None:
+            _set_counterexample(model, R, bad, res, x, "attack", ties)
             res.backend = res.encoding = "attack"
         elif backend == "bab":
             if R.l0 is not None:
                 raise UserError("branch and bound decides boxes (L-infinity regions), not L0 budgets")
-            _bab(model, R, bad, left(), res)
+            _bab(model, R, bad, left(), res, ties=ties)
         else:
-            q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine])
+            q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], ties=ties)
             limit = left()
             ans = q.solve(timeout=limit) if limit is None or limit > 0 else Answer("unknown")
             res.stats = q.stats
             if ans.status == "unsat":
                 res.status = "robust"
             elif ans.status == "sat":
-                _set_counterexample(model, R, bad, res, ans.witness, "solver")
+                _set_counterexample(model, R, bad, res, ans.witness, "solver", ties)
             q.close()
-    elif bounds is not None and _bounds_exclude(model, R, bounds, bad):  # bounds alone: no encoding, no search
+    elif bounds is not None and _bounds_exclude(model, R, bounds, bad, ties):  # bounds alone: no encoding, no search
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         res.stats = size_stats(*fixed_counts(model.ir, bounds))
     elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST \
-            and _bab(model, R, bad, left(), res, bounds=bounds):  # a small box: swept, no encoding
+            and _bab(model, R, bad, left(), res, bounds=bounds, ties=ties):  # a small box: swept, no encoding
         res.stats.update(size_stats(*fixed_counts(model.ir, bounds)))
     else:
-        _race(model, R, bad, bounds, left(), res, cores, seed, use_attack)
+        _race(model, R, bad, bounds, left(), res, cores, seed, use_attack, ties)
     res.time_s = time.perf_counter() - t0
     return res
 
 
 def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float | None, res: VerifyResult,
-          cores: int | None, seed: int, use_attack: bool) -> None:
+          cores: int | None, seed: int, use_attack: bool, ties: str) -> None:
     """The racing portfolio (``bnnlogic.portfolio``) decides R, or the time runs out."""
     from . import portfolio
 
-    race = portfolio.Race(model, R, bad, bounds, seed=seed)
+    race = portfolio.Race(model, R, bad, bounds, seed=seed, ties=ties)
     lanes = portfolio.schedule_for(cores or portfolio.default_cores())
     if not use_attack:
         lanes = tuple(tuple(s for s in lane if s[0] != "attack") for lane in lanes)
@@ -179,56 +184,63 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
         res.status = "robust"
     elif out.status == "sat":
         _set_counterexample(model, R, bad, res, out.witness,
-                            out.engine if out.engine in ("attack", "bab") else "solver")
+                            out.engine if out.engine in ("attack", "bab") else "solver", ties)
 
 
-def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int]) -> bool:
+def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int], ties: str = "low") -> bool:
     """True if R's interval ``bounds`` prove that no class in ``bad`` is ever predicted: the
     class of R's center (its low corner without one) is good and no bad class can be preferred
-    to it anywhere in R (``logic.bab.safe_nodes`` on the last hidden layer's bit bounds)."""
+    to it anywhere in R (``logic.bab.safe_nodes`` on the last hidden layer's bit bounds), ties
+    read by ``ties``."""
     from .logic.bab import safe_nodes
 
     probe = np.clip(R.center if R.center is not None else R.lo, R.lo, R.hi)[None]
-    ref = model.engine.predict(probe)
+    scores = model.engine.scores(probe)
     mask = np.zeros(model.ir.n_classes, dtype=bool)
     mask[bad] = True
-    return not mask[ref[0]] and bool(safe_nodes(model.ir, *bounds[-1], ref, mask)[0])
+    return (not in_classes(scores, mask, ties)[0]
+            and bool(safe_nodes(model.ir, *bounds[-1], np.argmax(scores, axis=1), mask, ties=ties)[0]))
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
-         bounds: Bounds | None = None) -> bool:
+         bounds: Bounds | None = None, ties: str = "low") -> bool:
     """Branch and bound over input thresholds (``logic.bab``, boxes only) for the time left
     (None: no limit), reusing R's bit ``bounds`` if given; True if it decided."""
     from .logic.bab import bab
 
-    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=left, bounds=bounds)
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=left, bounds=bounds, ties=ties)
     res.stats["bab_nodes"] = nodes
     if status != "unknown":
         res.backend = res.encoding = "bab"
     if status == "sat":
-        _set_counterexample(model, R, bad, res, x, "bab")
+        _set_counterexample(model, R, bad, res, x, "bab", ties)
     elif status == "unsat":
         res.status = "robust"
     return status != "unknown"
 
 
 def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResult, x: np.ndarray,
-                        source: str) -> None:
-    """Replay x through the engine; a failed replay is a bug, never a result."""
-    pred = int(model.predict(x[None])[0])
-    if pred not in bad or not R.contains(x[None])[0]:
-        raise RuntimeError(f"{source} counterexample failed replay (prediction {pred}); this is a bug")
-    res.status, res.adv_label, res.counterexample, res.found_by = "counterexample", pred, x, source
+                        source: str, ties: str = "low") -> None:
+    """Replay x through the engine; a failed replay is a bug, never a result.  ``adv_label``: the
+    lowest bad class with a maximal score (the prediction, with ties low)."""
+    scores = model.scores(x[None])
+    mask = np.isin(np.arange(model.ir.n_classes), bad)
+    if not in_classes(scores, mask, ties)[0] or not R.contains(x[None])[0]:
+        raise RuntimeError(f"{source} counterexample failed replay (scores {scores[0].tolist()}); this is a bug")
+    adv = int(np.argmax(np.where(mask, scores[0], np.iinfo(np.int64).min)))
+    res.status, res.adv_label, res.counterexample, res.found_by = "counterexample", adv, x, source
 
 
 def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: str = "linf",
            target: int | None = None, allowed: Sequence[int] | None = None, mask: Any = None,
-           backend: str = "auto", timeout: float | None = None, use_attack: bool = True) -> VerifyResult:
+           backend: str = "auto", timeout: float | None = None, use_attack: bool = True,
+           ties: str = "low") -> VerifyResult:
     """Verify one property around raw input x (see the module docstring).
 
     label     the class that must be kept (default: the model's prediction on x)
     target    prove "never class ``target``" instead of "always ``label``"
     allowed   prove "prediction in ``allowed``" (overrides label/target)
+    ties      "low" (the IR's argmax) or "adversarial" (a tie with a wrong class is a counterexample)
     """
     x = model.check_inputs(x)[0]
     if label is None:
@@ -240,7 +252,7 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
     if allowed is None:
         allowed = [c for c in range(n) if c != target] if target is not None else [label]
     R = make_region(model, x, eps, norm, None if mask is None else np.asarray(mask))
-    return verify_region(model, R, allowed, label, backend, timeout, use_attack)
+    return verify_region(model, R, allowed, label, backend, timeout, use_attack, ties=ties)
 
 
 # ---------------------------------------------------------------------- robustness radius
@@ -264,7 +276,8 @@ class RadiusResult:
 
 
 def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: int | None = None,
-                      backend: str = "auto", timeout: float | None = None, cores: int | None = None) -> RadiusResult:
+                      backend: str = "auto", timeout: float | None = None, cores: int | None = None,
+                      ties: str = "low") -> RadiusResult:
     """The L-infinity robustness radius of x in raw units: the largest eps whose box keeps
     ``label`` (``radius_robust``) and the smallest eps with a replayed counterexample
     (``radius_counterexample``).
@@ -275,15 +288,16 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
     bisect the open interval; a counterexample found at eps e lies at L-inf distance d <= e
     from x, which becomes the upper end.  A probe that runs out of time leaves the interval
     open with ``open_reason="time"``; a misclassified x has no robust radius
-    (``open_reason="misclassified"``, counterexample x itself at eps 0).
+    (``open_reason="misclassified"``, counterexample x itself at eps 0).  ``ties``: as in ``verify``.
     """
     t0 = time.perf_counter()
+    check_ties(ties)
     x = model.check_inputs(x)[0]
     c = model.ir.coding
     max_eps = c.hi - c.lo if max_eps is None else int(max_eps)
     label = int(model.predict(x[None])[0]) if label is None else int(label)
     res = RadiusResult(None, None, False, 0.0, label, max_eps, 0)
-    if int(model.predict(x[None])[0]) != label:
+    if in_classes(model.scores(x[None]), np.arange(model.ir.n_classes) != label, ties)[0]:
         res.radius_counterexample, res.counterexample, res.open_reason = 0, x, "misclassified"
         res.time_s = time.perf_counter() - t0
         return res
@@ -292,7 +306,7 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
         left = None if timeout is None else timeout - (time.perf_counter() - t0)
         if left is not None and left <= 0:
             return "unknown"
-        r = verify_region(model, region.linf(c, x, eps), [label], label, backend, left, cores=cores)
+        r = verify_region(model, region.linf(c, x, eps), [label], label, backend, left, cores=cores, ties=ties)
         res.solver_calls += 1
         res.probes.append({"eps": eps, "status": r.status, "time_s": round(r.time_s, 6), "backend": r.backend})
         if r.status == "robust":

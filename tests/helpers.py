@@ -22,30 +22,34 @@ def _ternary(rng, shape, p_zero):
     return A.astype(np.int8)
 
 
-def _thresholds(rng, A):
-    """Thresholds spread around the reachable range of sum A_ij u_j, so neurons vary."""
+def _thresholds(rng, A, grid: tuple[int, int] = ()):
+    """Thresholds spread around the reachable range of sum A_ij u_j, so neurons vary; with
+    ``grid`` = (Ho, Wo) one per conv output position, shape (C_out, Ho, Wo)."""
     rows = A.reshape(A.shape[0], -1)
     neg, pos = (rows < 0).sum(1), (rows > 0).sum(1)
-    return np.array([rng.integers(-n, p + 2) for n, p in zip(neg, pos)], dtype=np.int64)
+    return np.stack([rng.integers(-n, p + 2, size=grid) for n, p in zip(neg, pos)]).astype(np.int64)
 
 
 def random_ir(seed: int = 0, n_features: int = 4, lo: int = 0, hi: int = 3, levels: int = 1,
               hidden: tuple[int, ...] = (5, 4), n_classes: int = 3, p_zero: float = 0.2,
-              image: tuple[int, int, int] | None = None, conv: tuple[tuple[int, int, int], ...] = (),
-              pool: int = 0) -> IR:
+              image: tuple[int, int, int] | None = None, conv: tuple[tuple[int, ...], ...] = (),
+              pool: int = 0, position_k: bool = False) -> IR:
     """A random valid IR.
 
     Dense-only by default (``n_features`` flat features in [lo, hi]).  With ``image=(C, H, W)``
-    the features are an image; ``conv`` lists (out_channels, kernel, stride) conv layers, and
-    ``pool`` > 0 adds a max-pool of that size after the first conv.
+    the features are an image; ``conv`` lists (out_channels, kernel, stride[, padding]) conv
+    layers (zero padding, as the IR defines it), and ``pool`` > 0 adds a max-pool of that size
+    after the first conv.  ``position_k``: conv thresholds per output position (C_out, Ho, Wo).
     """
     rng = np.random.default_rng(seed)
     coding = random_coding(rng, image or (n_features,), lo, hi, levels)
     shape = coding.bit_shape
     layers = []
-    for i, (c_out, k, s) in enumerate(conv):
+    for i, (c_out, k, s, *pad) in enumerate(conv):
         A = _ternary(rng, (c_out, shape[0], k, k), p_zero)
-        layers.append(Conv(A, _thresholds(rng, A), s))
+        p = pad[0] if pad else 0
+        grid = Conv(A, np.zeros(c_out, np.int64), s, p).out_shape(shape)[1:] if position_k else ()
+        layers.append(Conv(A, _thresholds(rng, A, grid), s, p))
         shape = layers[-1].out_shape(shape)
         if i == 0 and pool:
             layers.append(MaxPool(pool, pool))

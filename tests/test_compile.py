@@ -18,6 +18,7 @@ NETS = {
     "dense": dict(n_features=5, hi=3, hidden=(8,)),
     "deep": dict(n_features=4, hi=5, levels=2, hidden=(6, 4), n_classes=4),
     "conv": dict(image=(1, 3, 3), hi=2, conv=((2, 2, 1),), hidden=(3,)),
+    "conv-pad-pos": dict(image=(1, 3, 3), hi=2, conv=((2, 2, 2, 1), (2, 2, 1, 1)), hidden=(), position_k=True),
 }
 
 

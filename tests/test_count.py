@@ -13,6 +13,7 @@ NETS = {
     "dense": dict(n_features=4, hi=5, hidden=(6,)),
     "thermometer": dict(n_features=3, hi=6, levels=3, hidden=(5,), n_classes=3),
     "conv-pool": dict(image=(1, 4, 3), hi=1, conv=((2, 2, 1),), pool=2, hidden=(3,)),
+    "conv-pad-pos": dict(image=(1, 3, 3), hi=2, conv=((2, 3, 1, 1), (2, 2, 2, 1)), hidden=(), position_k=True),
 }
 
 

@@ -16,6 +16,7 @@ NETS = {
     "dense": dict(n_features=5, hi=3, hidden=(8,)),
     "thermometer": dict(n_features=4, hi=4, levels=2, hidden=(6,), n_classes=2),
     "conv": dict(image=(1, 3, 3), hi=2, conv=((2, 2, 1),), hidden=(3,)),
+    "conv-pad": dict(image=(1, 3, 3), hi=2, conv=((2, 3, 1, 1),), hidden=(), position_k=True),
 }
 
 
@@ -46,7 +47,7 @@ def brute_cxps(ir, ex):
 # change with eps), plus one constant network (the empty AXp, no CXp)
 CASES = [("dense", s, None) for s in (0, 8, 22, 24)] + [("dense", 20, 1), ("dense", 2, None)] \
     + [("thermometer", s, e) for s in (5, 9, 17, 26) for e in (None, 1)] \
-    + [("conv", s, e) for s in (16, 22) for e in (None, 1)]
+    + [("conv", s, e) for s in (16, 22) for e in (None, 1)] + [("conv-pad", s, None) for s in (1, 4)]
 
 
 def make(net, seed, eps, enum_cells=1 << 14):

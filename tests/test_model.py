@@ -78,3 +78,46 @@ def test_tampered_weights_are_rejected(model, tmp_path):
             dst.writestr(item, data)
     with pytest.raises(UserError, match="weights must be in"):
         bnnlogic.load(tampered)
+
+
+def _rewrite(src_path, dst_path, edit_header) -> None:
+    """Copy a model file, passing its header through ``edit_header``."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(dst_path, "w") as dst:
+        for item in src.namelist():
+            data = src.read(item)
+            if item == "header.json":
+                header = json.loads(data)
+                edit_header(header)
+                data = json.dumps(header)
+            dst.writestr(item, data)
+
+
+def test_padded_conv_with_per_position_thresholds_round_trips(tmp_path):
+    ir = random_ir(4, image=(1, 5, 5), conv=((2, 3, 2, 1), (3, 2, 1, 1)), hidden=(3,), position_k=True, hi=3)
+    path = tmp_path / "p.bnn"
+    Model(ir).save(path)
+    back = bnnlogic.load(path)
+    assert [(l.padding, l.k.shape) for l in back.ir.layers[:2]] == [(1, (2, 3, 3)), (1, (3, 4, 4))]
+    X = np.random.default_rng(1).integers(0, 4, size=(40, 25))
+    np.testing.assert_array_equal(back.scores(X), ir.scores(X))
+    assert json.loads(zipfile.ZipFile(path).read("header.json"))["version"] == 2
+
+
+def test_version_1_files_are_still_read(model, tmp_path):
+    """A version-1 file (no padding key, per-filter thresholds) loads; one that claims version 1
+    but holds per-position thresholds is refused."""
+    path, old = tmp_path / "m.bnn", tmp_path / "v1.bnn"
+    model.save(path)
+
+    def to_v1(h):
+        h["version"] = 1
+        for entry in h["layers"]:
+            entry.pop("padding", None)
+    _rewrite(path, old, to_v1)
+    X = np.random.default_rng(0).integers(0, 6, size=(20, 16))
+    np.testing.assert_array_equal(bnnlogic.load(old).scores(X), model.scores(X))
+    per_pos = random_ir(4, image=(1, 5, 5), conv=((2, 3, 2, 1),), hidden=(3,), position_k=True, hi=3)
+    Model(per_pos).save(path)
+    _rewrite(path, old, to_v1)
+    with pytest.raises(UserError, match="version-1"):
+        bnnlogic.load(old)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..ir import TIES
 from ..logic import BACKENDS
 from ..model import load
 from ._batch import add_batch_args, batch_data, emit_summary, engine_kwargs, out_folder, parse_eps
@@ -44,6 +45,10 @@ def register(sub) -> None:
                         f"cores), bab (branch and bound alone), or one solver: {', '.join(BACKENDS)}")
     p.add_argument("--timeout", type=float, help="seconds per query (default: none; 60 in batch mode)")
     p.add_argument("--no-attack", action="store_true", help="skip the attack, go to the solver directly")
+    p.add_argument("--ties", choices=TIES, default="low",
+                   help="low: the model's own argmax (a tie goes to the lowest class); adversarial: an input "
+                        "where a wrong class ties the best score is a counterexample (the usual rule of "
+                        "verification benchmarks)")
     p.add_argument("--cex-dir", default=None, help="where counterexamples go (.npy and .png; default "
                                                    "bnnlogic-cex, or <out>.cex in batch mode)")
     add_batch_args(p, "verify")
@@ -53,6 +58,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     model = load(args.model)
+    if args.ties != "low" and (args.data or args.equivalent):
+        raise UserError("--ties adversarial applies to single queries (--input, --min-eps, --property), "
+                        "not to batches or --equivalent")
     if args.data:
         return _run_batch(model, args)
     x = model.check_inputs(load_array(args.input))[0] if args.input else None
@@ -65,7 +73,7 @@ def run(args) -> int:
     if args.min_eps:
         from ..verification import robustness_radius
 
-        r = robustness_radius(model, x, args.label, args.max_eps, args.backend, args.timeout)
+        r = robustness_radius(model, x, args.label, args.max_eps, args.backend, args.timeout, ties=args.ties)
         why = {"time": " (open interval: the time limit ran out)",
                "misclassified": " (the input itself is not predicted as the label)"}.get(r.open_reason, "")
         d = r.to_dict()
@@ -86,10 +94,10 @@ def run(args) -> int:
     elif args.property:
         R, allowed = load_property(args.property, model, x)
         label = int(model.predict(x[None])[0]) if args.label is None else args.label
-        r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack)
+        r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack, ties=args.ties)
     else:
         r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
-                   args.timeout, not args.no_attack)
+                   args.timeout, not args.no_attack, args.ties)
     d = r.to_dict()
     d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir or CEX_DIR, f"eps{r.eps}", r.adv_label) \
         if r.counterexample is not None else None

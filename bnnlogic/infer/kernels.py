@@ -10,8 +10,9 @@ conv and pool layers go input by input.  Per layer (see ``packing`` for the layo
     sliced   (wide dense layers, see ``packing``) input by input: a bit-sliced counter over
              the columns of u_t's set bits, 512 neurons per chunk (``slices``)
     conv     per output position p: gather the kh runs of kw*C bits into row p of ``col``
-             (bit-packed im2col), then the dense step on all rows of ``col`` at once (the
-             positions as a tile); C_out bits written at (y*Wo + x)*C_out
+             (bit-packed im2col; the parts of a run in the zero padding stay 0), then the
+             dense step on all rows of ``col`` at once (the positions as a tile); C_out bits
+             written at (y*Wo + x)*C_out, thresholds at K_OFF + p*K_STEP
     maxpool  OR of the window's C-bit runs
     output   score_tc = scale * acc_tc + offset_c   (int64)
 
@@ -41,9 +42,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array, populate_array
 
-from .packing import (BIAS, BINARY, C_IN, CHUNKS, COL_OFF, CONV, DENSE, F_OFF, HO, K_OFF, KH, KIND, KW,
-                      N_IN_BITS, N_OUT, N_OUT_BITS, NEG_OFF, OUTPUT, PLANES, SLICED, STRIDE, SCALE, W, W_OFF, WO,
-                      WORDS)
+from .packing import (BIAS, BINARY, C_IN, CHUNKS, COL_OFF, CONV, DENSE, F_OFF, HO, H, K_OFF, K_STEP, KH, KIND, KW,
+                      N_IN_BITS, N_OUT, N_OUT_BITS, NEG_OFF, OUTPUT, PAD, PLANES, SLICED, STRIDE, SCALE, W, W_OFF,
+                      WO, WORDS)
 from .slices import add_columns16, c_array, carry_out, load_run, splat, store_set_bits
 
 TILE = 16  # inputs per tile: a dense layer reads each packed weight word once per tile
@@ -331,8 +332,8 @@ def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
     word read once for all of them; rows whose words are 0 are skipped), and writes C_out bits
     at (y*Wo + x)*C_out.
     """
-    c, wd, kh, kw, s, ho, wo = op[C_IN], op[W], op[KH], op[KW], op[STRIDE], op[HO], op[WO]
-    n_out, words, k_off = op[N_OUT], op[WORDS], op[K_OFF]
+    c, ht, wd, kh, kw, s, ho, wo = op[C_IN], op[H], op[W], op[KH], op[KW], op[STRIDE], op[HO], op[WO]
+    n_out, words, k_off, pad = op[N_OUT], op[WORDS], op[K_OFF], op[PAD]
     for ow in range((op[N_OUT_BITS] + 63) >> 6):
         dst[t, ow] = 0
     if kind == CONV:
@@ -342,16 +343,22 @@ def _conv_or_pool(op, kind, src, dst, t, pos, neg, k, col, acc, pc):
                 p = oy * wo + ox
                 for w in range(words):
                     col[p, w] = 0
+                x0 = ox * s - pad  # the window's columns x0 .. x0+kw-1; those outside stay 0 (padding)
+                j0, j1 = max(0, -x0), min(kw, wd - x0)
                 for i in range(kh):
-                    so = ((oy * s + i) * wd + ox * s) * c
-                    for r0 in range(0, run, 64):
-                        n = min(64, run - r0)
-                        _or_bits(col, p, i * run + r0, _read_bits(src, t, so + r0, n), n)
+                    y = oy * s + i - pad
+                    if y < 0 or y >= ht or j0 >= j1:
+                        continue
+                    so, do, m = (y * wd + x0 + j0) * c, i * run + j0 * c, (j1 - j0) * c
+                    for r0 in range(0, m, 64):
+                        n = min(64, m - r0)
+                        _or_bits(col, p, do + r0, _read_bits(src, t, so + r0, n), n)
         sh = _accumulate(col, ho * wo, words, pos, neg, op[W_OFF], op[NEG_OFF], n_out, op[BINARY] != 0, acc, pc)
         for p in range(ho * wo):
+            kp = k_off + p * op[K_STEP]  # per-position thresholds, or the same C_out for every p
             for c0 in range(0, n_out, 64):
                 n = min(64, n_out - c0)
-                _or_bits(dst, t, p * n_out + c0, _threshold_bits(acc, sh, pc[p], p, k, k_off, c0, n), n)
+                _or_bits(dst, t, p * n_out + c0, _threshold_bits(acc, sh, pc[p], p, k, kp, c0, n), n)
         return
     for oy in range(ho):  # POOL
         for ox in range(wo):

@@ -7,6 +7,11 @@ so a kernel row (fixed i, j = 0..kw-1, all channels) is one contiguous run of ``
 and a conv's receptive field is ``kh`` such runs (bit-packed im2col).  Weights are permuted
 to the same order once, here.
 
+Padding.  A conv's zero padding is never stored: the im2col gather leaves the bits of padded
+positions 0 (the IR's padded bits are 0).  Per-position thresholds are stored position-major,
+(Ho*Wo, C_out), and position p reads its C_out of them at ``K_OFF + p * K_STEP`` (K_STEP = 0
+for per-filter thresholds).
+
 Weights.  A ternary row a in {-1,0,1}^n becomes two masks, ``pos = [a = 1]`` and
 ``neg = [a = -1]``, and for u in {0,1}^n::
 
@@ -41,8 +46,8 @@ from ..ir import IR, Conv, Dense, MaxPool
 # ops table: one row per layer (hidden layers, then the output layer)
 DENSE, CONV, POOL, OUTPUT = 0, 1, 2, 3
 (KIND, N_OUT, WORDS, W_OFF, NEG_OFF, K_OFF, BINARY, C_IN, H, W, KH, KW, STRIDE, HO, WO, SCALE, N_IN_BITS,
- N_OUT_BITS, SLICED, COL_OFF, F_OFF, PLANES, CHUNKS, BIAS) = range(24)
-N_COLS = 24
+ N_OUT_BITS, SLICED, COL_OFF, F_OFF, PLANES, CHUNKS, BIAS, PAD, K_STEP) = range(26)
+N_COLS = 26
 CHUNK = 512  # neurons per sliced chunk: one 512-bit plane
 
 
@@ -182,7 +187,8 @@ def compile_ir(ir: IR, sliced: bool | None = None) -> Program:
                 co, _, kh, kw = layer.A.shape
                 _, ho, wo = layer.out_shape(shape)
                 rows_a = layer.A.transpose(0, 2, 3, 1).reshape(co, -1)  # im2col order (i, j, c)
-                row[[KIND, C_IN, H, W, KH, KW, STRIDE, HO, WO]] = (CONV, ch, h, w, kh, kw, layer.stride, ho, wo)
+                row[[KIND, C_IN, H, W, KH, KW, STRIDE, HO, WO, PAD]] = (CONV, ch, h, w, kh, kw, layer.stride, ho, wo,
+                                                                        layer.padding)
                 row[N_OUT_BITS] = co * ho * wo
                 max_col = max(max_col, n_words(rows_a.shape[1]))
                 max_pos = max(max_pos, ho * wo)
@@ -195,6 +201,9 @@ def compile_ir(ir: IR, sliced: bool | None = None) -> Program:
             if row[KIND] == OUTPUT:
                 row[SCALE] = layer.scale
                 ks.append(layer.offset.astype(np.int64))
+            elif isinstance(layer, Conv) and layer.k.ndim == 3:  # per position: (Ho*Wo, C_out), position-major
+                ks.append(layer.k.reshape(co, -1).T.astype(np.int64).ravel())
+                row[K_STEP] = co
             else:
                 ks.append(layer.k.astype(np.int64))
             if row[KIND] == DENSE and (slicing_pays(*rows_a.shape, binary) if sliced is None else sliced):
@@ -213,7 +222,7 @@ def compile_ir(ir: IR, sliced: bool | None = None) -> Program:
                 if not binary:
                     neg.append(m.ravel())
                     neg_off += m.size
-            k_off += len(rows_a)
+            k_off += len(ks[-1])
             max_acc = max(max_acc, len(rows_a))
         max_words = max(max_words, n_words(row[N_OUT_BITS]))
         rows.append(row)

@@ -197,6 +197,34 @@ def read_onnx(path: str | os.PathLike) -> Model:
     return model
 
 
+def is_exported(path: str) -> bool:
+    """Whether ``path`` is an ONNX file of ``export_onnx`` (its metadata says so); cheap."""
+    if not path.lower().endswith(".onnx"):
+        return False
+    try:
+        import onnx
+
+        m = onnx.load(path, load_external_data=False)
+    except Exception:  # any unreadable file is simply not this kind
+        return False
+    return any(p.key == "bnnlogic.format" and p.value == FORMAT for p in m.metadata_props)
+
+
+def read_exported(path: str, mapping: Any = None, feature_shape: Any = None, domain: Any = None) -> Model:
+    """``read_onnx`` as an import reader (``bnnlogic.interop.READERS``): the file carries its own
+    structure, so a mapping is refused, and a feature shape or domain (e.g. a data set's) must
+    match the file's."""
+    if mapping is not None:
+        raise UserError(f"{path}: a bnnlogic ONNX export carries its own structure; drop --mapping")
+    model = read_onnx(path)
+    c = model.ir.coding
+    if feature_shape is not None and tuple(feature_shape) != tuple(c.feature_shape) \
+            or domain is not None and tuple(domain) != (c.lo, c.hi):
+        raise UserError(f"{path}: the export takes raw features of shape {c.feature_shape} in [{c.lo}, {c.hi}], "
+                        f"not {tuple(feature_shape or c.feature_shape)} in {tuple(domain or (c.lo, c.hi))}")
+    return model
+
+
 def _read_graph(g: Any, props: dict[str, str]) -> Model:
     """The IR from the node groups (by name prefix) and the initializers of ``g``."""
     from onnx import helper, numpy_helper

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ir import IR, Conv, Dense, free_thresholds
+from ..ir import IR, Conv, Dense, free_thresholds, in_classes
 from .bounds import Bounds, propagate
 from .encode import _gather
 from .region import Region
@@ -62,15 +62,18 @@ def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
             G = _gather(first, c.bit_shape)
             o, p = np.divmod(np.nonzero(free)[0], G.shape[0])
             W = np.abs(first.A.reshape(len(first.A), -1))[o]
-            np.add.at(infl_bits, G[p].reshape(-1), W.reshape(-1))
+            infl_pad = np.zeros(c.n_bits + 1)  # the last entry collects the padding's weights
+            np.add.at(infl_pad, G[p].reshape(-1), W.reshape(-1))
+            infl_bits = infl_pad[:-1]
     return infl_bits.reshape(c.n_levels, c.n_features).sum(axis=0) + 1e-9
 
 
 def safe_nodes(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.ndarray,
-               chunk: int = 256) -> np.ndarray:
+               chunk: int = 256, ties: str = "low") -> np.ndarray:
     """Nodes (n,) where no class in ``bad`` can be preferred to the node's probe class ``ref``:
-    for every c in bad, ``max_u sum_j (A_c - A_ref)_j u_j < beat_bound(c, ref)`` over the bit
-    box [lo, hi] of the last hidden layer; all classes at once, ``chunk`` nodes at a time."""
+    for every c in bad, ``max_u sum_j (A_c - A_ref)_j u_j < beat_bound(c, ref, ties)`` over the
+    bit box [lo, hi] of the last hidden layer; all classes at once, ``chunk`` nodes at a time.
+    (``adversarial``: no bad class ever reaches ref's score, so none is ever maximal.)"""
     out = ir.output
     A, cs = out.A.astype(np.int64), np.nonzero(bad)[0]
     A_bad = A[cs][None]  # (1, |bad|, m)
@@ -80,7 +83,7 @@ def safe_nodes(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: np.ndarray, bad: np.
         r = ref[s:s + chunk]
         D = A_bad - A[r][:, None]  # (n, |bad|, m)
         smax = np.where(D > 0, D * hi[s:s + chunk, None], D * lo[s:s + chunk, None]).sum(axis=2)
-        safe[s:s + chunk] = (smax < out.beat_bound(cs[None], r[:, None])).all(axis=1)
+        safe[s:s + chunk] = (smax < out.beat_bound(cs[None], r[:, None], ties)).all(axis=1)
     return safe
 
 
@@ -140,11 +143,13 @@ def split_box(ir: IR, R: Region, n_parts: int, bounds: Bounds | None = None) -> 
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
         max_nodes: int = 2_000_000, batch: int = 2048,
         enum_cells: int = 1 << 20, threads: int | None = None,
-        bounds: Bounds | None = None, stop: threading.Event | None = None) -> tuple[str, np.ndarray | None, int]:
+        bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None
+        ) -> tuple[str, np.ndarray | None, int]:
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
     unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
-    (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``stop``: gives up ("unknown")
-    soon after it is set (a racing portfolio's cancel).
+    (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``ties``: whether a tie with a bad
+    class counts as bad (``ir.in_classes``); ``stop``: gives up ("unknown") soon after it is
+    set (a racing portfolio's cancel).
 
     A node with at most ``enum_cells`` threshold cells is not split further: ``sweep`` visits
     every cell, which decides it exactly (each cell counts as a node); ``threads`` such
@@ -169,7 +174,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     def sweep_leaves(LO: np.ndarray, HI: np.ndarray, probe: np.ndarray):
         """``sweep`` of every node given, on threads when there are several."""
         nonlocal pool
-        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, halt)  # noqa: E731
+        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, halt, ties)  # noqa: E731
         if len(LO) <= 1:
             return map(run, range(len(LO)))
         pool = pool or ThreadPoolExecutor(threads or os.cpu_count() or 1)
@@ -182,12 +187,13 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             LO, HI = stack.pop()
             nodes += len(LO)
             probe = np.clip(center[None], LO, HI)
-            pred = engine.predict(probe)
-            hit = np.nonzero(bad[pred])[0]
+            scores = engine.scores(probe)
+            hit = np.nonzero(in_classes(scores, bad, ties))[0]
             if len(hit):
                 return "sat", probe[hit[0]], nodes + cells
+            pred = np.argmax(scores, axis=1)  # a good class (with ``adversarial``, every maximal one is)
             blo, bhi = bounds[-1] if nodes == 1 else propagate(ir, LO, HI)[-1]  # nodes == 1: R itself
-            keep = ~safe_nodes(ir, blo, bhi, pred, bad)
+            keep = ~safe_nodes(ir, blo, bhi, pred, bad, ties=ties)
             LO, HI, probe = LO[keep], HI[keep], probe[keep]
             if not len(LO):
                 continue

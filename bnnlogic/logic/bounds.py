@@ -8,6 +8,8 @@ means the bit is fixed over the whole box.  For raw bounds ``[l_f, h_f]``:
                                  lo = [S_min >= k],   hi = [S_max >= k]
     maxpool (OR)                 lo = OR lo_j,        hi = OR hi_j
 
+A conv's padded bits are the constant 0 (lo = hi = 0), so its windows pad both bounds with 0.
+
 This is sound (every input of the box lies within the bounds), so a neuron with lo == hi can
 be replaced by its constant before encoding.  Batched: boxes (n, d) -> bounds (n, *shape).
 """
@@ -117,7 +119,7 @@ def propagate(ir: IR, lo: np.ndarray, hi: np.ndarray) -> Bounds:
             out.append((layer.apply(blo), layer.apply(bhi)))
             continue
         smin, smax = _sum_bounds(layer, blo, bhi)
-        k = layer.k if isinstance(layer, Dense) else layer.k[None, :, None, None]
+        k = layer.k if isinstance(layer, Dense) else layer.k_grid[None]
         out.append(((smin >= k).astype(np.uint8), (smax >= k).astype(np.uint8)))
     return out
 

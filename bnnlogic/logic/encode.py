@@ -12,7 +12,7 @@ Neurons.  Bounds first (``bounds.propagate``): a neuron fixed over the box is th
 TRUE/-TRUE.  A free neuron ``t <=> sum_j a_j u_j >= k`` (a_j in {-1,0,1}) folds its fixed
 inputs into the bound and becomes the cardinality constraint
 ``t <=> sum_{a_j=1} u_j + sum_{a_j=-1} -u_j >= k - const + #{a_j=-1 free}``.
-A free max-pool unit is ``t <=> OR u_j``.
+A free max-pool unit is ``t <=> OR u_j``.  A conv's padded input bits are the constant -TRUE.
 
 Output.  ``beats(c, d)``: class c is preferred to d, i.e. ``score_c > score_d`` or equal with
 ``c < d``.  With ``score = scale * A u + offset`` this is the exact integer condition
@@ -21,7 +21,9 @@ in {-2..2}: a coefficient 2 is a repeated literal).  ``pred in S`` holds iff som
 every d outside S.  A linear condition on the scores (``ScoreAtLeast``, e.g. from a VNN-LIB
 property: ``sum_c a_c score_c >= b``) is likewise ``sum_j (sum_c a_c A_c)_j u_j >=
 ceil((b - sum_c a_c offset_c) / scale)``.  A goal is an OR of ANDs of such atoms, one network
-or several (a miter).
+or several (a miter).  With the tie rule ``adversarial`` (``ir.TIES``) c beats d iff
+``score_c >= score_d`` (the ``[c > d]`` term is dropped): ``pred in S`` then holds iff some
+class of S has a maximal score.
 Only the direction ``literal => condition`` is encoded for the goal: a model is a real
 witness, and UNSAT means no input of the region reaches the goal.
 """
@@ -33,7 +35,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
+from ..ir import IR, Conv, Dense, MaxPool, check_ties, free_thresholds
 from .bounds import Bounds, propagate
 from .formula import TRUE, Formula
 from .region import Region
@@ -120,6 +122,7 @@ class Network:
     neurons: int
     fixed: int
     bounds: Bounds | None = None
+    ties: str = "low"  # how the goal's atoms on this network read a tie (``ir.TIES``)
     beats_cache: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
@@ -188,15 +191,23 @@ def _inputs(F: Formula, irs: Sequence[IR], region: Region) -> InputVars:
 
 def _gather(layer: Conv | MaxPool, in_shape: tuple[int, ...]) -> np.ndarray:
     """Flat input indices of each output position's receptive field: (Ho*Wo, C*kh*kw) for a
-    conv (channel-major, matching ``A[o].reshape(-1)``), (C*Ho*Wo, s*s) for a pool."""
+    conv (channel-major, matching ``A[o].reshape(-1)``), (C*Ho*Wo, s*s) for a pool.  A conv's
+    padded positions have the index C*H*W, one past the input: append the constant 0 bit
+    (``padded``) before indexing."""
     c, h, w = in_shape
     idx = np.arange(c * h * w).reshape(1, c, h, w)
     if isinstance(layer, Conv):
-        win = layer.windows(idx)[0]  # (C, Ho, Wo, kh, kw)
+        win = layer.windows(idx, fill=c * h * w)[0]  # (C, Ho, Wo, kh, kw)
         return win.transpose(1, 2, 0, 3, 4).reshape(win.shape[1] * win.shape[2], -1)
     win = np.lib.stride_tricks.sliding_window_view(idx, (layer.size, layer.size), axis=(2, 3))
     win = win[0, :, :: layer.stride, :: layer.stride]
     return win.reshape(-1, layer.size * layer.size)
+
+
+def padded(values: np.ndarray, zero) -> np.ndarray:
+    """A layer's flat input ``values`` with ``zero`` (the value of a padded 0 bit) appended, so
+    that ``_gather``'s padding index reads it."""
+    return np.append(values, np.asarray(zero, dtype=values.dtype))
 
 
 def _threshold_rows(F: Formula, W: np.ndarray, L: np.ndarray, k: np.ndarray, names: list[str],
@@ -220,11 +231,11 @@ def _rows(layer: Dense | Conv, in_shape: tuple[int, ...], prev: np.ndarray,
         return W, np.broadcast_to(prev[None, :], W.shape), layer.k[free]
     G = _gather(layer, in_shape)
     o, p = np.divmod(free, G.shape[0])
-    return layer.A.reshape(len(layer.A), -1)[o].astype(np.int64), prev[G[p]], layer.k[o]
+    return layer.A.reshape(len(layer.A), -1)[o].astype(np.int64), padded(prev, -TRUE)[G[p]], layer.flat_k(in_shape)[free]
 
 
 def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: bool, tag: str,
-             bnds: Bounds | None = None) -> Network:
+             bnds: Bounds | None = None, ties: str = "low") -> Network:
     shapes = ir.shapes()
     if use_bounds:
         bnds = propagate(ir, region.lo, region.hi) if bnds is None else bnds
@@ -247,7 +258,7 @@ def _network(F: Formula, ir: IR, bits: np.ndarray, region: Region, use_bounds: b
                 W, L, k = _rows(layer, shapes[li], prev, free)
                 out[free] = _threshold_rows(F, W, L, k, [f"{tag}L{li}[{i}]" for i in free], fold=use_bounds)
         layers.append(out)
-    return Network(ir, layers, neurons, fixed, bnds if use_bounds else None)
+    return Network(ir, layers, neurons, fixed, bnds if use_bounds else None, ties)
 
 
 def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[int]:
@@ -259,7 +270,7 @@ def beats(F: Formula, net: Network, pairs: Sequence[tuple[int, int]]) -> list[in
         out = net.ir.output
         c, d = np.array(new).T
         A = out.A.astype(np.int64)
-        bound = out.beat_bound(c, d)
+        bound = out.beat_bound(c, d, net.ties)
         for r, (cr, dr) in enumerate(new):
             net.beats_cache[(cr, dr)] = _last_layer_at_least(F, net, A[cr] - A[dr], int(bound[r]),
                                                              f"beats[{cr},{dr}]")
@@ -338,7 +349,7 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
 
 def encode(irs: Sequence[IR] | IR, region: Region,
            goal: Sequence[Sequence[tuple[int, "Sequence[int] | ScoreAtLeast"]]], use_bounds: bool = True,
-           bounds: Sequence[Bounds | None] | None = None) -> Encoding:
+           bounds: Sequence[Bounds | None] | None = None, ties: str = "low") -> Encoding:
     """Encode networks over a shared region with a goal in disjunctive normal form.
 
     ``goal`` is ``[[(net, atom), ...], ...]``: an OR over terms, each an AND of atoms, an atom
@@ -347,13 +358,15 @@ def encode(irs: Sequence[IR] | IR, region: Region,
     ``use_bounds=False`` is the naive encoding: no bound propagation and no constant folding of
     neurons, every hidden neuron a variable with its full fan-in (only the input bits fixed by
     the region are constants).  ``bounds``: each network's ``propagate(ir, region.lo,
-    region.hi)`` if the caller has it (None entries are computed).
+    region.hi)`` if the caller has it (None entries are computed).  ``ties``: how a
+    class-set atom reads a tie of scores (``ir.TIES``; see the module docstring).
     """
+    check_ties(ties)
     irs = [irs] if isinstance(irs, IR) else list(irs)
     bounds = list(bounds) if bounds is not None else [None] * len(irs)
     F = Formula()
     inputs = _inputs(F, irs, region)
-    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.", b)
+    nets = [_network(F, ir, inputs.bit_lits(ir), region, use_bounds, f"N{i}.", b, ties)
             for i, (ir, b) in enumerate(zip(irs, bounds))]
     terms = []
     for term in goal:

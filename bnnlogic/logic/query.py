@@ -3,7 +3,7 @@
 ``Query(irs, region, goal).solve()`` answers whether some raw input of the region reaches the
 goal (an OR of ANDs of atoms ``pred_net(x) in S`` or ``ScoreAtLeast``, see ``encode.encode``).  A witness is
 decoded to a raw input and replayed through concrete inference (``bnnlogic.infer.Engine``):
-it must lie in the region and reach the goal, else ``ReplayError`` is raised — a solver or
+it must lie in the region and reach the goal (under the query's tie rule), else ``ReplayError`` is raised — a solver or
 encoder bug, never a result.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ir import IR
+from ..ir import IR, in_classes
 from .backends import DEFAULT, backend_size, check_backend, make_backend
 from .bounds import Bounds
 from .encode import Encoding, ScoreAtLeast, encode
@@ -36,11 +36,16 @@ class Answer:
     time_s: float = 0.0
 
 
-def goal_holds(goal: Goal, preds: Sequence[int], scores: Sequence[np.ndarray] | None = None) -> bool:
-    """Concrete truth of a goal for the predictions ``preds[net]`` (and the integer ``scores[net]``,
-    needed by ``ScoreAtLeast`` atoms)."""
+def goal_holds(goal: Goal, scores: Sequence[np.ndarray], ties: str = "low") -> bool:
+    """Concrete truth of a goal for the integer class scores ``scores[net]`` ((C,) each): an atom
+    ``pred_net in S`` read with the tie rule ``ties`` (``ir.in_classes``), a ``ScoreAtLeast``
+    on the scores themselves."""
     def atom(n: int, a) -> bool:
-        return a.holds(scores[n]) if isinstance(a, ScoreAtLeast) else int(preds[n]) in set(int(c) for c in a)
+        if isinstance(a, ScoreAtLeast):
+            return a.holds(scores[n])
+        mask = np.zeros(len(scores[n]), dtype=bool)
+        mask[list(a)] = True
+        return bool(in_classes(np.asarray(scores[n])[None], mask, ties)[0])
 
     return any(all(atom(n, a) for n, a in term) for term in goal)
 
@@ -50,17 +55,19 @@ class Query:
 
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
                  use_bounds: bool = True, engines: Sequence | None = None,
-                 bounds: Sequence[Bounds | None] | None = None, encoding: Encoding | None = None) -> None:
+                 bounds: Sequence[Bounds | None] | None = None, ties: str = "low",
+                 encoding: Encoding | None = None) -> None:
         """``engines``: the networks' compiled inference engines, ``bounds``: their bit bounds
-        over the region (``bounds.propagate``), if the caller has them; ``encoding``: the
-        encoding of this very question, if another query built it (several backends share it)."""
+        over the region (``bounds.propagate``), if the caller has them; ``ties``: how the goal
+        reads a tie of scores (``ir.TIES``); ``encoding``: the encoding of this very question,
+        if another query built it (several backends share it)."""
         from ..infer import Engine
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
-        self.region, self.goal, self.backend_name = region, goal, backend
+        self.region, self.goal, self.backend_name, self.ties = region, goal, backend, ties
         check_backend(backend)
         t0 = time.perf_counter()
-        self.encoding: Encoding = encoding or encode(self.irs, region, goal, use_bounds, bounds)
+        self.encoding: Encoding = encoding or encode(self.irs, region, goal, use_bounds, bounds, ties)
         self.encode_s = time.perf_counter() - t0
         self.engines = list(engines) if engines is not None else [Engine(ir) for ir in self.irs]
 
@@ -89,7 +96,7 @@ class Query:
         preds = [int(np.argmax(s)) for s in scores]
         if not self.region.contains(x[None])[0]:
             raise ReplayError("solver witness lies outside the region (encoder bug)")
-        if not goal_holds(self.goal, preds, scores):
+        if not goal_holds(self.goal, scores, self.ties):
             raise ReplayError(f"solver witness does not reach the goal: predictions {preds} (encoder bug)")
         return preds
 

@@ -16,7 +16,8 @@ sees the cell only through it, so the layers above run once per distinct pattern
 deduplicated again layer by layer (``_decide``):
 
     t_{l+1} = [acc_{l+1}^0 + (t_l - t_l^0) A_{l+1}[F_{l+1}, F_l]^T >= k_{l+1}]
-    score   = scale * (acc_out^0 + (t_L - t_L^0) A_out[:, F_L]^T) + offset,  argmax (ties low)
+    score   = scale * (acc_out^0 + (t_L - t_L^0) A_out[:, F_L]^T) + offset,  argmax (ties low;
+              with the tie rule ``adversarial`` any maximal class counts)
 
 with ^0 the values at the box's low corner (every free bit 0; one reference forward pass).
 Neurons outside F_l are fixed over the box by interval bounds (``bounds.propagate``), so their
@@ -36,7 +37,7 @@ import numba
 import numpy as np
 import scipy.sparse
 
-from ..ir import IR, Conv, Dense, MaxPool, free_thresholds
+from ..ir import IR, Conv, Dense, MaxPool, free_thresholds, in_classes
 from ..infer.kernels import _borrow
 from .bounds import propagate
 from .encode import _gather, cell_intervals
@@ -51,14 +52,17 @@ GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
 def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat fan-in indices (r, fan), weights (r, fan) and thresholds (r,) of the given flat
-    neuron indices of a layer: its neurons as ``sum_p w[r,p] u[idx[r,p]] >= k[r]``."""
+    neuron indices of a layer: its neurons as ``sum_p w[r,p] u[idx[r,p]] >= k[r]`` (a conv's
+    padded positions, constant 0 bits, get weight 0 on input 0)."""
     if isinstance(layer, Dense):
         idx = np.broadcast_to(np.arange(layer.n_in), (len(rows), layer.n_in))
         return idx, layer.A[rows].astype(np.int32), layer.k[rows]
     G = _gather(layer, in_shape)
     if isinstance(layer, Conv):
         o, p = np.divmod(rows, G.shape[0])
-        return G[p], layer.A.reshape(len(layer.A), -1)[o].astype(np.int32), layer.k[o]
+        idx, w = G[p], layer.A.reshape(len(layer.A), -1)[o].astype(np.int32)
+        pad = idx == int(np.prod(in_shape))
+        return np.where(pad, 0, idx), np.where(pad, 0, w), layer.flat_k(in_shape)[rows]
     return G[rows], np.ones(G[rows].shape, dtype=np.int32), np.ones(len(rows), dtype=np.int64)
 
 
@@ -241,7 +245,7 @@ def _expired(deadline: float | None, stop: threading.Event | None) -> bool:
 
 
 def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
-            deadline: float | None = None, stop: threading.Event | None = None) -> int:
+            deadline: float | None = None, stop: threading.Event | None = None, ties: str = "low") -> int:
     """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``P``
     (m, words) uint64, neuron i of F_1 at bit i % 64 of word i // 64, n = |F_1| (``rep``: the
     Gray index of a cell showing each), -1 if none, or ``GAVE_UP``.  Runs in blocks of rows
@@ -254,7 +258,7 @@ def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
             return GAVE_UP
         by = np.ascontiguousarray(P[s: s + step], dtype="<u8").view(np.uint8)
         T = np.unpackbits(by, axis=1, count=n, bitorder="little").view(bool)
-        hit = _decide_block(p, T, rep[s: s + step], bad)
+        hit = _decide_block(p, T, rep[s: s + step], bad, ties)
         if hit >= 0:
             return hit
     return -1
@@ -283,7 +287,7 @@ def _product(T: np.ndarray, t0: np.ndarray, M) -> np.ndarray:
     return (T.astype(np.float32) - t0) @ M
 
 
-def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> int:
+def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray, ties: str = "low") -> int:
     """``_decide`` on one block of patterns T (m, |F_1|) bool."""
     on0 = p.on0
     for l, M in enumerate(p.mats, start=1):
@@ -291,7 +295,7 @@ def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray) -> 
         keep = _unique_rows(V)
         T, rep = V[keep], rep[keep]
     S = p.acc_out0 + np.rint((T.astype(np.float32) - on0[-1]) @ p.W_out).astype(np.int64)
-    hit = np.nonzero(bad[np.argmax(p.scale * S + p.offset, axis=1)])[0]
+    hit = np.nonzero(in_classes(p.scale * S + p.offset, bad, ties))[0]
     return int(rep[hit[0]]) if len(hit) else -1
 
 
@@ -347,9 +351,10 @@ def cell_inputs(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: n
 
 
 def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.ndarray | None = None,
-          deadline: float | None = None, stop: threading.Event | None = None
+          deadline: float | None = None, stop: threading.Event | None = None, ties: str = "low"
           ) -> tuple[str, np.ndarray | None, int]:
-    """Decide whether some raw input of the box [lo, hi] (d,) is predicted in ``bad`` (bool (C,)).
+    """Decide whether some raw input of the box [lo, hi] (d,) is predicted in ``bad`` (bool (C,)),
+    a tie read by the rule ``ties`` (``ir.in_classes``).
 
     Returns ``("sat", witness, cells)``, ``("unsat", None, cells)`` or, once
     ``time.perf_counter()`` passes ``deadline`` or ``stop`` is set, ``("unknown", None, cells
@@ -379,7 +384,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
             table = bigger
             continue
         used = table[:, words] != 0
-        hit = _decide(p, table[used, :words], n, table[used, words].astype(np.int64) - 1, bad, deadline, stop)
+        hit = _decide(p, table[used, :words], n, table[used, words].astype(np.int64) - 1, bad, deadline, stop, ties)
         if hit == GAVE_UP:
             return "unknown", None, int(state[0]) + 1
         if hit >= 0:

@@ -40,10 +40,8 @@ def same_arch(dnn: FloatNet) -> str:
     params = [layer for layer in dnn.layers if isinstance(layer, (Linear, Conv2d, MaxPool2d))]
     for layer in params[:-1]:
         if isinstance(layer, Conv2d):
-            if layer.padding:
-                raise UserError("--arch same: the BNN has no padding, the network's Conv2d does; give --arch")
             conv = True
-            toks.append(f"c{layer.W.shape[0]}k{layer.W.shape[2]}s{layer.stride}")
+            toks.append(f"c{layer.W.shape[0]}k{layer.W.shape[2]}s{layer.stride}" + (f"p{layer.padding}" if layer.padding else ""))
         elif isinstance(layer, MaxPool2d):
             if layer.kernel != layer.stride:
                 raise UserError("--arch same: only MaxPool2d with stride = kernel maps to the BNN; give --arch")

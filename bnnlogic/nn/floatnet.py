@@ -435,10 +435,10 @@ def float_sequential(data: Dataset, arch: str, batchnorm: bool = False) -> nn.Se
         if s.kind in ("conv", "pool") and len(shape) != 3:
             raise UserError(f"architecture {arch!r}: conv and pool layers need image features")
         if s.kind == "conv":
-            mods += [nn.Conv2d(shape[0], s.size, s.kernel, s.stride)]
+            mods += [nn.Conv2d(shape[0], s.size, s.kernel, s.stride, s.padding)]
             mods += [nn.BatchNorm2d(s.size)] if batchnorm else []
             mods += [nn.ReLU()]
-            shape = (s.size, (shape[1] - s.kernel) // s.stride + 1, (shape[2] - s.kernel) // s.stride + 1)
+            shape = (s.size,) + s.out_hw(*shape[1:])
         elif s.kind == "pool":
             mods.append(nn.MaxPool2d(s.size, s.stride))
             shape = (shape[0], (shape[1] - s.size) // s.stride + 1, (shape[2] - s.size) // s.stride + 1)

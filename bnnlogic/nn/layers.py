@@ -156,15 +156,23 @@ class LevelTiedLinear(BinaryLinear):
 
 
 class BinaryConv2d(_BinaryWeights):
+    """Binary convolution over +-1 activations padded with -1 (the IR's bit 0) by ``padding``."""
+
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1,
-                 quant: WeightQuant = WeightQuant(), scale: bool = False) -> None:
+                 quant: WeightQuant = WeightQuant(), scale: bool = False, padding: int = 0) -> None:
         super().__init__(quant, scale)
         self.stride = stride
+        self.padding = padding
         self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel, kernel).uniform_(-LATENT_INIT, LATENT_INIT))
         self._init_mask()
 
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """x padded with -1 on each side of its last two axes."""
+        p = self.padding
+        return F.pad(x, (p, p, p, p), value=-1.0) if p else x
+
     def integer_sum(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.quantized_weight().to(x.dtype), stride=self.stride)
+        return F.conv2d(self.pad(x), self.quantized_weight().to(x.dtype), stride=self.stride)
 
 
 class SignBlock(nn.Module):

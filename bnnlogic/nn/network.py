@@ -62,10 +62,10 @@ class BNN(nn.Module):
                 if len(shape) != 3:
                     from ..errors import UserError
                     raise UserError(f"architecture {cfg.arch!r}: conv layers need image features")
-                conv = BinaryConv2d(shape[0], spec.size, spec.kernel, spec.stride, next(quants), cfg.scale)
+                conv = BinaryConv2d(shape[0], spec.size, spec.kernel, spec.stride, next(quants), cfg.scale,
+                                    spec.padding)
                 blocks.append(SignBlock(conv, cfg.stochastic))
-                shape = (spec.size, (shape[1] - spec.kernel) // spec.stride + 1,
-                         (shape[2] - spec.kernel) // spec.stride + 1)
+                shape = (spec.size,) + spec.out_hw(*shape[1:])
             elif spec.kind == "pool":
                 blocks.append(nn.MaxPool2d(spec.size, spec.stride))
                 shape = (shape[0], (shape[1] - spec.size) // spec.stride + 1, (shape[2] - spec.size) // spec.stride + 1)
@@ -129,7 +129,7 @@ class BNN(nn.Module):
             W = W.astype(np.int8)
             A, k = fold_sign_bn(W, lin.alpha().numpy(), np.zeros(W.shape[0]), bn.running_mean.numpy(),
                                 bn.running_var.numpy(), bn.eps, bn.weight.numpy(), bn.bias.numpy())
-            layers.append(Conv(A, k, lin.stride) if block.conv else Dense(A.reshape(W.shape[0], -1), k))
+            layers.append(Conv(A, k, lin.stride, lin.padding) if block.conv else Dense(A.reshape(W.shape[0], -1), k))
         W = self.output.linear.quantized_weight().numpy().astype(np.int8)
         A, scale, offset = fold_output(W, self.output.fixed_bias().numpy(), OUTPUT_FRAC_BITS)
         return IR(coding, tuple(layers), Output(A, scale, offset))

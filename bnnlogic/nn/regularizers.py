@@ -73,6 +73,8 @@ def interval_bounds(net, x: torch.Tensor, eps: float) -> list[tuple[torch.Tensor
             lo_b, hi_b, nom = lo_b.flatten(1), hi_b.flatten(1), nom.flatten(1)
         layer = block.layer
         W = layer.quantized_weight().to(dtype)
+        if block.conv:  # padded with the constant -1 (lo = hi = nom = -1)
+            lo_b, hi_b, nom = layer.pad(lo_b), layer.pad(hi_b), layer.pad(nom)
         op = (lambda v, w: F.conv2d(v, w, stride=layer.stride)) if block.conv else F.linear
         c, r = (hi_b + lo_b) / 2, (hi_b - lo_b) / 2
         s_c, s_r, s_nom = op(c, W), op(r, W.abs()), op(nom, W)

@@ -84,3 +84,29 @@ def test_batch_mode_honours_cex_dir(tmp_path, capsys):
     saved = [r["counterexample"] for r in recs if r["status"] == "counterexample"]
     assert saved and all(str(cex) in p and np.load(p).shape == (64,) for p in saved)
     assert not (tmp_path / "res.cex").exists()
+
+
+def test_ties_adversarial_counts_a_tie_as_a_counterexample(tmp_path, capsys):
+    """Classes 0 and 1 tie on every input: robust with the model's own rule (0 wins), a
+    counterexample with --ties adversarial (class 1 ties the label); batches refuse the flag."""
+    from bnnlogic.ir import IR, Output
+
+    ir = random_ir(2, image=(1, 3, 3), hi=4, hidden=(4,), n_classes=3)
+    ir = IR(ir.coding, ir.layers, Output(np.zeros_like(ir.output.A), 1, np.array([1, 1, 0])))
+    Model(ir).save(tmp_path / "t.bnn")
+    np.save(tmp_path / "x.npy", np.zeros((3, 3), dtype=np.int64))
+    base = ["verify", str(tmp_path / "t.bnn"), "--input", str(tmp_path / "x.npy"), "--eps", "1",
+            "--cex-dir", str(tmp_path / "cex"), "--json"]
+    capsys.readouterr()
+    for ties, status in (("low", "robust"), ("adversarial", "counterexample")):
+        assert main(base + ["--ties", ties]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["status"], out["label"]) == (status, 0)
+        if status == "counterexample":
+            assert out["adv_label"] == 1
+    assert main(base[:4] + ["--min-eps", "--ties", "adversarial", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["radius_counterexample"] == 0
+    rc = main(["verify", str(tmp_path / "t.bnn"), "--data", "digits", "--out", str(tmp_path / "r.jsonl"),
+               "--ties", "adversarial"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "single queries" in err and err.count("\n") == 1

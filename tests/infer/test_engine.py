@@ -74,6 +74,19 @@ def test_conv_pool(image, conv, pool, levels, p_zero):
                      hidden=(9,), p_zero=p_zero))
 
 
+@pytest.mark.parametrize("image,conv,pool,levels,position_k", [
+    ((1, 8, 8), ((3, 3, 1, 1),), 0, 1, False),  # "same" padding
+    ((1, 12, 12), ((16, 4, 2, 1), (32, 4, 2, 1)), 0, 1, True),  # conv-small's padded shape, smaller
+    ((2, 9, 11), ((5, 3, 1, 2), (70, 2, 2, 1)), 2, 3, True),  # thermometer channels, pool, >64 channels
+    ((3, 10, 7), ((65, 3, 1, 1),), 3, 1, True),  # 65 channels (runs of 195 bits) through a pool
+    ((1, 6, 6), ((1, 6, 1, 5),), 0, 2, True),  # padding 5 > kernel/2: windows wholly in the padding
+    ((1, 5, 9), ((4, 3, 3, 2),), 0, 1, False),  # stride 3 with padding 2: asymmetric coverage
+])
+def test_padded_conv_and_per_position_thresholds(image, conv, pool, levels, position_k):
+    _check(random_ir(seed=sum(image) + 1, image=image, lo=0, hi=5, levels=levels, conv=conv, pool=pool,
+                     hidden=(9,), p_zero=0.2, position_k=position_k))
+
+
 def test_dense_on_image_input_and_extreme_thresholds():
     """Dense directly on an image (channel-last permutation) and neurons always/never firing."""
     rng = np.random.default_rng(3)

@@ -46,3 +46,22 @@ def test_conv_sum_bounds_are_exact():
                 rows.append(W.reshape(-1))
     rmin, rmax = _reference(np.array(rows), lo, hi)
     assert (smin.reshape(4, -1) == rmin).all() and (smax.reshape(4, -1) == rmax).all()
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 2)])
+def test_padded_conv_sum_bounds_are_exact(stride, pad):
+    """Padded positions are constant 0 bits: each output position is a dense row over the
+    real inputs its window covers."""
+    rng = np.random.default_rng(3)
+    A = (rng.choice([-1, 1], (3, 2, 3, 3)) * (rng.random((3, 2, 3, 3)) > 0.3)).astype(np.int8)
+    layer = Conv(A, np.zeros(3, np.int64), stride, pad)
+    _, Ho, Wo = layer.out_shape((2, 5, 6))
+    lo, hi = _boxes(rng, 4, 2 * 5 * 6, 0.3)
+    smin, smax = _sum_bounds(layer, lo.reshape(4, 2, 5, 6), hi.reshape(4, 2, 5, 6))
+    rows = []
+    for o, y, x in np.ndindex(3, Ho, Wo):
+        W = np.zeros((2, 5 + 2 * pad, 6 + 2 * pad), np.int64)
+        W[:, y * stride:y * stride + 3, x * stride:x * stride + 3] = A[o]
+        rows.append(W[:, pad:pad + 5, pad:pad + 6].reshape(-1))
+    rmin, rmax = _reference(np.array(rows), lo, hi)
+    assert (smin.reshape(4, -1) == rmin).all() and (smax.reshape(4, -1) == rmax).all()

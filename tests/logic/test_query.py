@@ -13,6 +13,9 @@ NETS = {
     "sparse": dict(n_features=5, hi=2, hidden=(4, 3), p_zero=0.5),
     "conv": dict(image=(1, 3, 3), hi=2, conv=((2, 2, 1),), hidden=(3,)),
     "conv-pool": dict(image=(1, 4, 3), hi=1, conv=((2, 2, 1),), pool=2, hidden=(3,)),
+    # zero padding; per-position thresholds (a +-1 net with PyTorch's zero padding)
+    "conv-pad": dict(image=(1, 3, 3), hi=2, conv=((2, 3, 1, 1),), hidden=()),
+    "conv-pad-pos": dict(image=(1, 3, 3), hi=2, conv=((2, 2, 2, 1), (2, 2, 1, 1)), hidden=(), position_k=True),
 }
 
 

@@ -10,7 +10,6 @@ import pytest
 from bnnlogic import load
 from bnnlogic.cli import main
 from bnnlogic.data import load_dataset
-from bnnlogic.errors import UserError
 from bnnlogic.nn.distill import distill, same_arch, teacher_init_state
 from bnnlogic.nn.floatnet import export_onnx, float_predict, save_float, train_float
 from bnnlogic.quant import Conv2d, Flatten, FloatNet, Linear, MaxPool2d, ReLU
@@ -35,9 +34,9 @@ def test_same_arch_and_init_state():
                                Linear(np.ones((5, 36)), np.zeros(5)), ReLU(), Linear(np.ones((2, 5)), np.zeros(2))])
     assert same_arch(cnn) == "cnn:c4k3s1,p2,d5"
     assert teacher_init_state(cnn, 2)["0.weight"].shape == (4, 2, 3, 3)
-    with pytest.raises(UserError, match="padding"):
-        same_arch(FloatNet((1, 8, 8), [Conv2d(np.ones((4, 1, 3, 3)), np.zeros(4), 1, 1), Flatten(),
-                                       Linear(np.ones((2, 256)), np.zeros(2))]))
+    padded = FloatNet((1, 8, 8), [Conv2d(np.ones((4, 1, 3, 3)), np.zeros(4), 1, 1), Flatten(),
+                                  Linear(np.ones((2, 256)), np.zeros(2))])
+    assert same_arch(padded) == "cnn:c4k3s1p1"  # the BNN pads too (with -1, its bit 0)
 
 
 def test_distill_records_fidelity(digits, dnn):

@@ -6,7 +6,7 @@ import torch
 from bnnlogic.nn import BNN, NetConfig
 from bnnlogic.nn.layers import SignBlock
 
-ARCHS = ["mlp:6,5", "cnn:c3k2s1,p2,d4", "cnn:c2k2s2,d3"]
+ARCHS = ["mlp:6,5", "cnn:c3k2s1,p2,d4", "cnn:c2k2s2,d3", "cnn:c3k3s1p1,c2k2s2p1,d4"]  # the last padded (with -1)
 
 
 def randomized(arch, quant, scale, seed, ties, tied_levels=False):

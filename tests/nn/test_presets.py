@@ -215,3 +215,21 @@ def test_training_on_digits_records_the_scaled_default(digits):
 def test_a_preset_without_eps_refuses_to_build_its_regularizer():
     with pytest.raises(ValueError, match="for_range"):
         get_preset("stablesign-ternary").regularizers()
+
+
+def test_padded_conv_bounds_fix_the_same_neurons_as_the_irs(digits):
+    """StableSign's bounds on a net with padded convs (padding -1, lo = hi): neuron by neuron
+    the IR's integer bound propagation fixes the same bits."""
+    m = train(digits, "cnn:c4k3s1p1,c4k3s2p1,d8", epochs=2, batch_size=64, preset="stablesign-ternary",
+              stable_eps=1, progress=False)
+    assert m.meta["ir_agreement"] == 1.0 and m.ir.layers[0].padding == 1
+    net = BNN.from_state(NetConfig.from_json(m.meta["net"]), m.torch_state).eval()
+    X, eps = digits.X_test[:30].reshape(30, -1).astype(np.int64), 1
+    with torch.no_grad():
+        torch_bounds = interval_bounds(net, torch.as_tensor(X).reshape(30, 1, 8, 8), eps)
+    c = m.ir.coding
+    ir_bounds = propagate(m.ir, np.maximum(X - eps, c.lo), np.minimum(X + eps, c.hi))[1:]
+    for (lb, ub), (blo, bhi) in zip(torch_bounds, ir_bounds):
+        lb, ub = lb.numpy().reshape(blo.shape), ub.numpy().reshape(bhi.shape)
+        np.testing.assert_array_equal(lb >= 0, blo == 1)
+        np.testing.assert_array_equal(ub < 0, bhi == 0)
