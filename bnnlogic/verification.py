@@ -260,13 +260,13 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
 class RadiusResult:
     radius_robust: int | None  # largest eps proven robust (None: x itself is not predicted as label)
     radius_counterexample: int | None  # smallest eps with a replayed counterexample (None: none <= max_eps)
-    complete: bool  # the two are adjacent (or robust up to max_eps)
+    complete: bool  # the two are adjacent (or robust up to max_eps, or x itself misclassified)
     time_s: float
     label: int
     max_eps: int
     solver_calls: int  # decisions made (probed eps values)
     counterexample: np.ndarray | None = field(default=None, repr=False)
-    open_reason: str | None = None  # why the interval is open: "time" | "misclassified" | None (complete)
+    open_reason: str | None = None  # why radius_robust is not pinned: "time" | "misclassified" (no robust eps) | None
     probes: list[dict[str, Any]] = field(default_factory=list)  # per probed eps: status, time_s, backend
 
     def to_dict(self) -> dict[str, Any]:
@@ -298,7 +298,7 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
     label = int(model.predict(x[None])[0]) if label is None else int(label)
     res = RadiusResult(None, None, False, 0.0, label, max_eps, 0)
     if in_classes(model.scores(x[None]), np.arange(model.ir.n_classes) != label, ties)[0]:
-        res.radius_counterexample, res.counterexample, res.open_reason = 0, x, "misclassified"
+        res.radius_counterexample, res.counterexample, res.open_reason, res.complete = 0, x, "misclassified", True
         res.time_s = time.perf_counter() - t0
         return res
 

@@ -89,7 +89,7 @@ def test_robustness_radius_of_a_misclassified_input_is_zero():
     x = np.array([1, 2, 3, 4])
     other = (int(m.predict(x)[0]) + 1) % m.ir.n_classes
     r = robustness_radius(m, x, label=other)
-    assert (r.radius_robust, r.radius_counterexample, r.open_reason) == (None, 0, "misclassified")
+    assert (r.radius_robust, r.radius_counterexample, r.open_reason, r.complete) == (None, 0, "misclassified", True)
 
 
 @pytest.mark.parametrize("seed", range(4))
