@@ -40,15 +40,28 @@ def _init(model_path: str, settings: dict) -> None:
 
 
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
-              timeout: float | None, norm: str, cex_dir: str | None) -> dict:
-    """One query as a result record (the batch file's line format)."""
+              timeout: float | None, norm: str, cex_dir: str | None, cert_dir: str | None = None,
+              cross_check: bool = False, cert_timeout: float | None = None) -> dict:
+    """One query as a result record (the batch file's line format); with ``cert_dir`` a robust
+    verdict's certificate goes to ``<cert_dir>/idx<i>_eps<e>.cert.zip`` (``bnnlogic.certify``)."""
+    from .certify import check_verdict
+    from .crosscheck import Disagreement
     from .verification import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
     r = verify_region(model, R, [label], label, backend, timeout)
+    error = None
+    try:
+        check_verdict(model, R, r, None if not cert_dir else Path(cert_dir) / f"idx{index}_eps{eps}.cert.zip",
+                      cross_check, timeout, cert_timeout)
+    except Disagreement as e:
+        error, r.cross_check = str(e), e.check.to_dict()
     rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
+    for key, value in (("certificate", r.certificate), ("cross_check", r.cross_check), ("error", error)):
+        if value is not None:
+            rec[key] = value
     if r.status == "counterexample":
         rec["adv_label"] = r.adv_label
         rec["found_by"] = r.found_by
@@ -61,17 +74,20 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
 def _work(task: tuple[int, np.ndarray, int, int]) -> dict:
     index, x, label, eps = task
     s = _WORKER["settings"]
-    return run_query(_WORKER["model"], index, x, label, eps, s["backend"], s["timeout"], s["norm"], s["cex_dir"])
+    return run_query(_WORKER["model"], index, x, label, eps, s["backend"], s["timeout"], s["norm"], s["cex_dir"],
+                     s["cert_dir"], s["cross_check"], s["cert_timeout"])
 
 
 def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
               out: str, jobs: int = 1, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
-              cex_dir: str | None = None, progress: bool = True) -> list[dict]:
+              cex_dir: str | None = None, progress: bool = True, cert_dir: str | None = None,
+              cross_check: bool = False, cert_timeout: float | None = None) -> list[dict]:
     """Run every (index, eps) not yet in ``out``; returns all records of ``out``."""
     done = read_done(out)
     seen = {(r["index"], r["eps"]) for r in done}
     tasks = [(int(i), X[i], int(y[i]), int(e)) for i in indices for e in eps_list if (int(i), int(e)) not in seen]
-    settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir)
+    settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir, cert_dir=cert_dir,
+                    cross_check=cross_check, cert_timeout=cert_timeout)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as fh:
         for rec in _progress(_results(model_path, settings, tasks, jobs), len(tasks), progress):

@@ -57,6 +57,8 @@ class VerifyResult:
     counterexample: np.ndarray | None = field(default=None, repr=False)
     found_by: str | None = None  # "attack" | "solver" for counterexamples
     stats: dict[str, Any] = field(default_factory=dict)
+    certificate: dict[str, Any] | None = None  # ``certify.Certificate.to_dict()`` (verify(certify=...))
+    cross_check: dict[str, Any] | None = None  # ``crosscheck.CrossCheck.to_dict()`` (verify(cross_check=True))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -202,12 +204,17 @@ def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResu
 
 def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: str = "linf",
            target: int | None = None, allowed: Sequence[int] | None = None, mask: Any = None,
-           backend: str = "auto", timeout: float | None = None, use_attack: bool = True) -> VerifyResult:
+           backend: str = "auto", timeout: float | None = None, use_attack: bool = True,
+           certify: str | Path | None = None, cross_check: bool = False,
+           cert_timeout: float | None = None) -> VerifyResult:
     """Verify one property around raw input x (see the module docstring).
 
-    label     the class that must be kept (default: the model's prediction on x)
-    target    prove "never class ``target``" instead of "always ``label``"
-    allowed   prove "prediction in ``allowed``" (overrides label/target)
+    label        the class that must be kept (default: the model's prediction on x)
+    target       prove "never class ``target``" instead of "always ``label``"
+    allowed      prove "prediction in ``allowed``" (overrides label/target)
+    certify      a robust verdict gets a certificate written to this path (``bnnlogic.certify``;
+                 the model must have been loaded from a file; ``cert_timeout`` seconds to make it)
+    cross_check  re-decide with a backend of another kind (``bnnlogic.crosscheck``)
     """
     x = model.check_inputs(x)[0]
     if label is None:
@@ -219,7 +226,13 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
     if allowed is None:
         allowed = [c for c in range(n) if c != target] if target is not None else [label]
     R = make_region(model, x, eps, norm, None if mask is None else np.asarray(mask))
-    return verify_region(model, R, allowed, label, backend, timeout, use_attack)
+    r = verify_region(model, R, allowed, label, backend, timeout, use_attack)
+    if certify is None and not cross_check:
+        return r
+    from .certify import check_verdict
+
+    return check_verdict(model, R, r, certify, cross_check, timeout, cert_timeout)
+
 
 
 # ---------------------------------------------------------------------- robustness radius

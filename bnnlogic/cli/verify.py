@@ -12,6 +12,7 @@ from ..model import load
 from ._common import add_json_flag, emit, load_array
 
 CEX_DIR = "bnnlogic-cex"  # single-query counterexamples, unless --cex-dir says otherwise
+CERT_DIR = "bnnlogic-certs"  # single-query certificates, unless --cert-dir says otherwise
 
 
 def register(sub) -> None:
@@ -44,6 +45,13 @@ def register(sub) -> None:
     p.add_argument("--no-attack", action="store_true", help="skip the attack, go to the solver directly")
     p.add_argument("--cex-dir", default=None, help="where counterexamples go (.npy and .png; default "
                                                    "bnnlogic-cex, or <out>.cex in batch mode)")
+    p.add_argument("--certify", action="store_true", help="back every robust verdict with a certificate "
+                   "(a zip of the claim, a case split and DRAT proofs) that `bnnlogic check CERT` re-checks")
+    p.add_argument("--cert-dir", help="where certificates go (default bnnlogic-certs, or <out>.certs in batch mode)")
+    p.add_argument("--cert-timeout", type=float, default=600, help="seconds to make one certificate (default 600; "
+                   "then the verdict stays robust but uncertified)")
+    p.add_argument("--cross-check", action="store_true", help="re-decide every query with a backend of another "
+                   "kind; a disagreement is an error, both answers saved")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -93,21 +101,35 @@ def run(args) -> int:
     eps = _eps_list(args.eps)
     if len(eps) != 1:
         raise UserError("one --eps value for a single input (comma lists are for batch mode)")
+    from ..certify import check_verdict
+    from ..crosscheck import Disagreement
     from ..verification import load_property, verify, verify_region
 
-    if args.property:
-        R, allowed = load_property(args.property, model, x)
-        label = int(model.predict(x[None])[0]) if args.label is None else args.label
-        r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack)
-    else:
-        r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
-                   args.timeout, not args.no_attack)
+    cert = Path(args.cert_dir or CERT_DIR) / f"certificate_{'property' if args.property else f'eps{eps[0]}'}.cert.zip"
+    checks = dict(certify=cert if args.certify else None, cross_check=args.cross_check, cert_timeout=args.cert_timeout)
+    try:
+        if args.property:
+            R, allowed = load_property(args.property, model, x)
+            label = int(model.predict(x[None])[0]) if args.label is None else args.label
+            r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack)
+            check_verdict(model, R, r, timeout=args.timeout, **checks)
+        else:
+            r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
+                       args.timeout, not args.no_attack, **checks)
+    except Disagreement as e:
+        raise UserError(str(e)) from None
     d = r.to_dict()
     d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir or CEX_DIR, f"eps{r.eps}", r.adv_label) \
         if r.counterexample is not None else None
     text = f"{r.status} at eps {r.eps} (label {r.label}) in {r.time_s:.3f} s [{r.backend}]"
     if r.status == "counterexample":
         text += f": predicted {r.adv_label}, found by {r.found_by}, saved to {d['counterexample']}"
+    if r.certificate is not None:
+        c = r.certificate
+        text += (f"; certificate {c['path']} (checked in {c['check_s']:.3f} s)" if c["status"] == "certified"
+                 else f"; no certificate ({c['reason']})")
+    if r.cross_check is not None:
+        text += f"; cross-check by {r.cross_check['backend']}: {r.cross_check['status']}"
     emit(d, args.json, text)
     return 0
 
@@ -141,10 +163,15 @@ def _run_batch(model, args) -> int:
     X = data.X_test.reshape(len(data.X_test), -1).astype(np.int64)
     model.check_inputs(X[:1])
     idx = _indices(args.indices, len(X))
+    stem = str(Path(args.out).with_suffix(""))
     recs = run_batch(args.model, X, data.y_test, idx, _eps_list(args.eps), args.out, args.jobs,
                      60 if args.timeout is None else args.timeout, args.backend, args.norm,
-                     args.cex_dir or str(Path(args.out).with_suffix("")) + ".cex", progress=not args.json)
+                     args.cex_dir or stem + ".cex", progress=not args.json,
+                     cert_dir=(args.cert_dir or stem + ".certs") if args.certify else None,
+                     cross_check=args.cross_check, cert_timeout=args.cert_timeout)
     wanted = {(i, e) for i in idx for e in _eps_list(args.eps)}
     rows = summarize([r for r in recs if (r["index"], r["eps"]) in wanted])
-    emit({"summary": rows, "out": args.out}, args.json, table(rows) + f"\nresults: {args.out}")
-    return 0
+    errors = [r for r in recs if (r["index"], r["eps"]) in wanted and r.get("error")]
+    emit({"summary": rows, "out": args.out, "errors": len(errors)}, args.json, table(rows) + f"\nresults: {args.out}"
+         + "".join(f"\nerror: #{r['index']} eps {r['eps']}: {r['error']}" for r in errors))
+    return 1 if errors else 0
