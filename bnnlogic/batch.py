@@ -2,7 +2,8 @@
 
 Each finished query is appended to the results file at once (flushed and fsynced), so a
 killed run loses at most the queries in flight; a rerun reads the file, drops a torn last
-line, and skips every (index, eps) already there.  Queries run in ``jobs`` worker processes,
+line, and skips every (index, eps) already there.  A run holds an exclusive lock on the
+results file (``fileio.locked_append``): a second run on the same file is refused.  Queries run in ``jobs`` worker processes,
 each loading the model once.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .fileio import locked_append
 from .model import Model, load
 
 _WORKER: dict[str, Any] = {}
@@ -53,7 +55,7 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
     error = None
     try:
         check_verdict(model, R, r, None if not cert_dir else Path(cert_dir) / f"idx{index}_eps{eps}.cert.zip",
-                      cross_check, timeout, cert_timeout)
+                      cross_check, timeout, cert_timeout, cex_dir, f"idx{index}_eps{eps}")
     except Disagreement as e:
         error, r.cross_check = str(e), e.check.to_dict()
     rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
@@ -83,13 +85,12 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
               cex_dir: str | None = None, progress: bool = True, cert_dir: str | None = None,
               cross_check: bool = False, cert_timeout: float | None = None) -> list[dict]:
     """Run every (index, eps) not yet in ``out``; returns all records of ``out``."""
-    done = read_done(out)
-    seen = {(r["index"], r["eps"]) for r in done}
-    tasks = [(int(i), X[i], int(y[i]), int(e)) for i in indices for e in eps_list if (int(i), int(e)) not in seen]
     settings = dict(backend=backend, timeout=timeout, norm=norm, cex_dir=cex_dir, cert_dir=cert_dir,
                     cross_check=cross_check, cert_timeout=cert_timeout)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a") as fh:
+    with locked_append(out) as fh:  # a second run on the same file is refused
+        done = read_done(out)
+        seen = {(r["index"], r["eps"]) for r in done}
+        tasks = [(int(i), X[i], int(y[i]), int(e)) for i in indices for e in eps_list if (int(i), int(e)) not in seen]
         for rec in _progress(_results(model_path, settings, tasks, jobs), len(tasks), progress):
             fh.write(json.dumps(rec) + "\n")
             fh.flush()

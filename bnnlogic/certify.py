@@ -159,8 +159,16 @@ class _Maker:
         return seconds if self.left() is None else min(seconds, self.left())
 
     def leaf_proof(self, lo: np.ndarray, hi: np.ndarray, limit: float | None) -> bool:
-        """Prove the box's reference CNF UNSAT within ``limit``; True and the proof kept if so."""
+        """Prove the box's reference CNF UNSAT within ``limit``; True and the proof kept if so.
+        A CNF that would not fit in memory (``logic.budget``, estimated on the solving path's
+        bounds-first encoding) is not built: False."""
+        from .logic import encode
+        from .logic.budget import cnf_clauses, fits
+
         t0 = time.perf_counter()
+        box = Region(lo, hi, self.R.center, self.R.l0)
+        if not fits(cnf_clauses(encode(self.model.ir, box, [[(0, self.bad)]]).formula, "seqcounter")):
+            return False
         F = query_cnf(self.model.ir, lo, hi, self.bad, self.R.center, self.R.l0)
         text = F.dimacs()
         status, value = self.prove(text, limit)
@@ -269,13 +277,15 @@ def make_certificate(model: Model, R: Region, allowed: Sequence[int], out: str |
 
 
 def check_verdict(model: Model, R: Region, r, certify: str | os.PathLike | None = None, cross_check: bool = False,
-                  timeout: float | None = None, cert_timeout: float | None = None):
-    """Add to a ``VerifyResult`` r for region R: a cross-check (``timeout`` seconds), and for a
-    robust r a certificate written to ``certify`` (``cert_timeout`` seconds to make it)."""
+                  timeout: float | None = None, cert_timeout: float | None = None, save_dir: str | None = None,
+                  tag: str = "query"):
+    """Add to a ``VerifyResult`` r for region R: a cross-check (``timeout`` seconds; on a
+    disagreement both answers go to ``save_dir/disagreement_<tag>.json``), and for a robust r a
+    certificate written to ``certify`` (``cert_timeout`` seconds to make it)."""
     if cross_check:
         from .crosscheck import cross_check as cc
 
-        r.cross_check = cc(model, R, r.allowed, r, timeout, Path(certify).parent if certify else None).to_dict()
+        r.cross_check = cc(model, R, r.allowed, r, timeout, save_dir, tag).to_dict()
     if certify is not None and r.status == "robust":
         verdict = {"status": r.status, "backend": r.backend, "encoding": r.encoding, "time_s": r.time_s}
         r.certificate = make_certificate(model, R, r.allowed, certify, verdict=verdict, timeout=cert_timeout).to_dict()

@@ -103,19 +103,21 @@ def run(args) -> int:
         raise UserError("one --eps value for a single input (comma lists are for batch mode)")
     from ..certify import check_verdict
     from ..crosscheck import Disagreement
-    from ..verification import load_property, verify, verify_region
+    from ..verification import load_property, make_region, verify, verify_region
 
     cert = Path(args.cert_dir or CERT_DIR) / f"certificate_{'property' if args.property else f'eps{eps[0]}'}.cert.zip"
     checks = dict(certify=cert if args.certify else None, cross_check=args.cross_check, cert_timeout=args.cert_timeout)
+    save = dict(save_dir=args.cex_dir or CEX_DIR, tag=f"eps{eps[0]}")
     try:
         if args.property:
             R, allowed = load_property(args.property, model, x)
             label = int(model.predict(x[None])[0]) if args.label is None else args.label
             r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack)
-            check_verdict(model, R, r, timeout=args.timeout, **checks)
+            check_verdict(model, R, r, timeout=args.timeout, **checks, **save)
         else:
             r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
-                       args.timeout, not args.no_attack, **checks)
+                       args.timeout, not args.no_attack)
+            check_verdict(model, make_region(model, x, eps[0], args.norm), r, timeout=args.timeout, **checks, **save)
     except Disagreement as e:
         raise UserError(str(e)) from None
     d = r.to_dict()
