@@ -323,17 +323,20 @@ def load_property(path: str | Path, model: Model, x: np.ndarray | None) -> tuple
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"property file {path}: expected JSON with 'pre' and 'post' ({e})") from None
     n, c = model.ir.n_classes, model.ir.coding
-    norm = pre.get("norm", "linf")
-    mask = None
-    if pre.get("mask") is not None:
-        mask = np.zeros(c.n_features, dtype=bool)
-        mask[np.asarray(pre["mask"], dtype=np.int64)] = True
-    if norm == "box":
-        R = region.box(c, pre.get("lo"), pre.get("hi"))
-    else:
-        if x is None:
-            raise UserError(f"property norm {norm!r} is around an input: give --input")
-        R = make_region(model, x, int(pre.get("eps", 0)), norm, mask)
+    try:
+        norm = pre.get("norm", "linf")
+        mask = None
+        if pre.get("mask") is not None:
+            mask = np.zeros(c.n_features, dtype=bool)
+            mask[np.asarray(pre["mask"], dtype=np.int64)] = True
+        if norm == "box":
+            R = region.box(c, pre.get("lo"), pre.get("hi"))
+        else:
+            if x is None:
+                raise UserError(f"property norm {norm!r} is around an input: give --input")
+            R = make_region(model, x, int(pre.get("eps", 0)), norm, mask)
+    except (ValueError, TypeError, IndexError, OverflowError, AttributeError) as e:
+        raise UserError(f"property file {path}: bad 'pre' ({e}); see bnnlogic.verification.load_property") from None
     if "in" in post:
         allowed = [int(k) for k in post["in"]]
     elif "not_in" in post:
