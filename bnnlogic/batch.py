@@ -12,7 +12,8 @@ An *executor* (``bnnlogic.executors``) runs the queries: in this process (``jobs
 ``ray_address``: a running cluster).  The results file is the same in every mode: each
 finished query is appended at once (flushed and fsynced), so a killed run loses at most the
 queries in flight; a rerun reads the file, drops a torn last line, and skips every key already
-there.  A query the executor could not finish (its hard time limit ran out, or its worker
+there; a run holds an exclusive lock on the results file (``fileio.locked_append``), so a
+second run on the same file is refused.  A query the executor could not finish (its hard time limit ran out, or its worker
 process died twice) is recorded with status ``unknown`` and a ``reason``.  A verify query
 races its engines on the cores left to its worker (``executors.cores_per_call``: every core in
 this process, ``cpu_count // jobs`` (at least one) on the pool, the one CPU a task holds on Ray).
@@ -36,7 +37,7 @@ import numpy as np
 
 from .errors import UserError
 from .executors import Call, Executor, Outcome, cores_per_call, make_executor
-from .fileio import jsonable
+from .fileio import jsonable, locked_append
 from .model import Model, load
 
 #: record fields that identify a query, per task (besides ``task`` itself)
@@ -49,9 +50,12 @@ STATUSES = {"verify": ("robust", "counterexample", "unknown"), "explain": ("expl
 GRACE_S, GRACE_FACTOR = 10.0, 0.5
 
 
-def hard_limit(timeout: float | None) -> float | None:
-    """The hard limit of a query with a time limit of ``timeout`` seconds (None: none)."""
-    return None if timeout is None else timeout + max(GRACE_S, GRACE_FACTOR * timeout)
+def hard_limit(timeout: float | None, extra: float | None = None) -> float | None:
+    """The hard limit of a query with a time limit of ``timeout`` seconds (None: none), plus
+    ``extra`` seconds of work after the verdict (a certificate)."""
+    if timeout is None:
+        return None
+    return timeout + max(GRACE_S, GRACE_FACTOR * timeout) + (extra or 0.0)
 
 
 def key_of(rec: dict) -> tuple:
@@ -74,15 +78,29 @@ def read_done(path: str | os.PathLike) -> list[dict]:
 
 
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
-              timeout: float | None, norm: str, cex_dir: str | None, cores: int | None = None) -> dict:
-    """One query as a result record (the batch file's line format)."""
+              timeout: float | None, norm: str, cex_dir: str | None, cores: int | None = None,
+              cert_dir: str | None = None, cross_check: bool = False, cert_timeout: float | None = None) -> dict:
+    """One query as a result record (the batch file's line format); with ``cert_dir`` a robust
+    verdict's certificate goes to ``<cert_dir>/idx<i>_eps<e>.cert.zip`` (``bnnlogic.certify``),
+    with ``cross_check`` another kind of backend re-decides it (a disagreement: ``error``)."""
+    from .certify import check_verdict
+    from .crosscheck import Disagreement
     from .verification import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
     r = verify_region(model, R, [label], label, backend, timeout, cores=cores)
+    error = None
+    try:
+        check_verdict(model, R, r, None if not cert_dir else Path(cert_dir) / f"idx{index}_eps{eps}.cert.zip",
+                      cross_check, timeout, cert_timeout, cex_dir, f"idx{index}_eps{eps}")
+    except Disagreement as e:
+        error, r.cross_check = str(e), e.check.to_dict()
     rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
+    for key, value in (("certificate", r.certificate), ("cross_check", r.cross_check), ("error", error)):
+        if value is not None:
+            rec[key] = value
     if r.status == "counterexample":
         rec["adv_label"] = r.adv_label
         rec["found_by"] = r.found_by
@@ -115,28 +133,34 @@ def run_queries(task: str, queries: Sequence[Query], out: str | os.PathLike, mod
                 executor: Executor | None = None) -> list[dict]:
     """Run every query whose key is not yet in ``out`` on the executor ``make_executor(model,
     jobs, ray, ray_address)`` (started only if there is work; or on ``executor``, made for
-    ``model`` and left open), appending each record as it comes; returns all records of ``out``."""
-    done = read_done(out)
-    other = {r.get("task", "verify") for r in done} - {task}
-    if other:
-        raise UserError(f"{out} holds {', '.join(sorted(other))} results; write {task} results to another --out file")
-    seen = {key_of(r) for r in done}
-    todo: dict[tuple, Query] = {}
-    for q in queries:
-        if q.key not in seen:
-            todo.setdefault(q.key, q)
-    if not todo:
-        return done
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    ``model`` and left open), appending each record as it comes; returns all records of ``out``.
+    The results file is locked for the whole run (``fileio.locked_append``)."""
+    with locked_append(out) as fh:  # a second run on the same file is refused
+        done = read_done(out)
+        other = {r.get("task", "verify") for r in done} - {task}
+        if other:
+            raise UserError(f"{out} holds {', '.join(sorted(other))} results; write {task} results to another --out file")
+        seen = {key_of(r) for r in done}
+        todo: dict[tuple, Query] = {}
+        for q in queries:
+            if q.key not in seen:
+                todo.setdefault(q.key, q)
+        if todo:
+            _run_todo(task, todo, fh, done, model, jobs, ray, ray_address, progress, executor)
+    return done
+
+
+def _run_todo(task: str, todo: dict[tuple, Query], fh, done: list[dict], model: Model, jobs: int | None, ray: bool,
+              ray_address: str | None, progress: bool, executor: Executor | None) -> None:
+    """Run ``todo`` on its executor, appending (flushed, fsynced) each record to ``fh`` and ``done``."""
     engine = make_executor(model, jobs, ray, ray_address) if executor is None else nullcontext(executor)
-    with engine as ex, open(out, "a") as fh:
+    with engine as ex:
         desc = f"{task} ({ex.name} x{ex.slots})"
         for rec in _progress(_records(ex, list(todo.values())), len(todo), desc, progress):
             fh.write(json.dumps(rec, default=jsonable) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             done.append(rec)
-    return done
 
 
 def _records(ex: Executor, queries: list[Query]) -> Iterator[dict]:
@@ -169,13 +193,19 @@ def _progress(records: Iterable[dict], total: int, desc: str, show: bool) -> Ite
 def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
               out: str, jobs: int | None = None, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
               cex_dir: str | None = None, progress: bool = True, *, ray: bool = False,
-              ray_address: str | None = None, split: int = 1, executor: Executor | None = None) -> list[dict]:
+              ray_address: str | None = None, split: int = 1, executor: Executor | None = None,
+              cert_dir: str | None = None, cross_check: bool = False, cert_timeout: float | None = None
+              ) -> list[dict]:
     """Verify every (index, eps) not yet in ``out``; returns all records of ``out``.
 
     ``jobs``: worker processes (0: this process); ``ray`` / ``ray_address``: Ray instead
     (``bnnlogic.executors.make_executor``), or an open ``executor`` made for this model.
     ``split > 1``: each L-infinity query runs as up to ``split`` sub-box tasks
-    (``bnnlogic.split``), so one hard query can use every worker."""
+    (``bnnlogic.split``), so one hard query can use every worker.  ``cert_dir`` /
+    ``cross_check`` / ``cert_timeout``: as in ``run_query`` (certificates are written where the
+    query runs: this machine, or a disk the Ray nodes share)."""
+    if split > 1 and (cert_dir or cross_check):
+        raise UserError("--certify and --cross-check take whole queries; drop --split")
     if split > 1 and norm != "linf":
         raise UserError("split queries are L-infinity boxes; use --norm linf with --split")
     model = load(model_path)
@@ -191,8 +221,9 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
 
                 queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir, cores))
             else:
-                queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir, cores),
-                                     hard_limit(timeout), files_arg=7))
+                queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir, cores,
+                                                       cert_dir, cross_check, cert_timeout),
+                                     hard_limit(timeout, cert_timeout if cert_dir else None), files_arg=7))
     return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress, executor)
 
 

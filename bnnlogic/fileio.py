@@ -5,6 +5,7 @@ A killed process never leaves a half-written result behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -39,6 +40,26 @@ def jsonable(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def locked_append(path: str | os.PathLike) -> Iterator[IO[str]]:
+    """Open ``path`` for appending while holding an exclusive lock on it (``fcntl.flock``,
+    released when the file closes, also on a kill): a second writer is refused with a
+    ``UserError``, so two runs never interleave their lines in one results file."""
+    from .errors import UserError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{path} is being written by another run; wait for it or choose another output file") from None
+        yield fh
+    finally:
+        fh.close()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

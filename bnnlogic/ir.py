@@ -287,6 +287,8 @@ class IR:
         _check_ternary(o.A, "output layer")
         if o.A.shape[1] != int(np.prod(shape)) or o.offset.shape != (o.A.shape[0],) or o.scale <= 0:
             raise UserError("output layer: shapes do not match the last hidden layer, or scale <= 0")
+        if o.scale * (o.A.shape[1] + 1) + int(np.abs(o.offset).max(initial=0)) >= 2 ** 62:
+            raise UserError("output layer: scale and offsets too large for exact 64-bit scores")
 
 
 def _check_ternary(A: np.ndarray, where: str) -> None:

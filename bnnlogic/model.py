@@ -40,6 +40,7 @@ class Model:
         self.ir = ir
         self.meta = dict(meta or {})
         self.torch_state = torch_state
+        self.path: str | None = None  # the file it was loaded from (certificates pin it by hash)
         self._engine = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -194,7 +195,9 @@ class Model:
                     ir.validate()
                 except UserError as exc:
                     raise UserError(f"{path}: invalid model ({exc}); {fix}") from None
-                return cls(ir, header.get("meta", {}), torch_state)
+                model = cls(ir, header.get("meta", {}), torch_state)
+                model.path = path
+                return model
         except UserError:
             raise
         except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:

@@ -54,6 +54,8 @@ class VerifyResult:
     counterexample: np.ndarray | None = field(default=None, repr=False)
     found_by: str | None = None  # "attack" | "bab" | "solver" for counterexamples
     stats: dict[str, Any] = field(default_factory=dict)
+    certificate: dict[str, Any] | None = None  # ``certify.Certificate.to_dict()`` (verify(certify=...))
+    cross_check: dict[str, Any] | None = None  # ``crosscheck.CrossCheck.to_dict()`` (verify(cross_check=True))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -234,13 +236,17 @@ def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResu
 def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: str = "linf",
            target: int | None = None, allowed: Sequence[int] | None = None, mask: Any = None,
            backend: str = "auto", timeout: float | None = None, use_attack: bool = True,
-           ties: str = "low") -> VerifyResult:
+           ties: str = "low", certify: str | Path | None = None, cross_check: bool = False,
+           cert_timeout: float | None = None) -> VerifyResult:
     """Verify one property around raw input x (see the module docstring).
 
-    label     the class that must be kept (default: the model's prediction on x)
-    target    prove "never class ``target``" instead of "always ``label``"
-    allowed   prove "prediction in ``allowed``" (overrides label/target)
-    ties      "low" (the IR's argmax) or "adversarial" (a tie with a wrong class is a counterexample)
+    label        the class that must be kept (default: the model's prediction on x)
+    target       prove "never class ``target``" instead of "always ``label``"
+    allowed      prove "prediction in ``allowed``" (overrides label/target)
+    ties         "low" (the IR's argmax) or "adversarial" (a tie with a wrong class is a counterexample)
+    certify      a robust verdict gets a certificate written to this path (``bnnlogic.certify``;
+                 the model must have been loaded from a file; ``cert_timeout`` seconds to make it)
+    cross_check  re-decide with a backend of another kind (``bnnlogic.crosscheck``)
     """
     x = model.check_inputs(x)[0]
     if label is None:
@@ -252,7 +258,15 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
     if allowed is None:
         allowed = [c for c in range(n) if c != target] if target is not None else [label]
     R = make_region(model, x, eps, norm, None if mask is None else np.asarray(mask))
-    return verify_region(model, R, allowed, label, backend, timeout, use_attack, ties=ties)
+    r = verify_region(model, R, allowed, label, backend, timeout, use_attack, ties=ties)
+    if certify is None and not cross_check:
+        return r
+    if ties != "low":
+        raise UserError("certificates and cross-checks read ties as the IR does (lowest class); drop --ties")
+    from .certify import check_verdict
+
+    return check_verdict(model, R, r, certify, cross_check, timeout, cert_timeout)
+
 
 
 # ---------------------------------------------------------------------- robustness radius
@@ -349,17 +363,20 @@ def load_property(path: str | Path, model: Model, x: np.ndarray | None) -> tuple
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"property file {path}: expected JSON with 'pre' and 'post' ({e})") from None
     n, c = model.ir.n_classes, model.ir.coding
-    norm = pre.get("norm", "linf")
-    mask = None
-    if pre.get("mask") is not None:
-        mask = np.zeros(c.n_features, dtype=bool)
-        mask[np.asarray(pre["mask"], dtype=np.int64)] = True
-    if norm == "box":
-        R = region.box(c, pre.get("lo"), pre.get("hi"))
-    else:
-        if x is None:
-            raise UserError(f"property norm {norm!r} is around an input: give --input")
-        R = make_region(model, x, int(pre.get("eps", 0)), norm, mask)
+    try:
+        norm = pre.get("norm", "linf")
+        mask = None
+        if pre.get("mask") is not None:
+            mask = np.zeros(c.n_features, dtype=bool)
+            mask[np.asarray(pre["mask"], dtype=np.int64)] = True
+        if norm == "box":
+            R = region.box(c, pre.get("lo"), pre.get("hi"))
+        else:
+            if x is None:
+                raise UserError(f"property norm {norm!r} is around an input: give --input")
+            R = make_region(model, x, int(pre.get("eps", 0)), norm, mask)
+    except (ValueError, TypeError, IndexError, OverflowError, AttributeError) as e:
+        raise UserError(f"property file {path}: bad 'pre' ({e}); see bnnlogic.verification.load_property") from None
     if "in" in post:
         allowed = [int(k) for k in post["in"]]
     elif "not_in" in post:

@@ -69,3 +69,34 @@ def box_inputs(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Every integer point of the box [lower, upper] (inclusive), shape (n_points, d)."""
     ranges = [range(int(a), int(b) + 1) for a, b in zip(lower, upper)]
     return np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, len(ranges))
+
+
+def run_killed(cmd: list[str], kills: int, seed: int = 0, delay: tuple[float, float] = (0.5, 3.0),
+               env: dict | None = None, timeout: float = 300) -> int:
+    """Start ``cmd`` (any resumable batch command), SIGKILL it after a random delay, ``kills``
+    times (each start resumes the last), then let it finish; returns how many kills hit a
+    running process.  The caller compares the output with an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    rng = np.random.default_rng(seed)
+    hit = 0
+    env = {**os.environ, **(env or {})}
+    for _ in range(kills):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(*delay))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            hit += 1
+        p.wait()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True, timeout=timeout)
+    return hit
+
+
+def result_lines(path) -> list[dict]:
+    """Every line of a results file parsed (a torn or duplicated line fails the caller's test)."""
+    import json
+
+    return [json.loads(line) for line in open(path).read().splitlines()]

@@ -68,9 +68,15 @@ def engine_kwargs(args) -> dict:
     return {"jobs": args.jobs, "ray": args.ray, "ray_address": args.ray_address}
 
 
-def emit_summary(records: list[dict], wanted: set[tuple], args) -> None:
-    """The per-eps table of the records of this run's queries (``wanted``: their keys)."""
+def emit_summary(records: list[dict], wanted: set[tuple], args) -> int:
+    """The per-eps table of the records of this run's queries (``wanted``: their keys), with the
+    records that carry an ``error`` (a cross-check disagreement); returns the exit status (1 if
+    there is one)."""
     from ..batch import key_of, summarize, table
 
-    rows = summarize([r for r in records if key_of(r) in wanted])
-    emit({"summary": rows, "out": args.out}, args.json, table(rows) + f"\nresults: {args.out}")
+    mine = [r for r in records if key_of(r) in wanted]
+    errors = [r for r in mine if r.get("error")]
+    emit({"summary": summarize(mine), "out": args.out, "errors": len(errors)}, args.json,
+         table(summarize(mine)) + f"\nresults: {args.out}"
+         + "".join(f"\nerror: #{r['index']} eps {r['eps']}: {r['error']}" for r in errors))
+    return 1 if errors else 0

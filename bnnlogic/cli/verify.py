@@ -11,6 +11,7 @@ from ._batch import add_batch_args, batch_data, emit_summary, engine_kwargs, out
 from ._common import add_json_flag, emit, load_array
 
 CEX_DIR = "bnnlogic-cex"  # single-query counterexamples, unless --cex-dir says otherwise
+CERT_DIR = "bnnlogic-certs"  # single-query certificates, unless --cert-dir says otherwise
 
 
 def register(sub) -> None:
@@ -51,6 +52,13 @@ def register(sub) -> None:
                         "verification benchmarks)")
     p.add_argument("--cex-dir", default=None, help="where counterexamples go (.npy and .png; default "
                                                    "bnnlogic-cex, or <out>.cex in batch mode)")
+    p.add_argument("--certify", action="store_true", help="back every robust verdict with a certificate "
+                   "(a zip of the claim, a case split and DRAT proofs) that `bnnlogic check CERT` re-checks")
+    p.add_argument("--cert-dir", help="where certificates go (default bnnlogic-certs, or <out>.certs in batch mode)")
+    p.add_argument("--cert-timeout", type=float, default=600, help="seconds to make one certificate (default 600; "
+                   "then the verdict stays robust but uncertified)")
+    p.add_argument("--cross-check", action="store_true", help="re-decide every query with a backend of another "
+                   "kind; a disagreement is an error, both answers saved")
     add_batch_args(p, "verify")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -87,23 +95,41 @@ def run(args) -> int:
     eps = parse_eps(args.eps)
     if len(eps) != 1:
         raise UserError("one --eps value for a single input (comma lists are for batch mode)")
+    from ..certify import check_verdict
+    from ..crosscheck import Disagreement
     from ..verification import load_property, verify, verify_region
 
-    if args.split > 1:
-        r = _verify_split(model, x, eps[0], args)
-    elif args.property:
-        R, allowed = load_property(args.property, model, x)
-        label = int(model.predict(x[None])[0]) if args.label is None else args.label
-        r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack, ties=args.ties)
-    else:
-        r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
-                   args.timeout, not args.no_attack, args.ties)
+    if (args.certify or args.cross_check) and (args.split > 1 or args.ties != "low"):
+        raise UserError("--certify and --cross-check take whole queries with the model's own tie rule: "
+                        "drop --split and --ties")
+    cert = Path(args.cert_dir or CERT_DIR) / f"certificate_{'property' if args.property else f'eps{eps[0]}'}.cert.zip"
+    checks = dict(certify=cert if args.certify else None, cross_check=args.cross_check, cert_timeout=args.cert_timeout)
+    try:
+        if args.split > 1:
+            r = _verify_split(model, x, eps[0], args)
+        elif args.property:
+            R, allowed = load_property(args.property, model, x)
+            label = int(model.predict(x[None])[0]) if args.label is None else args.label
+            r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack, ties=args.ties)
+            check_verdict(model, R, r, timeout=args.timeout, save_dir=args.cex_dir or CEX_DIR, tag="property",
+                          **checks)
+        else:
+            r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
+                       args.timeout, not args.no_attack, args.ties, **checks)
+    except Disagreement as e:
+        raise UserError(str(e)) from None
     d = r.to_dict()
     d["counterexample"] = _save_cex(model, x, r.counterexample, args.cex_dir or CEX_DIR, f"eps{r.eps}", r.adv_label) \
         if r.counterexample is not None else None
     text = f"{r.status} at eps {r.eps} (label {r.label}) in {r.time_s:.3f} s [{r.backend}]"
     if r.status == "counterexample":
         text += f": predicted {r.adv_label}, found by {r.found_by}, saved to {d['counterexample']}"
+    if r.certificate is not None:
+        c = r.certificate
+        text += (f"; certificate {c['path']} (checked in {c['check_s']:.3f} s)" if c["status"] == "certified"
+                 else f"; no certificate ({c['reason']})")
+    if r.cross_check is not None:
+        text += f"; cross-check by {r.cross_check['backend']}: {r.cross_check['status']}"
     emit(d, args.json, text)
     return 0
 
@@ -150,9 +176,10 @@ def _run_batch(model, args) -> int:
     eps = parse_eps(args.eps)
     recs = run_batch(args.model, X, y, idx, eps, args.out, timeout=60 if args.timeout is None else args.timeout,
                      backend=args.backend, norm=args.norm, cex_dir=out_folder(args, args.cex_dir, ".cex"),
-                     progress=not args.json, split=args.split, **engine_kwargs(args))
-    emit_summary(recs, {("verify", i, e) for i in idx for e in eps}, args)
-    return 0
+                     progress=not args.json, split=args.split,
+                     cert_dir=out_folder(args, args.cert_dir, ".certs") if args.certify else None,
+                     cross_check=args.cross_check, cert_timeout=args.cert_timeout, **engine_kwargs(args))
+    return emit_summary(recs, {("verify", i, e) for i in idx for e in eps}, args)
 
 
 def _verify_split(model, x, eps: int, args):
