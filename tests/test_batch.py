@@ -27,6 +27,8 @@ from tests.helpers import box_inputs, random_ir, result_lines, run_killed
 from tests.test_verification import brute_cex, tiny
 
 EPS = [1, 2]
+#: what a resumed run must reproduce (which engine won a race may differ between runs)
+KEY = ("index", "eps", "status", "label")
 
 
 @pytest.fixture()

@@ -97,7 +97,7 @@ def run(args) -> int:
         raise UserError("one --eps value for a single input (comma lists are for batch mode)")
     from ..certify import check_verdict
     from ..crosscheck import Disagreement
-    from ..verification import load_property, verify, verify_region
+    from ..verification import load_property, make_region, verify, verify_region
 
     if (args.certify or args.cross_check) and (args.split > 1 or args.ties != "low"):
         raise UserError("--certify and --cross-check take whole queries with the model's own tie rule: "
@@ -107,15 +107,18 @@ def run(args) -> int:
     try:
         if args.split > 1:
             r = _verify_split(model, x, eps[0], args)
-        elif args.property:
-            R, allowed = load_property(args.property, model, x)
-            label = int(model.predict(x[None])[0]) if args.label is None else args.label
-            r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack, ties=args.ties)
-            check_verdict(model, R, r, timeout=args.timeout, save_dir=args.cex_dir or CEX_DIR, tag="property",
-                          **checks)
         else:
-            r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
-                       args.timeout, not args.no_attack, args.ties, **checks)
+            if args.property:
+                R, allowed = load_property(args.property, model, x)
+                label = int(model.predict(x[None])[0]) if args.label is None else args.label
+                r = verify_region(model, R, allowed, label, args.backend, args.timeout, not args.no_attack,
+                                  ties=args.ties)
+            else:
+                R = make_region(model, x, eps[0], args.norm)
+                r = verify(model, x, eps[0], args.label, args.norm, args.target, None, None, args.backend,
+                           args.timeout, not args.no_attack, args.ties)
+            check_verdict(model, R, r, timeout=args.timeout, save_dir=args.cex_dir or CEX_DIR,
+                          tag="property" if args.property else f"eps{eps[0]}", **checks)
     except Disagreement as e:
         raise UserError(str(e)) from None
     d = r.to_dict()
