@@ -29,6 +29,11 @@ MODELS = OUT / "models"
 # name -> (data set, architecture, training keyword arguments)
 ZOO: dict[str, tuple[str, str, dict]] = {
     "digits-mlp": ("digits", "mlp:100", {"epochs": 40}),
+    # whole-domain explanations (benchmarks/hard.py --explain): plain and verification-friendly
+    "digits-mlp64-32": ("digits", "mlp:64,32", {"epochs": 10}),
+    "digits-mlp64-32-friendly": ("digits", "mlp:64,32", {"epochs": 10, "preset": "stablesign-sparse"}),
+    "digits-mlp200-100": ("digits", "mlp:200,100", {"epochs": 20}),
+    "digits-mlp200-100-friendly": ("digits", "mlp:200,100", {"epochs": 20, "preset": "stablesign-sparse"}),
     "fashion-mlp-small": ("fashion-mnist", "mlp-small", {"epochs": 10}),
     "fashion-mlp-small-friendly": ("fashion-mnist", "mlp-small", {"epochs": 5, "preset": "stablesign-l1-ternary"}),
     "fashion-mlp-large": ("fashion-mnist", "mlp-large", {"epochs": 10}),

@@ -160,10 +160,10 @@ class _Maker:
 
     def leaf_proof(self, lo: np.ndarray, hi: np.ndarray, limit: float | None) -> bool:
         """Prove the box's reference CNF UNSAT within ``limit``; True and the proof kept if so.
-        A CNF that would not fit in memory (``logic.budget``, estimated on the solving path's
+        A CNF that would not fit in memory (``logic.memory``, estimated on the solving path's
         bounds-first encoding) is not built: False."""
         from .logic import encode
-        from .logic.budget import cnf_clauses, fits
+        from .logic.memory import cnf_clauses, fits
 
         t0 = time.perf_counter()
         box = Region(lo, hi, self.R.center, self.R.l0)

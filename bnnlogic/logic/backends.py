@@ -324,7 +324,7 @@ def make_backend(name: str, formula: Formula):
     check_backend(name)
     parts = name.split(":")
     if parts[0] == "cnf":
-        from .budget import check_fits
+        from .memory import check_fits
 
         check_fits(formula, parts[2])
         return _PySAT(formula, parts[1], parts[2])

@@ -21,7 +21,7 @@ from .encode import Encoding, nearest_in_interval
 def write_dimacs(enc: Encoding, path: str | os.PathLike, encoding: str = "totalizer") -> dict:
     """Write ``path`` (DIMACS CNF) and ``path.map.json``; returns the size ``{variables, clauses}``.
     A CNF that would not fit in memory is refused first (``budget.check_fits``)."""
-    from .budget import check_fits
+    from .memory import check_fits
 
     check_fits(enc.formula, encoding)
     clauses, n_vars = to_cnf(enc.formula, encoding)

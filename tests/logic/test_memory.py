@@ -9,7 +9,7 @@ from bnnlogic import Model
 from bnnlogic.cli import main
 from bnnlogic.errors import UserError
 from bnnlogic.logic import Query, encode, region, to_cnf
-from bnnlogic.logic.budget import card_clauses, cnf_clauses
+from bnnlogic.logic.memory import card_clauses, cnf_clauses
 from tests.helpers import random_ir
 
 
