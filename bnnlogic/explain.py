@@ -48,10 +48,15 @@ from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.encode import cell_intervals
 from .logic.sweep import cell_inputs, n_cells, sweep
+from .portfolio import race_solvers
 
 BACKEND = DEFAULT
+RACE_PARTNER = "cpsat"  # raced against BACKEND on every solver call when two cores are free
 CHECK_BACKEND = "cpsat"
 SMALL_CELLS = 1 << 14  # boxes this small are swept before the replay pool and bounds are tried
+#: boxes with more cells than ``enum_cells`` but at most this many race branch and bound (its sweep
+#: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26 cells
+BAB_CELLS = 1 << 34
 CHECK_CELLS = 1 << 22  # the independent check enumerates boxes this small through the engine
 KINDS = ("abductive", "contrastive", "minimum")
 METHODS = ("deletion", "quickxplain")
@@ -129,12 +134,16 @@ class Explainer:
     and interval bounds before the solver (see ``_solve``); ``engine``: a compiled inference
     engine of ``ir`` to reuse across explanations; ``budget``: seconds per abductive search
     (beyond it, ``UserError``); ``limit``: a ``Budget`` for everything this explainer does
-    (beyond it, the best result so far, marked incomplete; see the module docstring)."""
+    (beyond it, the best result so far, marked incomplete; see the module docstring);
+    ``cores``: with two or more (default: ``portfolio.default_cores()``) every solver call
+    races ``backend`` against ``RACE_PARTNER`` (``portfolio.race_solvers``)."""
 
     def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
-                 check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 22,
+                 check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 24,
                  timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None,
-                 budget: float | None = None, limit: Budget | None = None) -> None:
+                 budget: float | None = None, limit: Budget | None = None, cores: int | None = None) -> None:
+        from .portfolio import default_cores
+
         c = ir.coding
         self.ir = ir
         R0 = region.linf(c, x, 0)  # validates x
@@ -150,6 +159,12 @@ class Explainer:
         self.backend, self.check_backend = backend, check_backend
         self.goal = [[(0, self.other)]]
         self.query = Query(ir, self.region, self.goal, backend, engines=None if engine is None else [engine])
+        # on two or more cores the solver calls race a second kind of solver on the same encoding
+        # (``portfolio.race_solvers``): both stay loaded across calls
+        partner = RACE_PARTNER if RACE_PARTNER != backend else DEFAULT
+        self.solvers = [self.query] + ([Query(ir, self.region, self.goal, partner, engines=self.query.engines,
+                                              encoding=self.query.encoding)]
+                                       if (cores or default_cores()) >= 2 else [])
         inp = self.query.encoding.inputs
         # only features with a coding threshold inside their range can matter
         self.features: list[int] = sorted(int(f) for f in inp.vars)
@@ -186,7 +201,12 @@ class Explainer:
 
     # ------------------------------------------------------------------ time
     def _call_timeout(self) -> float | None:
-        return self.timeout if self.limit is None else self.limit.call_timeout(self.timeout)
+        """Seconds for one solver call: ``timeout``, cut to what is left of the budget."""
+        t = self.timeout if self.limit is None else self.limit.call_timeout(self.timeout)
+        if self.deadline is not None:
+            left = max(1e-3, self.deadline - time.perf_counter())
+            t = left if t is None else min(t, left)
+        return t
 
     def _gave_up(self, what: str) -> Exception:
         """The error for a solver call that returned unknown: ``Stopped`` if the whole budget ran
@@ -273,17 +293,35 @@ class Explainer:
             return ans
         self.oracle["solver"] += 1
         t0 = time.perf_counter()
-        status, value = self.query.backend.solve([l for f in fixed for l in self._fix[f]], self._call_timeout())
+        extra = [self._bab_call(fixed)] if len(self.solvers) > 1 and cells <= BAB_CELLS else []
+        status, value, winner = race_solvers(self.solvers, [l for f in fixed for l in self._fix[f]],
+                                             self._call_timeout(), extra)
         if status == "unknown":
             raise self._gave_up("the solver")
         if status == "unsat":
-            core = self.query.backend.core()
+            core = winner.backend.core() if winner is not None else None
             if core is not None:
                 self.core = {self._lit_feature[l] for l in core if l in self._lit_feature}
             return Answer("unsat", time_s=time.perf_counter() - t0)
-        w = self.query.encoding.inputs.decode(value)
+        w = self.query.encoding.inputs.decode(value) if winner is not None else value
         self._remember(w)
         return Answer("sat", w, self.query.replay(w), time.perf_counter() - t0)
+
+    def _bab_call(self, fixed: set[int]):
+        """Branch and bound over the region with ``fixed`` pinned to x (``logic.bab``, one
+        thread), as a racer of ``portfolio.race_solvers``: ``(status, witness or None)``."""
+        from .logic.bab import bab
+
+        lo, hi = self.region.lo.copy(), self.region.hi.copy()
+        idx = np.fromiter(fixed, dtype=np.int64, count=len(fixed))
+        lo[idx] = hi[idx] = self.x[idx]
+        R = Region(lo, hi, self.x, None, "box", None)
+        timeout = self._call_timeout()
+
+        def run(stop):
+            status, w, _ = bab(self.query.engines[0], self.ir, R, self.other, timeout=timeout, threads=1, stop=stop)
+            return status, w
+        return run
 
     def _remember(self, w: np.ndarray) -> None:
         self.witnesses.append(w)
@@ -650,7 +688,8 @@ class Explainer:
         return e
 
     def close(self) -> None:
-        self.query.close()
+        for q in self.solvers:
+            q.close()
 
 
 def save_explanation_png(path: str, coding, x: np.ndarray, features: Sequence[int], caption: str = "") -> None:

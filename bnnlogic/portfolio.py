@@ -213,3 +213,67 @@ class Race:
         if error is not None:
             raise error
         return out
+
+
+def race_calls(calls: Sequence, interrupt: Sequence = ()) -> tuple[str, object, int | None]:
+    """Run ``calls`` (each ``fn(stop) -> (status, payload)``, ``stop`` a ``threading.Event``) on
+    threads at once; the first with a status other than "unknown" wins, then ``stop`` is set,
+    every function in ``interrupt`` is called (a solver's ``interrupt``), and every thread is
+    joined before returning ``(status, payload, index of the winner)`` (``("unknown", None,
+    None)`` if none decided).  An exception in a call is re-raised here."""
+    if len(calls) == 1:
+        status, payload = calls[0](threading.Event())
+        return status, payload, 0 if status != "unknown" else None
+    stop = threading.Event()
+    results: queue.Queue = queue.Queue()
+
+    def run(i: int) -> None:
+        try:
+            results.put((*calls[i](stop), i))
+        except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+            results.put(("error", e, i))
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name="bnnlogic-racer") for i in range(len(calls))]
+    for th in threads:
+        th.start()
+    out: tuple[str, object, int | None] = ("unknown", None, None)
+    error = None
+    for _ in calls:
+        status, payload, i = results.get()
+        if status == "error":
+            error = payload
+            break
+        if status != "unknown":
+            out = (status, payload, i)
+            break
+    stop.set()
+    for fn in interrupt:
+        fn()
+    for th in threads:  # every racer stops within a slice; none may still run when the caller goes on
+        th.join()
+    if error is not None:
+        raise error
+    return out
+
+
+def race_solvers(queries: Sequence[Query], assumptions: Sequence[int] = (), timeout: float | None = None,
+                 extra: Sequence = ()) -> tuple[str, object, Query | None]:
+    """One question to several incremental solvers at once (``race_calls``): each query's
+    backend (built once, kept across calls: learned constraints and cores stay) solves under
+    the same ``assumptions``; ``extra`` calls (``fn(stop) -> (status, payload)``, e.g. branch
+    and bound on the same sub-box) race beside them.  Returns ``(status, value, winner)``: a
+    solver's ``value`` and query, or an extra call's payload and None.  The queries should
+    share one encoding, so that a value decodes the same whichever won; they are ready for the
+    next race afterwards."""
+    def solver(q: Query):
+        return lambda stop: q.backend.solve(assumptions, timeout)
+
+    for q in queries:
+        q.clear_interrupt()
+    try:
+        status, payload, i = race_calls([solver(q) for q in queries] + list(extra),
+                                        [q.interrupt for q in queries])
+    finally:
+        for q in queries:
+            q.clear_interrupt()
+    return status, payload, queries[i] if i is not None and i < len(queries) else None

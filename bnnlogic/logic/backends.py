@@ -2,9 +2,10 @@
 ``backend.solve(assumptions, timeout) -> (status, value)`` with status in
 {"sat", "unsat", "unknown"} and ``value(var) -> bool`` reading the model after "sat";
 ``backend.core()``: after "unsat", assumptions that alone are unsatisfiable with the formula
-(None where the engine gives none); ``backend.interrupt()`` (from any thread): the running or
-next ``solve`` returns "unknown" soon (within ``Exact``'s slice, at most ``EXACT_SLICE`` s), so a
-racing portfolio can cancel the losers.
+(None where the engine gives none); ``backend.interrupt()`` (from any thread): the running and
+every later ``solve`` return "unknown" soon (within ``Exact``'s slice, at most ``EXACT_SLICE``
+s), until ``backend.clear_interrupt()``, so a racing portfolio can cancel the losers and race
+the same solvers again.
 
 Names (``BACKENDS``):
 
@@ -120,6 +121,9 @@ class _PySAT:
         if self.name not in UNINTERRUPTIBLE:
             self.solver.interrupt()
 
+    def clear_interrupt(self) -> None:
+        self._stopped = False
+
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
         timer = None
         if getattr(self, "_stopped", False):
@@ -225,6 +229,10 @@ class _CPSAT:
             if self._solver is not None:
                 self._solver.StopSearch()
 
+    def clear_interrupt(self) -> None:
+        with self._lock:
+            self._stopped = False
+
     def core(self) -> None:
         return None
 
@@ -290,6 +298,9 @@ class _Exact:
 
     def interrupt(self) -> None:
         self._stopped = True
+
+    def clear_interrupt(self) -> None:
+        self._stopped = False
 
     def core(self) -> list[int]:
         """Exact's last core: the assumed variables its final conflict used (named ``v<i>``), as literals."""

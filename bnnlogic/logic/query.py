@@ -119,10 +119,17 @@ class Query:
         return Answer("sat", x, self.replay(x), dt)
 
     def interrupt(self) -> None:
-        """Make the running (or next) ``solve`` return "unknown" soon; safe from any thread."""
+        """Make the running and later ``solve`` calls return "unknown" soon (until
+        ``clear_interrupt``); safe from any thread."""
         self._interrupted = True
         if "backend" in vars(self):
             self.backend.interrupt()
+
+    def clear_interrupt(self) -> None:
+        """Undo ``interrupt`` once no solve is running: the next ``solve`` runs normally."""
+        self._interrupted = False
+        if "backend" in vars(self):
+            self.backend.clear_interrupt()
 
     def close(self) -> None:
         if "backend" in vars(self):

@@ -44,9 +44,12 @@ from .encode import _gather, cell_intervals
 
 CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks
 TABLE = 1 << 20  # distinct layer-1 patterns held (at most) before they are decided and dropped
+TABLE0 = 1 << 12  # slots of the table at the start: it doubles (its new patterns decided each time) up to its cap
 MEMORY = 1 << 28  # bytes: cap of the pattern table, and of each block of patterns ``_decide`` multiplies
 SPARSE = 0.05  # layers above the first whose weight matrix has fewer non-zeros than this are multiplied sparse
 GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
+#: top bit of a table entry's index column: the pattern was already decided (not in ``bad``)
+DECIDED = np.uint64(1 << 63)
 
 
 def _rows(layer: Dense | Conv | MaxPool, in_shape: tuple[int, ...], rows: np.ndarray
@@ -156,9 +159,10 @@ def _hash(key):
 
 
 @numba.njit(cache=True, nogil=True)
-def _insert(table, key, index):
+def _insert(table, key, value):
     """Put ``key`` (uint64 words) into the open-addressing table (cap, words + 1) if absent,
-    with ``index + 1`` in its last column (0 marks an empty slot).  True if it was new."""
+    with ``value`` (non-zero: a Gray index + 1, maybe with ``DECIDED`` set) in its last column
+    (0 marks an empty slot).  True if it was new."""
     words, mask = len(key), np.uint64(len(table) - 1)
     h = _hash(key) & mask
     while table[h, words] != 0:
@@ -172,7 +176,7 @@ def _insert(table, key, index):
         h = (h + np.uint64(1)) & mask
     for q in range(words):
         table[h, q] = key[q]
-    table[h, words] = index + 1
+    table[h, words] = value
     return True
 
 
@@ -182,7 +186,7 @@ def _rehash(old, new):
     words = old.shape[1] - 1
     for h in range(len(old)):
         if old[h, words] != 0:
-            _insert(new, old[h, :words], np.int64(old[h, words]) - 1)
+            _insert(new, old[h, :words], old[h, words])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -192,11 +196,11 @@ def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
     ``W``: (|F_0|, |F_1|) C-contiguous; ``margin = acc_1 - k_1`` (a neuron is on iff its
     margin is >= 0, so it flips iff the sign bit of its margin changes); ``key``: the current pattern, neuron i as bit i % 64 of word
     i // 64; ``state = [Gray index of the current cell, patterns in the table]``; ``table``: see
-    ``_insert``.  Returns 0: step budget spent, 1: the table is half full (grow it, or decide
-    and empty it; then call again), 2: every cell visited.  Every cell the walk reaches is
+    ``_insert``.  Returns 0: step budget spent, 1: the table is half full (decide its new
+    patterns, then grow it or empty it; then call again), 2: every cell visited.  Every cell the walk reaches is
     recorded before the call returns, except on 1 (the next call records it first)."""
     n, words = len(margin), len(key)
-    state[1] += _insert(table, key, state[0])  # the current cell, on entry (maybe again)
+    state[1] += _insert(table, key, np.uint64(state[0] + 1))  # the current cell, on entry (maybe again)
     for s in range(steps):
         j = 0  # next cell: the lowest digit that can move in its direction moves
         nv = 0
@@ -227,7 +231,7 @@ def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
         if changed:
             if 2 * (state[1] + 1) > len(table):
                 return 1  # before recording this cell: the next call starts with it
-            state[1] += _insert(table, key, state[0])
+            state[1] += _insert(table, key, np.uint64(state[0] + 1))
     return 0
 
 
@@ -369,7 +373,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     for i in np.nonzero(margin >= 0)[0]:
         key[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
     cap = min(2 * TABLE, 1 << max(1, int(MEMORY // (8 * (words + 1))).bit_length() - 1))  # a power of 2
-    table = np.zeros((min(1 << 12, cap), words + 1), np.uint64)
+    table = np.zeros((min(TABLE0, cap), words + 1), np.uint64)
     state = np.zeros(2, dtype=np.int64)
     digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
     while True:
@@ -378,13 +382,11 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         r = _walk(CHUNK, state, digit, direc, p.radix, p.bitcol, W, margin, key, table)
         if r == 0:
             continue
-        if r == 1 and len(table) < cap:
-            bigger = np.zeros((2 * len(table), words + 1), np.uint64)
-            _rehash(table, bigger)
-            table = bigger
-            continue
-        used = table[:, words] != 0
-        hit = _decide(p, table[used, :words], n, table[used, words].astype(np.int64) - 1, bad, deadline, stop, ties)
+        # decide the patterns met since the last decision (every time the table fills up, so a
+        # witness is found early; each pattern once: decided ones keep the DECIDED bit)
+        flags = table[:, words]
+        fresh = (flags != 0) & (flags & DECIDED == 0)
+        hit = _decide(p, table[fresh, :words], n, flags[fresh].astype(np.int64) - 1, bad, deadline, stop, ties)
         if hit == GAVE_UP:
             return "unknown", None, int(state[0]) + 1
         if hit >= 0:
@@ -394,5 +396,11 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
             return "sat", x, int(state[0]) + 1
         if r == 2:
             return "unsat", None, int(state[0]) + 1
-        table[:] = 0
-        state[1] = 0
+        table[fresh, words] |= DECIDED
+        if len(table) < cap:
+            bigger = np.zeros((2 * len(table), words + 1), np.uint64)
+            _rehash(table, bigger)
+            table = bigger
+        else:
+            table[:] = 0
+            state[1] = 0
