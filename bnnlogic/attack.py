@@ -342,7 +342,7 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
         net = Relaxed(ir, S.x0, S.bits(ir))
         rng = np.random.default_rng(seed)
         t_mid = None if t_end is None else time.perf_counter() + PATTERN_SHARE * (t_end - time.perf_counter())
-        for stage, t_stop in ((_patterns, t_mid), (_gradient, t_end)):
+        for stage, t_stop in ((_single_moves, t_mid), (_patterns, t_mid), (_gradient, t_end)):
             L = stage(net, S, bad, rng, t_stop, batch, max_steps)
             if L is not None:
                 X = S.raw(L)
@@ -420,6 +420,35 @@ def _project_l0(z: np.ndarray, mid: np.ndarray, k: int) -> np.ndarray:
     return z
 
 
+def _single_moves(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
+                  batch: int, max_steps: int) -> np.ndarray | None:
+    """Stage 0: every input that moves one feature of the center to another level (exact;
+    the first-layer margins by prefix sums of the free bits' weights, the layers above in
+    chunks).  Levels (1, n) predicted in bad, or None.  Applies when the first op is linear."""
+    if not net.ops or net.ops[0][0] != "lin":
+        return None
+    W, k0 = net.ops[0][1], net.ops[0][2]
+    nb = len(net.bits)
+    Z = np.zeros((nb + 1, len(k0)), np.float32)  # Z[j] = sum of the weight rows of free bits < j
+    np.cumsum(W.forward(np.eye(nb, dtype=np.float32)), axis=0, out=Z[1:])
+    f = S.bit_feat
+    to = np.where(S.bit_level < S.mid[f], S.bit_level, S.bit_level + 1)  # every level but mid, once
+    first = S.first_bit[f]
+    delta = Z[first + to - S.lo[f]] - Z[first + S.mid[f] - S.lo[f]]
+    s0 = W.forward(S.bit_values(S.mid[None]))[0] - k0
+    t0, chunk = time.perf_counter(), 2048
+    for c in range(0, nb, chunk):
+        scores = net.forward(None, 1, s0 + delta[c:c + chunk])[1]
+        hit = np.nonzero(bad[scores.argmax(axis=1)])[0]
+        if len(hit):
+            L = S.mid.copy()
+            L[f[c + hit[0]]] = to[c + hit[0]]
+            return L[None]
+        if t_end is not None and t0 + (time.perf_counter() - t0) * nb / (c + chunk) > t_end:
+            return None
+    return None
+
+
 def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
               batch: int, max_steps: int) -> np.ndarray | None:
     """Stage 1 (module docstring): levels (1, n) predicted in bad, or None.  Applies when
@@ -489,9 +518,11 @@ def _toward(Pb: np.ndarray, L: np.ndarray, s: np.ndarray, Wb: np.ndarray, k0: np
         s2 = s[None] + d[:, None] * Wb[bit]
         a2, b2 = viol(s2)
         cost = (near @ (a2 - b2).T).min(axis=0) + b2.sum(axis=1)
-        cost += np.where(tabu[f] > it, np.inf, 0) + 0.1 * rng.random(len(f))
-        if not len(f) or not np.isfinite(cost.min()):
+        if not len(f):
             break
+        if (tabu[f] <= it).any():
+            cost += np.where(tabu[f] > it, np.inf, 0)
+        cost += 0.1 * rng.random(len(f))
         j = int(np.argmin(cost))
         L, s = L.copy(), s2[j]
         L[f[j]] += int(d[j])
