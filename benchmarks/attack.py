@@ -127,9 +127,9 @@ def _stat(f, v):
     return round(f(v), 4) if v else None
 
 
-def summarize(rows: list[dict], cache: dict, models: list[str], eps_list: list[int], images: int) -> list[dict]:
+def summarize(rows: list[dict], cache: dict, eps_of: dict[str, list[int]], images: int) -> list[dict]:
     out = []
-    for m in models:
+    for m, eps_list in eps_of.items():
         for eps in eps_list:
             tr = [cache[(m, i, eps)]["status"] for i in range(images)]
             for a in sorted({r["attack"] for r in rows}, key=lambda s: (s != "old", s)):
@@ -174,18 +174,21 @@ def main() -> None:
         attacks[f"new@{b:g}s"] = (lambda b: lambda e, ir, R, bad: attack(e, ir, R, bad, timeout=b))(b)
     path = Path(args.truth_file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cache, rows, t0 = load_truth(path), [], time.perf_counter()
+    cache, rows, t0, eps_of = load_truth(path), [], time.perf_counter(), {}
     for name in names:
         model = get_model(name)
+        c = model.ir.coding
+        eps_of[name] = [e for e in eps_list if e <= c.hi - c.lo]  # digits: features 0..16
         data = load_dataset(model.meta["dataset"])
         X = data.X_test.reshape(len(data.X_test), -1).astype(np.int64)
-        truth(name, model, X, data.y_test, args.images, eps_list, args.truth_backend, args.truth_timeout, cache, path)
+        truth(name, model, X, data.y_test, args.images, eps_of[name], args.truth_backend, args.truth_timeout, cache,
+              path)
         if args.truth_only:
             continue
-        rows += run_attacks(name, model, X, data.y_test, args.images, eps_list, attacks, cache)
+        rows += run_attacks(name, model, X, data.y_test, args.images, eps_of[name], attacks, cache)
     if args.truth_only:
         return
-    table = summarize(rows, cache, names, eps_list, args.images)
+    table = summarize(rows, cache, eps_of, args.images)
     lines = ["| model | eps | attack | robust | cex | unknown | misclassified | hits on cex | hit rate | hits on unknown "
              "| median s (hit) | mean s (hit) | median s (miss) | median changed |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -196,7 +199,7 @@ def main() -> None:
     print("\n".join(lines))
     print(f"wall time {time.perf_counter() - t0:.0f} s")
     if args.record:
-        truth_rows = [cache[(m, i, e)] for m in names for i in range(args.images) for e in eps_list]
+        truth_rows = [cache[(m, i, e)] for m, es in eps_of.items() for i in range(args.images) for e in es]
         print("record:", save_record("attack", {"rows": table}, rows, truth=truth_rows))
 
 

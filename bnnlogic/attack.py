@@ -344,6 +344,8 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
         t_mid = None if t_end is None else time.perf_counter() + PATTERN_SHARE * (t_end - time.perf_counter())
         for stage, t_stop in ((_single_moves, t_mid), (_patterns, t_mid), (_gradient, t_end)):
             L = stage(net, S, bad, rng, t_stop, batch, max_steps)
+            if L is not None and not len(L):  # the stage showed that no input of R is bad
+                return None
             if L is not None:
                 X = S.raw(L)
                 hit = np.nonzero(bad[engine.predict(X)] & R.contains(X))[0]
@@ -451,15 +453,18 @@ def _single_moves(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Genera
 
 def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
               batch: int, max_steps: int) -> np.ndarray | None:
-    """Stage 1 (module docstring): levels (1, n) predicted in bad, or None.  Applies when
-    the first op is linear (its outputs are its live neurons) with at most ``PATTERN_BITS``
-    of them."""
-    if not net.ops or net.ops[0][0] != "lin" or not 0 < len(net.live[0]) <= PATTERN_BITS:
+    """Stage 1 (module docstring): levels (1, n) predicted in bad, None, or no levels (0, n)
+    if no pattern of the live first-layer neurons is bad (then no input of R is: the
+    neurons outside are fixed over R and the layers above are exact).  Applies when the
+    first op is linear (its outputs are its live neurons) with at most ``PATTERN_BITS``."""
+    if not net.ops or net.ops[0][0] != "lin" or len(net.live[0]) > PATTERN_BITS:
         return None
     W, k0 = net.ops[0][1], net.ops[0][2]
     Pb = _bad_patterns(net, np.zeros(len(k0), np.float32), np.arange(len(k0)), bad, t_end)
-    if Pb is None or not len(Pb):
+    if Pb is None:
         return None
+    if not len(Pb):
+        return np.zeros((0, S.n), np.int64)
     Wb = W.forward(np.eye(len(net.bits), dtype=np.float32))  # (nb, k): each free bit's weights
     L = S.mid.copy()
     s = Wb.T @ S.bit_values(L[None])[0] - k0

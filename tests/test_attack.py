@@ -119,3 +119,26 @@ def test_time_budget_is_kept_on_a_robust_query():
     t0 = time.perf_counter()
     assert attack(e, ir, R, [2], timeout=0.2, max_steps=10**9) is None
     assert time.perf_counter() - t0 < 2.0  # 0.2 s plus the set-up
+
+
+def test_no_bad_pattern_means_no_counterexample():
+    """The pattern stage's claim "no pattern of the live first-layer neurons is bad" (the
+    attack then stops at once) holds exactly when brute force finds no counterexample."""
+    from bnnlogic.attack import _patterns
+
+    claims = 0
+    for kind in ("dense", "thermometer", "no-hidden"):
+        for seed in range(10):
+            for norm, eps in (("linf", 1), ("linf", 2), ("l0", 1)):
+                ir, R, X, pred, y = query(kind, seed, norm, eps)
+                bad = np.array([c != y for c in range(ir.n_classes)])
+                S = Space.of(ir, R)
+                if not S.n:
+                    continue
+                out = _patterns(Relaxed(ir, S.x0, S.bits(ir)), S, bad, np.random.default_rng(0), None, 8, 50)
+                if out is not None and not len(out):
+                    claims += 1
+                    assert not bad[pred].any(), (kind, seed, norm, eps)
+                elif out is not None:
+                    assert bad[ir.predict(S.raw(out))].all()
+    assert claims >= 10
