@@ -168,11 +168,25 @@ class _Linear:
 
     def radius(self, h: np.ndarray) -> np.ndarray:
         """``h |W|^T``: the interval radius of the sums for input radii h."""
-        return h @ np.abs(self.M) if self.dense else np.asarray((abs(self.W) @ h.T).T)
+        if not hasattr(self, "absW"):
+            self.absW = np.abs(self.M) if self.dense else abs(self.W)
+        return h @ self.absW if self.dense else np.asarray((self.absW @ h.T).T)
+
+    def forward_sparse(self, D: sp.spmatrix) -> np.ndarray:
+        """``D W^T`` for a sparse D (b, n_in), dense (b, n_out)."""
+        return np.asarray(D @ self.M) if self.dense else (D @ self.WT).toarray()
+
+    def by_input(self) -> np.ndarray:
+        """W^T as a dense (n_in, n_out) array: row j is input j's weights."""
+        return self.M if self.dense else self.WT.toarray()
 
     def sub(self, rows: np.ndarray, cols: np.ndarray) -> "_Linear":
-        """The neurons ``rows`` over the inputs ``cols``."""
-        return _Linear(self.M[np.ix_(cols, rows)].T if self.dense else self.W[rows][:, cols])
+        """The neurons ``rows`` over the inputs ``cols`` (dense stays dense)."""
+        if not self.dense:
+            return _Linear(self.W[rows][:, cols])
+        out = _Linear.__new__(_Linear)
+        out.dense, out.M = True, np.ascontiguousarray(self.M[np.ix_(cols, rows)])
+        return out
 
 
 def _gather(layer: Conv | MaxPool, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -246,11 +260,13 @@ class Relaxed:
             on = np.zeros(len(lo), bool)
             on[lo >= 0] = True
             on[keep] = False  # fixed-on inputs that are not read: a constant
-            if op[0] == "lin":
+            if op[0] == "lin":  # inputs not read are fixed: fixed-on ones add a constant
                 _, W, k = op
-                blo, bhi = (lo >= 0).astype(np.float32), (hi >= 0).astype(np.float32)
-                c = W.forward(((blo + bhi) / 2)[None])[0] - k
-                r = W.radius(((bhi - blo) / 2)[None])[0]
+                Wk = W.sub(np.arange(len(k)), keep)
+                const = W.forward(on[None].astype(np.float32))[0]
+                blo, bhi = (lo[keep] >= 0).astype(np.float32), (hi[keep] >= 0).astype(np.float32)
+                c = const + Wk.forward(((blo + bhi) / 2)[None])[0] - k
+                r = Wk.radius(((bhi - blo) / 2)[None])[0]
                 lo, hi = c - r, c + r
             else:
                 G = op[1]
@@ -258,8 +274,7 @@ class Relaxed:
             live = (lo < 0) & (hi >= 0)
             out = np.nonzero(live)[0] if last or full[j + 1][0] == "lin" else np.arange(len(lo))
             if op[0] == "lin":
-                const = W.forward(on[None].astype(np.float32))[0]
-                self.ops.append(("lin", W.sub(out, keep), (k - const)[out]))
+                self.ops.append(("lin", Wk.sub(out, np.arange(len(keep))), (k - const)[out]))
             else:
                 remap = np.full(len(on), -1)
                 remap[keep] = np.arange(len(keep))
@@ -424,29 +439,27 @@ def _project_l0(z: np.ndarray, mid: np.ndarray, k: int) -> np.ndarray:
 
 def _single_moves(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
                   batch: int, max_steps: int) -> np.ndarray | None:
-    """Stage 0: every input that moves one feature of the center to another level (exact;
-    the first-layer margins by prefix sums of the free bits' weights, the layers above in
-    chunks).  Levels (1, n) predicted in bad, or None.  Applies when the first op is linear."""
+    """Stage 0: every input that moves one feature of the center to another level (exact:
+    the first-layer margins change by the weights of the bits that flip, the layers above run
+    on chunks of candidates; the old attack's first greedy step).  Levels (1, n) predicted
+    in bad, or None; given up when the time left cannot cover every move."""
     if not net.ops or net.ops[0][0] != "lin":
         return None
     W, k0 = net.ops[0][1], net.ops[0][2]
-    nb = len(net.bits)
-    Z = np.zeros((nb + 1, len(k0)), np.float32)  # Z[j] = sum of the weight rows of free bits < j
-    np.cumsum(W.forward(np.eye(nb, dtype=np.float32)), axis=0, out=Z[1:])
     f = S.bit_feat
     to = np.where(S.bit_level < S.mid[f], S.bit_level, S.bit_level + 1)  # every level but mid, once
-    first = S.first_bit[f]
-    delta = Z[first + to - S.lo[f]] - Z[first + S.mid[f] - S.lo[f]]
-    s0 = W.forward(S.bit_values(S.mid[None]))[0] - k0
-    t0, chunk = time.perf_counter(), 2048
-    for c in range(0, nb, chunk):
-        scores = net.forward(None, 1, s0 + delta[c:c + chunk])[1]
+    u0 = S.bit_values(S.mid[None])
+    s0 = W.forward(u0)[0] - k0
+    t0, n, chunk = time.perf_counter(), len(f), 256
+    for c in range(0, n, chunk):
+        L = np.repeat(S.mid[None], min(chunk, n - c), axis=0)
+        L[np.arange(len(L)), f[c:c + chunk]] = to[c:c + chunk]
+        D = sp.csr_matrix(S.bit_values(L) - u0)
+        scores = net.forward(None, 1, s0 + W.forward_sparse(D))[1]
         hit = np.nonzero(bad[scores.argmax(axis=1)])[0]
         if len(hit):
-            L = S.mid.copy()
-            L[f[c + hit[0]]] = to[c + hit[0]]
-            return L[None]
-        if t_end is not None and t0 + (time.perf_counter() - t0) * nb / (c + chunk) > t_end:
+            return L[hit[:1]]
+        if t_end is not None and t0 + (time.perf_counter() - t0) * n / (c + len(L)) > t_end:
             return None
     return None
 
@@ -465,7 +478,7 @@ def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator,
         return None
     if not len(Pb):
         return np.zeros((0, S.n), np.int64)
-    Wb = W.forward(np.eye(len(net.bits), dtype=np.float32))  # (nb, k): each free bit's weights
+    Wb = W.by_input()  # (nb, k): each free bit's weights
     L = S.mid.copy()
     s = Wb.T @ S.bit_values(L[None])[0] - k0
     for restart in range(max_steps):
