@@ -19,26 +19,31 @@ pass is exact (integer sums below 2^24); its backward pass is straight-through w
 window, ``dt/ds = 1 / (1 + ((s + 1/2) / w)^2)``, ``w = 1 + WIDTH (hi - lo)``, so the neurons
 closest to flipping carry the gradient.
 
-Search (``attack``), two complementary stages, the first candidate predicted in ``bad`` wins:
+Search (``attack``), three stages; the first candidate predicted in ``bad`` wins:
 
-1. *patterns* (when at most ``PATTERN_BITS`` first-layer neurons are live; small boxes):
-   every pattern of the live first-layer neurons goes through the layers above, which
-   yields the set P of bad patterns (exact); then a tabu search over single level moves
-   minimises ``min_{p in P} sum_i viol_i(p_i)``, the distance of the input's first-layer
-   margins to the nearest bad pattern (``viol_i(1) = max(0, -s_i)``, ``viol_i(0) =
-   max(0, s_i + 1)``); zero is a counterexample.  This finds the rare counterexamples of
-   small boxes that gradients miss.
+0. *single moves*: every input that moves one feature of the center to another level,
+   exact (L0 budgets of one are searched completely).
+1. *patterns*, when at most ``PATTERN_BITS`` first-layer neurons are live (small boxes):
+   every pattern of them goes through the layers above, which yields the set P of bad
+   patterns exactly.  If P is empty no input of R is bad and the attack stops at once;
+   else a tabu search over single level moves minimises ``min_{p in P} sum_i viol_i(p_i)``,
+   the distance of the input's first-layer margins s to the nearest bad pattern
+   (``viol_i(1) = max(0, -s_i)``, ``viol_i(0) = max(0, s_i + 1)``); zero is a counterexample.
+   It finds the rare counterexamples of small boxes that gradients miss.
 2. *gradient*: a batch of candidates, each aiming at one bad class (the bad classes ranked
    by the center's scores, round robin: a multi-targeted attack) with the objective
-   ``score_t - max_{g good} score_g``, takes steps on latent real levels ``z`` (the level is
+   ``score_t - max_{g good} score_g``, takes steps on latent real levels z (the level is
    ``round(z)``): ``z += STEP * grad / max|grad|``, projected on the box and, for L0, on the
    budget (the features whose latent level moved least go back).  The gradient of ``z_f`` is
    that of the level boundary nearest to it.  A candidate whose objective has not improved
    for ``PATIENCE`` steps restarts at a random point of the box (L-infinity) or at the
    center (L0).
 
-It stops at the first hit or at the time budget ``timeout`` (seconds, ``DEFAULT_TIMEOUT``).
-Measured by ``benchmarks/attack.py``.
+Stages 0 and 1 get ``PATTERN_SHARE`` of the budget (each gives up when its measured pace
+cannot finish in time), stage 2 the rest.  The search stops at the first hit or at the time budget
+``timeout`` (seconds, ``DEFAULT_TIMEOUT``); building the network over R comes first and is not
+interrupted (milliseconds; tens of them for an L0 region on a 7840-bit input).  Measured by
+``benchmarks/attack.py``.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .ir import IR, Conv, Dense, MaxPool
+from .logic.encode import _gather
 from .logic.region import Region
 
 #: default time budget of ``attack`` (seconds): a hit usually comes within a few gradient
@@ -63,7 +69,7 @@ STEP = 0.5
 PATIENCE = 8
 #: the pattern stage runs when at most this many first-layer neurons are live
 PATTERN_BITS = 16
-#: share of the time budget the pattern stage may take
+#: share of the time budget stages 0 and 1 (single moves, patterns) may take
 PATTERN_SHARE = 0.5
 #: bad patterns the pattern stage's distance looks at (the nearest to the current input)
 PATTERN_CAP = 2048
@@ -189,12 +195,6 @@ class _Linear:
         return out
 
 
-def _gather(layer: Conv | MaxPool, in_shape: tuple[int, ...]) -> np.ndarray:
-    from .logic.encode import _gather as gather
-
-    return gather(layer, in_shape)
-
-
 def _conv_matrix(layer: Conv, in_shape: tuple[int, ...]) -> sp.csr_matrix:
     """A convolution as a sparse (n_out, n_in) matrix over flat inputs (outputs
     channel-major, ``(C_out, Ho, Wo)`` flattened, like the IR)."""
@@ -257,10 +257,9 @@ class Relaxed:
         self.bits, self.ops, self.live, self.width = bits, [], [], []
         for j, op in enumerate(full):
             last = j + 1 == len(full)
-            on = np.zeros(len(lo), bool)
-            on[lo >= 0] = True
-            on[keep] = False  # fixed-on inputs that are not read: a constant
-            if op[0] == "lin":  # inputs not read are fixed: fixed-on ones add a constant
+            on = lo >= 0
+            on[keep] = False  # inputs not read are fixed; the fixed-on ones add a constant
+            if op[0] == "lin":
                 _, W, k = op
                 Wk = W.sub(np.arange(len(k)), keep)
                 const = W.forward(on[None].astype(np.float32))[0]
@@ -275,10 +274,8 @@ class Relaxed:
             out = np.nonzero(live)[0] if last or full[j + 1][0] == "lin" else np.arange(len(lo))
             if op[0] == "lin":
                 self.ops.append(("lin", Wk.sub(out, np.arange(len(keep))), (k - const)[out]))
-            else:
-                remap = np.full(len(on), -1)
-                remap[keep] = np.arange(len(keep))
-                self.ops.append(("pool", remap[G[out]]))
+            else:  # a pool reads every output of the op below (kept whole for it)
+                self.ops.append(("pool", G[out]))
             self.live.append(live[out])
             self.width.append((1.0 + WIDTH * (hi - lo))[out].astype(np.float32))
             keep = out
@@ -341,10 +338,11 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
            ) -> np.ndarray | None:
     """A raw input of R predicted in ``bad_classes`` (by ``engine``), or None if none is found.
 
-    Runs the pattern stage (if it applies) and then gradient steps of ``batch`` candidates
-    (module docstring) until a hit, ``timeout`` seconds (None: no limit; the setup and one
-    step always run) or ``max_steps`` steps.  Deterministic for a given ``seed`` when the
-    budget is given in steps (``timeout=None``)."""
+    The stages of the module docstring until a hit, ``timeout`` seconds (None: no limit) or
+    ``max_steps`` steps (gradient steps; tabu restarts in stage 1); ``batch`` gradient
+    candidates at a time.  Deterministic for a given ``seed`` when the budget is in steps
+    (``timeout=None``).  A candidate that the network over R predicts bad and ``engine`` does
+    not is a bug (``RuntimeError``), never a result."""
     t_end = None if timeout is None else time.perf_counter() + timeout
     bad = np.zeros(ir.n_classes, dtype=bool)
     bad[list(bad_classes)] = True
@@ -372,6 +370,117 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
 
 def _expired(t_end: float | None) -> bool:
     return t_end is not None and time.perf_counter() > t_end
+
+
+def _single_moves(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
+                  batch: int, max_steps: int) -> np.ndarray | None:
+    """Stage 0: every input that moves one feature of the center to another level (exact:
+    the first-layer margins change by the weights of the bits that flip, the layers above run
+    on chunks of candidates; the old attack's first greedy step).  Levels (1, n) predicted
+    in bad, or None; given up when the time left cannot cover every move."""
+    if not net.ops or net.ops[0][0] != "lin":
+        return None
+    W, k0 = net.ops[0][1], net.ops[0][2]
+    f = S.bit_feat
+    to = np.where(S.bit_level < S.mid[f], S.bit_level, S.bit_level + 1)  # every level but mid, once
+    u0 = S.bit_values(S.mid[None])
+    s0 = W.forward(u0)[0] - k0
+    t0, n, chunk = time.perf_counter(), len(f), 256
+    for c in range(0, n, chunk):
+        L = np.repeat(S.mid[None], min(chunk, n - c), axis=0)
+        L[np.arange(len(L)), f[c:c + chunk]] = to[c:c + chunk]
+        D = sp.csr_matrix(S.bit_values(L) - u0)
+        scores = net.forward(None, 1, s0 + W.forward_sparse(D))[1]
+        hit = np.nonzero(bad[scores.argmax(axis=1)])[0]
+        if len(hit):
+            return L[hit[:1]]
+        if t_end is not None and t0 + (time.perf_counter() - t0) * n / (c + len(L)) > t_end:
+            return None
+    return None
+
+
+def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
+              batch: int, max_steps: int) -> np.ndarray | None:
+    """Stage 1 (module docstring): levels (1, n) predicted in bad, None, or no levels (0, n)
+    if no pattern of the live first-layer neurons is bad (then no input of R is: the
+    neurons outside are fixed over R and the layers above are exact).  Applies when the
+    first op is linear (its outputs are its live neurons) with at most ``PATTERN_BITS``."""
+    if not net.ops or net.ops[0][0] != "lin" or len(net.live[0]) > PATTERN_BITS:
+        return None
+    W, k0 = net.ops[0][1], net.ops[0][2]
+    Pb = _bad_patterns(net, len(k0), bad, t_end)
+    if Pb is None:
+        return None
+    if not len(Pb):
+        return np.zeros((0, S.n), np.int64)
+    Wb = W.by_input()  # (nb, k): each free bit's weights
+    L = S.mid.copy()
+    s = Wb.T @ S.bit_values(L[None])[0] - k0
+    for restart in range(max_steps):
+        L, s, found = _toward(Pb, L, s, Wb, S, rng, t_end, 4 * S.n + 16)
+        if found:
+            return L[None]
+        if _expired(t_end):
+            return None
+        L = S.mid.copy() if S.l0 is not None else rng.integers(S.lo, S.hi + 1)
+        s = Wb.T @ S.bit_values(L[None])[0] - k0
+    return None
+
+
+def _bad_patterns(net: Relaxed, k: int, bad: np.ndarray, t_end: float | None) -> np.ndarray | None:
+    """Every pattern (2^k, k) of the first op's k outputs predicted in bad (the layers above
+    are exact); None if they cannot all be tried before ``t_end`` (judged after each chunk)."""
+    out, chunk, n, t0 = [], 4096, 1 << k, time.perf_counter()
+    for s in range(0, n, chunk):
+        P = ((np.arange(s, min(n, s + chunk))[:, None] >> np.arange(k)) & 1).astype(np.float32)
+        scores = net.forward(None, 1, 2 * P - 1)[1]
+        out.append(P[bad[scores.argmax(axis=1)]])
+        if t_end is not None and t0 + (time.perf_counter() - t0) * n / (s + len(P)) > t_end:
+            return None
+    return np.concatenate(out)
+
+
+def _toward(Pb: np.ndarray, L: np.ndarray, s: np.ndarray, Wb: np.ndarray, S: Space,
+            rng: np.random.Generator, t_end: float | None, iters: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Tabu search over single level moves from L (first-layer margins s) minimising the
+    distance to the nearest pattern of Pb (module docstring); returns (L, s, reached)."""
+    first, feats = S.first_bit, np.arange(S.n)
+    tabu = np.zeros(S.n, dtype=int)
+    best = (np.inf, L.copy(), s.copy())
+
+    def viol(s):  # costs of pattern bit 1 and bit 0 for the margins s (..., k)
+        return np.maximum(0, -s), np.maximum(0, s + 1)
+
+    for it in range(iters):
+        if it % 16 == 15 and _expired(t_end):
+            break
+        a, b = viol(s)
+        dist = Pb @ (a - b) + b.sum()
+        if dist.min() <= 0:
+            return L, s, True
+        near = Pb if len(Pb) <= PATTERN_CAP else Pb[np.argpartition(dist, PATTERN_CAP)[:PATTERN_CAP]]
+        up, down = L < S.hi, L > S.lo
+        if S.l0 is not None and (L != S.mid).sum() >= S.l0:  # at the budget: moved features only
+            up &= L != S.mid
+            down &= L != S.mid
+        f = np.concatenate([feats[up], feats[down]])
+        if not len(f):
+            break
+        d = np.concatenate([np.ones(up.sum()), -np.ones(down.sum())])
+        bit = first[f] + np.where(d > 0, L[f], L[f] - 1) - S.lo[f]
+        s2 = s[None] + d[:, None] * Wb[bit]
+        a2, b2 = viol(s2)
+        cost = (near @ (a2 - b2).T).min(axis=0) + b2.sum(axis=1)
+        if (tabu[f] <= it).any():
+            cost += np.where(tabu[f] > it, np.inf, 0)
+        cost += 0.1 * rng.random(len(f))
+        j = int(np.argmin(cost))
+        L, s = L.copy(), s2[j]
+        L[f[j]] += int(d[j])
+        tabu[f[j]] = it + 5
+        if cost[j] < best[0]:
+            best = (cost[j], L, s)
+    return best[1], best[2], False
 
 
 def _gradient(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
@@ -435,119 +544,6 @@ def _project_l0(z: np.ndarray, mid: np.ndarray, k: int) -> np.ndarray:
         np.put_along_axis(out, keep, np.take_along_axis(zo, keep, axis=1), axis=1)
         z[over] = out
     return z
-
-
-def _single_moves(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
-                  batch: int, max_steps: int) -> np.ndarray | None:
-    """Stage 0: every input that moves one feature of the center to another level (exact:
-    the first-layer margins change by the weights of the bits that flip, the layers above run
-    on chunks of candidates; the old attack's first greedy step).  Levels (1, n) predicted
-    in bad, or None; given up when the time left cannot cover every move."""
-    if not net.ops or net.ops[0][0] != "lin":
-        return None
-    W, k0 = net.ops[0][1], net.ops[0][2]
-    f = S.bit_feat
-    to = np.where(S.bit_level < S.mid[f], S.bit_level, S.bit_level + 1)  # every level but mid, once
-    u0 = S.bit_values(S.mid[None])
-    s0 = W.forward(u0)[0] - k0
-    t0, n, chunk = time.perf_counter(), len(f), 256
-    for c in range(0, n, chunk):
-        L = np.repeat(S.mid[None], min(chunk, n - c), axis=0)
-        L[np.arange(len(L)), f[c:c + chunk]] = to[c:c + chunk]
-        D = sp.csr_matrix(S.bit_values(L) - u0)
-        scores = net.forward(None, 1, s0 + W.forward_sparse(D))[1]
-        hit = np.nonzero(bad[scores.argmax(axis=1)])[0]
-        if len(hit):
-            return L[hit[:1]]
-        if t_end is not None and t0 + (time.perf_counter() - t0) * n / (c + len(L)) > t_end:
-            return None
-    return None
-
-
-def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
-              batch: int, max_steps: int) -> np.ndarray | None:
-    """Stage 1 (module docstring): levels (1, n) predicted in bad, None, or no levels (0, n)
-    if no pattern of the live first-layer neurons is bad (then no input of R is: the
-    neurons outside are fixed over R and the layers above are exact).  Applies when the
-    first op is linear (its outputs are its live neurons) with at most ``PATTERN_BITS``."""
-    if not net.ops or net.ops[0][0] != "lin" or len(net.live[0]) > PATTERN_BITS:
-        return None
-    W, k0 = net.ops[0][1], net.ops[0][2]
-    Pb = _bad_patterns(net, np.zeros(len(k0), np.float32), np.arange(len(k0)), bad, t_end)
-    if Pb is None:
-        return None
-    if not len(Pb):
-        return np.zeros((0, S.n), np.int64)
-    Wb = W.by_input()  # (nb, k): each free bit's weights
-    L = S.mid.copy()
-    s = Wb.T @ S.bit_values(L[None])[0] - k0
-    for restart in range(max_steps):
-        L, s, found = _toward(Pb, L, s, Wb, k0, S, rng, t_end, 4 * S.n + 16)
-        if found:
-            return L[None]
-        if _expired(t_end):
-            return None
-        L = S.mid.copy() if S.l0 is not None else rng.integers(S.lo, S.hi + 1)
-        s = Wb.T @ S.bit_values(L[None])[0] - k0
-    return None
-
-
-def _bad_patterns(net: Relaxed, p: np.ndarray, J: np.ndarray, bad: np.ndarray, t_end: float | None
-                  ) -> np.ndarray | None:
-    """The first-layer patterns equal to p outside J predicted in bad (the layers above are
-    exact); None if they cannot all be tried before ``t_end`` (judged after the first chunk)."""
-    out, chunk, n, t0 = [], 4096, 1 << len(J), time.perf_counter()
-    for s in range(0, n, chunk):
-        P = np.repeat(p[None], min(chunk, n - s), axis=0)
-        P[:, J] = (np.arange(s, s + len(P))[:, None] >> np.arange(len(J))) & 1
-        scores = net.forward(None, 1, 2 * P - 1)[1]
-        out.append(P[bad[scores.argmax(axis=1)]])
-        if t_end is not None and t0 + (time.perf_counter() - t0) * n / (s + len(P)) > t_end:
-            return None
-    return np.concatenate(out)
-
-
-def _toward(Pb: np.ndarray, L: np.ndarray, s: np.ndarray, Wb: np.ndarray, k0: np.ndarray, S: Space,
-            rng: np.random.Generator, t_end: float | None, iters: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Tabu search over single level moves from L (first-layer margins s) minimising the
-    distance to the nearest pattern of Pb (module docstring); returns (L, s, reached)."""
-    first, feats = S.first_bit, np.arange(S.n)
-    tabu = np.zeros(S.n, dtype=int)
-    best = (np.inf, L.copy(), s.copy())
-
-    def viol(s):  # costs of pattern bit 1 and bit 0 for the margins s (..., k)
-        return np.maximum(0, -s), np.maximum(0, s + 1)
-
-    for it in range(iters):
-        if it % 16 == 15 and _expired(t_end):
-            break
-        a, b = viol(s)
-        dist = Pb @ (a - b) + b.sum()
-        if dist.min() <= 0:
-            return L, s, True
-        near = Pb if len(Pb) <= PATTERN_CAP else Pb[np.argpartition(dist, PATTERN_CAP)[:PATTERN_CAP]]
-        up, down = L < S.hi, L > S.lo
-        if S.l0 is not None and (L != S.mid).sum() >= S.l0:  # at the budget: moved features only
-            up &= L != S.mid
-            down &= L != S.mid
-        f = np.concatenate([feats[up], feats[down]])
-        d = np.concatenate([np.ones(up.sum()), -np.ones(down.sum())])
-        bit = first[f] + np.where(d > 0, L[f], L[f] - 1) - S.lo[f]
-        s2 = s[None] + d[:, None] * Wb[bit]
-        a2, b2 = viol(s2)
-        cost = (near @ (a2 - b2).T).min(axis=0) + b2.sum(axis=1)
-        if not len(f):
-            break
-        if (tabu[f] <= it).any():
-            cost += np.where(tabu[f] > it, np.inf, 0)
-        cost += 0.1 * rng.random(len(f))
-        j = int(np.argmin(cost))
-        L, s = L.copy(), s2[j]
-        L[f[j]] += int(d[j])
-        tabu[f[j]] = it + 5
-        if cost[j] < best[0]:
-            best = (cost[j], L, s)
-    return best[1], best[2], False
 
 
 _CONTROLLER: list = []
