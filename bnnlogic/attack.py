@@ -22,7 +22,8 @@ closest to flipping carry the gradient.
 Search (``attack``), three stages; the first candidate predicted in ``bad`` wins:
 
 0. *single moves*: every input that moves one feature of the center to another level,
-   exact (L0 budgets of one are searched completely).
+   exact (L0 budgets of one are searched completely); for an L0 region, then greedily from
+   the best of them, up to its budget (the old attack's greedy steps).
 1. *patterns*, when at most ``PATTERN_BITS`` first-layer neurons are live (small boxes):
    every pattern of them goes through the layers above, which yields the set P of bad
    patterns exactly.  If P is empty no input of R is bad and the attack stops at once;
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -69,6 +70,10 @@ STEP = 0.5
 PATIENCE = 8
 #: the pattern stage runs when at most this many first-layer neurons are live
 PATTERN_BITS = 16
+#: greedy steps of stage 0 in an L0 region (at most its budget)
+GREEDY_STEPS = 20
+#: greedy steps with more candidate moves than this are scored by the inference engine
+ENGINE_MOVES = 1024
 #: share of the time budget stages 0 and 1 (single moves, patterns) may take
 PATTERN_SHARE = 0.5
 #: bad patterns the pattern stage's distance looks at (the nearest to the current input)
@@ -352,11 +357,10 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
     if S.n == 0 or not bad.any():
         return None
     with _blas().limit(limits=1, user_api="blas"):  # small products; BLAS threads would fight numba's
-        net = Relaxed(ir, S.x0, S.bits(ir))
-        rng = np.random.default_rng(seed)
+        q = _Search(Relaxed(ir, S.x0, S.bits(ir)), S, bad, engine, np.random.default_rng(seed), batch, max_steps)
         t_mid = None if t_end is None else time.perf_counter() + PATTERN_SHARE * (t_end - time.perf_counter())
         for stage, t_stop in ((_single_moves, t_mid), (_patterns, t_mid), (_gradient, t_end)):
-            L = stage(net, S, bad, rng, t_stop, batch, max_steps)
+            L = stage(q, t_stop)
             if L is not None and not len(L):  # the stage showed that no input of R is bad
                 return None
             if L is not None:
@@ -368,43 +372,78 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
     return None
 
 
+@dataclass
+class _Search:
+    """What the stages share: the network over R, the search space, the bad classes (bool
+    (C,)), the inference engine, the random generator, the gradient batch and step budget."""
+
+    net: Relaxed
+    S: Space
+    bad: np.ndarray
+    engine: Any
+    rng: np.random.Generator
+    batch: int
+    max_steps: int
+
+
 def _expired(t_end: float | None) -> bool:
     return t_end is not None and time.perf_counter() > t_end
 
 
-def _single_moves(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
-                  batch: int, max_steps: int) -> np.ndarray | None:
-    """Stage 0: every input that moves one feature of the center to another level (exact:
-    the first-layer margins change by the weights of the bits that flip, the layers above run
-    on chunks of candidates; the old attack's first greedy step).  Levels (1, n) predicted
-    in bad, or None; given up when the time left cannot cover every move."""
+def _single_moves(q: _Search, t_end: float | None) -> np.ndarray | None:
+    """Stage 0 (module docstring): levels (1, n) predicted in bad, or None.  Each step tries
+    every input one level move away (exact: the first-layer margins change by the weights of
+    the bits that flip, the layers above run on chunks of candidates) and takes the best by
+    ``max_bad score - max_good score``; one step for a box, up to ``min(l0, GREEDY_STEPS)``
+    for an L0 region.  Steps of more than ``ENGINE_MOVES`` moves run on the inference engine
+    (faster when most neurons are live).  Gives up when the time left cannot cover the step (judged as it goes)."""
+    net, S, bad, rng = q.net, q.S, q.bad, q.rng
     if not net.ops or net.ops[0][0] != "lin":
         return None
     W, k0 = net.ops[0][1], net.ops[0][2]
     f = S.bit_feat
-    to = np.where(S.bit_level < S.mid[f], S.bit_level, S.bit_level + 1)  # every level but mid, once
-    u0 = S.bit_values(S.mid[None])
-    s0 = W.forward(u0)[0] - k0
-    t0, n, chunk = time.perf_counter(), len(f), 256
-    for c in range(0, n, chunk):
-        L = np.repeat(S.mid[None], min(chunk, n - c), axis=0)
-        L[np.arange(len(L)), f[c:c + chunk]] = to[c:c + chunk]
-        D = sp.csr_matrix(S.bit_values(L) - u0)
-        scores = net.forward(None, 1, s0 + W.forward_sparse(D))[1]
-        hit = np.nonzero(bad[scores.argmax(axis=1)])[0]
-        if len(hit):
-            return L[hit[:1]]
-        if t_end is not None and t0 + (time.perf_counter() - t0) * n / (c + len(L)) > t_end:
-            return None
+    good = np.where(bad, -np.inf, 0.0)
+    badm = np.where(bad, 0.0, -np.inf)
+    L = S.mid.copy()
+    steps = 1 if S.l0 is None else min(S.l0, GREEDY_STEPS, q.max_steps)
+    for step in range(steps):
+        t0 = time.perf_counter()
+        to = np.where(S.bit_level < L[f], S.bit_level, S.bit_level + 1)  # every other level, once
+        ok = to != L[f]
+        if S.l0 is not None and (L != S.mid).sum() >= S.l0:  # at the budget: moved features only
+            ok &= L[f] != S.mid[f]
+        moves = np.nonzero(ok)[0]
+        u = S.bit_values(L[None])
+        s0 = W.forward(u)[0] - k0
+        best, best_L = -np.inf, None
+        chunk = ENGINE_MOVES if len(moves) > ENGINE_MOVES else 256
+        for c in range(0, len(moves), chunk):
+            m = moves[c:c + chunk]
+            C = np.repeat(L[None], len(m), axis=0)
+            C[np.arange(len(m)), f[m]] = to[m]
+            if chunk == ENGINE_MOVES:  # many moves (L0): the compiled engine on all threads
+                scores = q.engine.scores(S.raw(C)).astype(np.float64)
+            else:
+                scores = net.forward(None, 1, s0 + W.forward_sparse(sp.csr_matrix(S.bit_values(C) - u)))[1]
+            hit = np.nonzero(bad[scores.argmax(axis=1)])[0]
+            if len(hit):
+                return C[hit[:1]]
+            margin = (scores + badm).max(axis=1) - (scores + good).max(axis=1)
+            j = int(np.argmax(margin + rng.random(len(m))))  # ties at random
+            if margin[j] > best:
+                best, best_L = margin[j], C[j]
+            if t_end is not None and t0 + (time.perf_counter() - t0) * len(moves) / (c + len(m)) > t_end:
+                return None
+        L = best_L
     return None
 
 
-def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
-              batch: int, max_steps: int) -> np.ndarray | None:
+def _patterns(q: _Search, t_end: float | None) -> np.ndarray | None:
     """Stage 1 (module docstring): levels (1, n) predicted in bad, None, or no levels (0, n)
     if no pattern of the live first-layer neurons is bad (then no input of R is: the
     neurons outside are fixed over R and the layers above are exact).  Applies when the
     first op is linear (its outputs are its live neurons) with at most ``PATTERN_BITS``."""
+    net, S, bad, rng = q.net, q.S, q.bad, q.rng
     if not net.ops or net.ops[0][0] != "lin" or len(net.live[0]) > PATTERN_BITS:
         return None
     W, k0 = net.ops[0][1], net.ops[0][2]
@@ -416,7 +455,7 @@ def _patterns(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator,
     Wb = W.by_input()  # (nb, k): each free bit's weights
     L = S.mid.copy()
     s = Wb.T @ S.bit_values(L[None])[0] - k0
-    for restart in range(max_steps):
+    for restart in range(q.max_steps):
         L, s, found = _toward(Pb, L, s, Wb, S, rng, t_end, 4 * S.n + 16)
         if found:
             return L[None]
@@ -483,9 +522,10 @@ def _toward(Pb: np.ndarray, L: np.ndarray, s: np.ndarray, Wb: np.ndarray, S: Spa
     return best[1], best[2], False
 
 
-def _gradient(net: Relaxed, S: Space, bad: np.ndarray, rng: np.random.Generator, t_end: float | None,
-              batch: int, max_steps: int) -> np.ndarray | None:
+def _gradient(q: _Search, t_end: float | None) -> np.ndarray | None:
     """Stage 2 (module docstring): levels (k, n) of candidates predicted in bad, or None."""
+    net, S, bad, rng = q.net, q.S, q.bad, q.rng
+    batch, max_steps = q.batch, q.max_steps
     scores0 = net.forward(S.bit_values(S.mid[None]))[1][0]
     order = np.argsort(-scores0, kind="stable")
     order = order[bad[order]]

@@ -124,7 +124,7 @@ def test_time_budget_is_kept_on_a_robust_query():
 def test_no_bad_pattern_means_no_counterexample():
     """The pattern stage's claim "no pattern of the live first-layer neurons is bad" (the
     attack then stops at once) holds exactly when brute force finds no counterexample."""
-    from bnnlogic.attack import _patterns
+    from bnnlogic.attack import _patterns, _Search
 
     claims = 0
     for kind in ("dense", "thermometer", "no-hidden"):
@@ -135,7 +135,8 @@ def test_no_bad_pattern_means_no_counterexample():
                 S = Space.of(ir, R)
                 if not S.n:
                     continue
-                out = _patterns(Relaxed(ir, S.x0, S.bits(ir)), S, bad, np.random.default_rng(0), None, 8, 50)
+                q = _Search(Relaxed(ir, S.x0, S.bits(ir)), S, bad, Engine(ir), np.random.default_rng(0), 8, 50)
+                out = _patterns(q, None)
                 if out is not None and not len(out):
                     claims += 1
                     assert not bad[pred].any(), (kind, seed, norm, eps)
