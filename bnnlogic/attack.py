@@ -37,8 +37,9 @@ Search (``attack``), three stages; the first candidate predicted in ``bad`` wins
    ``round(z)``): ``z += STEP * grad / max|grad|``, projected on the box and, for L0, on the
    budget (the features whose latent level moved least go back).  The gradient of ``z_f`` is
    that of the level boundary nearest to it.  A candidate whose objective has not improved
-   for ``PATIENCE`` steps restarts at a random point of the box (L-infinity) or at the
-   center (L0).
+   for ``PATIENCE`` steps restarts: at a random point of the box (L-infinity) or at the
+   center (L0), or (``PERTURB`` of the restarts) at the best candidate so far with
+   ``PERTURB_FRAC`` of its features drawn anew.
 
 Stages 0 and 1 get ``PATTERN_SHARE`` of the budget (each gives up when its measured pace
 cannot finish in time), stage 2 the rest.  The search stops at the first hit or at the time budget
@@ -68,6 +69,10 @@ WIDTH = 0.05
 STEP = 0.5
 #: gradient steps without improvement before a candidate restarts
 PATIENCE = 8
+#: share of the restarts that start from the best candidate so far, with ``PERTURB_FRAC`` of
+#: its features drawn anew (iterated local search); the others start afresh
+PERTURB = 0.5
+PERTURB_FRAC = 0.3
 #: the pattern stage runs when at most this many first-layer neurons are live
 PATTERN_BITS = 16
 #: greedy steps of stage 0 in an L0 region (at most its budget)
@@ -543,6 +548,7 @@ def _gradient(q: _Search, t_end: float | None) -> np.ndarray | None:
     z = np.concatenate([S.mid[None] + np.zeros((1, S.n)), fresh(batch - 1)])
     best = np.full(batch, -np.inf)
     stall = np.zeros(batch, dtype=int)
+    elite, elite_obj = S.mid.astype(float), -np.inf
     for step in range(max_steps):
         L = np.clip(np.floor(z + 0.5).astype(np.int64), S.lo, S.hi)
         trace, scores = net.forward(S.bit_values(L))
@@ -555,6 +561,8 @@ def _gradient(q: _Search, t_end: float | None) -> np.ndarray | None:
         obj = scores[rows, targets] - scores[rows, g_best]
         stall = np.where(obj > best, 0, stall + 1)
         best = np.maximum(best, obj)
+        if obj.max() > elite_obj:
+            elite_obj, elite = obj.max(), L[int(np.argmax(obj))].astype(float)
         dsc = np.zeros_like(scores)
         dsc[rows, targets] = 1.0
         dsc[rows, g_best] = -1.0
@@ -568,6 +576,10 @@ def _gradient(q: _Search, t_end: float | None) -> np.ndarray | None:
         if old.any():
             k = int(old.sum())
             z[old] = fresh(k)
+            near = old & (rng.random(batch) < PERTURB)
+            if near.any():
+                keep = rng.random((int(near.sum()), S.n)) >= PERTURB_FRAC
+                z[near] = np.where(keep, elite + rng.uniform(-0.3, 0.3, size=keep.shape), z[near])
             best[old], stall[old] = -np.inf, 0
             targets[old] = order[rng.integers(0, n_targets, size=k)]
     return None
