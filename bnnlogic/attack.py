@@ -152,10 +152,6 @@ class Space:
         X[:, self.feats] = np.take_along_axis(self.rep, L.T, axis=1).T
         return X
 
-    def budget_ok(self, L: np.ndarray) -> np.ndarray:
-        """(b,) bool: the L0 budget holds (always, without one)."""
-        return np.ones(len(L), bool) if self.l0 is None else (L != self.mid).sum(axis=1) <= self.l0
-
 
 # ---------------------------------------------------------------------- the network over a region
 class _Linear:
