@@ -143,3 +143,30 @@ def test_no_bad_pattern_means_no_counterexample():
                 elif out is not None:
                     assert bad[ir.predict(S.raw(out))].all()
     assert claims >= 10
+
+
+@pytest.mark.parametrize("stage", ["_single_moves", "_patterns", "_gradient"])
+def test_each_stage_alone_is_sound(stage):
+    """Every stage on its own returns only levels whose inputs lie in the region and are
+    predicted bad; the gradient stage alone finds most counterexamples of these boxes."""
+    import bnnlogic.attack as A
+
+    exists = found = 0
+    for kind in ("dense", "thermometer", "conv-pool"):
+        for seed in range(8):
+            for norm, eps in (("linf", 1), ("linf", 2)) + ((("l0", 2),) if kind != "conv-pool" else ()):
+                ir, R, X, pred, y = query(kind, seed, norm, eps)
+                bad = np.array([c != y for c in range(ir.n_classes)])
+                S = Space.of(ir, R)
+                if not S.n or bad[ir.predict(S.x0[None])[0]]:
+                    continue
+                q = A._Search(Relaxed(ir, S.x0, S.bits(ir)), S, bad, Engine(ir), np.random.default_rng(seed), 16, 40)
+                out = getattr(A, stage)(q, None)
+                if out is not None and len(out):
+                    Xo = S.raw(out)
+                    assert R.contains(Xo).all() and bad[ir.predict(Xo)].all(), (kind, seed, norm, eps)
+                exists += bool(bad[pred].any())
+                found += out is not None and len(out) > 0
+    assert exists >= 10
+    if stage == "_gradient":
+        assert found >= 0.8 * exists, (found, exists)
