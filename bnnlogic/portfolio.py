@@ -123,7 +123,8 @@ class Race:
         if engine == "attack":
             from .attack import attack
 
-            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed, ties=self.ties)
+            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed, ties=self.ties,
+                       timeout=seconds)
             return ("sat", x, 0) if x is not None else ("unknown", None, 0)
         if engine == "bab":
             from .logic.bab import bab
