@@ -203,15 +203,16 @@ class _Linear:
 
 def _conv_matrix(layer: Conv, in_shape: tuple[int, ...]) -> sp.csr_matrix:
     """A convolution as a sparse (n_out, n_in) matrix over flat inputs (outputs
-    channel-major, ``(C_out, Ho, Wo)`` flattened, like the IR)."""
+    channel-major, ``(C_out, Ho, Wo)`` flattened, like the IR); padded positions (index n_in
+    in ``_gather``) read a constant 0 bit, so they have no entry."""
     G = _gather(layer, in_shape)  # (P, C*kh*kw)
     A = layer.A.reshape(len(layer.A), -1).astype(np.float32)  # (O, C*kh*kw)
-    O, P = A.shape[0], G.shape[0]
+    O, P, n_in = A.shape[0], G.shape[0], int(np.prod(in_shape))
     rows = np.broadcast_to((np.arange(O)[:, None] * P + np.arange(P)[None])[:, :, None], (O, P, G.shape[1]))
     cols = np.broadcast_to(G[None], (O,) + G.shape)
     vals = np.broadcast_to(A[:, None, :], (O, P, A.shape[1]))
-    keep = vals != 0
-    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(O * P, int(np.prod(in_shape))))
+    keep = (vals != 0) & (cols < n_in)
+    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(O * P, n_in))
 
 
 _NETWORKS: dict[int, tuple] = {}
@@ -219,7 +220,7 @@ _NETWORKS: dict[int, tuple] = {}
 
 def _network(ir: IR) -> list[tuple]:
     """The IR's hidden layers as ops, built once per IR (the last few IRs are kept):
-    ``("lin", _Linear, k)`` (k float32 (n_out,), a convolution's repeated per position) or
+    ``("lin", _Linear, k)`` (k float32 (n_out,), a convolution's per position) or
     ``("pool", G)`` (G (n_out, size^2), each output's window of flat inputs)."""
     hit = _NETWORKS.get(id(ir))
     if hit is not None and hit[0] is ir:
@@ -231,8 +232,7 @@ def _network(ir: IR) -> list[tuple]:
         elif isinstance(layer, Dense):
             ops.append(("lin", _Linear(layer.A), layer.k.astype(np.float32)))
         else:
-            k = np.repeat(layer.k, int(np.prod(layer.out_shape(shape)[1:])))
-            ops.append(("lin", _Linear(_conv_matrix(layer, shape)), k.astype(np.float32)))
+            ops.append(("lin", _Linear(_conv_matrix(layer, shape)), layer.flat_k(shape).astype(np.float32)))
         shape = layer.out_shape(shape)
     while len(_NETWORKS) >= 8:
         _NETWORKS.pop(next(iter(_NETWORKS)))
