@@ -18,8 +18,7 @@ KINDS = {  # name -> random_ir keyword arguments (boxes small enough to enumerat
     "thermometer": dict(n_features=4, hi=9, levels=3, hidden=(10,), n_classes=3),
     "conv-pool": dict(image=(1, 3, 3), hi=3, conv=((3, 2, 1),), pool=2, hidden=(5,), n_classes=3),
     "conv-conv": dict(image=(1, 3, 3), hi=2, levels=2, conv=((3, 2, 1), (2, 2, 1)), hidden=(4,), n_classes=3),
-    "conv-padded": dict(image=(1, 3, 3), hi=3, conv=((3, 3, 1, 1), (2, 2, 2, 1)), hidden=(4,), n_classes=3,
-                        position_k=True),
+    "conv-padded": dict(image=(1, 3, 3), hi=3, conv=((3, 2, 1, 1),), hidden=(4,), n_classes=3, position_k=True),
     "no-hidden": dict(n_features=4, hi=5, levels=2, hidden=(), n_classes=3),
 }
 
