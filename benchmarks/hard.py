@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bnnlogic.attack import attack  # noqa: E402
 from bnnlogic.batch import read_done  # noqa: E402
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.fileio import write_json  # noqa: E402
@@ -57,8 +58,10 @@ CONFIGS = {  # name -> verify_region keyword arguments
     "cpsat": dict(backend="cpsat", use_attack=False),
     "cnf": dict(backend="cnf:glucose4:kmtotalizer", use_attack=False),
     "bab": dict(backend="bab", use_attack=False),
+    "attack": dict(),  # the attack alone, ATTACK_S seconds (never proves)
 }
-ENGINES = ("exact", "cpsat", "cnf", "bab")
+ENGINES = ("exact", "cpsat", "cnf", "bab", "attack")
+ATTACK_S = 1.0
 
 
 def run_config(name: str, model, X, y, images: int, eps_list: list[int], config: str, timeout: float) -> list[dict]:
@@ -72,12 +75,20 @@ def run_config(name: str, model, X, y, images: int, eps_list: list[int], config:
                 if (i, eps) in done:
                     continue
                 R = make_region(model, X[i], eps)
-                r = verify_region(model, R, [int(y[i])], int(y[i]), timeout=timeout, **CONFIGS[config])
-                rec = {"model": name, "config": config, "index": i, "eps": eps, "status": r.status,
-                       "time_s": round(r.time_s, 6), "backend": r.backend, "found_by": r.found_by,
-                       "engines": r.stats.get("engines"), "fixed": r.stats.get("fixed_by_bounds"),
-                       "neurons": r.stats.get("neurons"),
-                       "log2_cells": round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)}
+                cells = round(float(n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0]), 1)
+                if config == "attack":
+                    t0 = time.perf_counter()
+                    adv = attack(model.engine, model.ir, R, [c for c in range(model.ir.n_classes) if c != y[i]],
+                                 timeout=ATTACK_S)
+                    rec = {"model": name, "config": config, "index": i, "eps": eps, "log2_cells": cells,
+                           "status": "unknown" if adv is None else "counterexample", "backend": "attack",
+                           "time_s": round(time.perf_counter() - t0, 6)}
+                else:
+                    r = verify_region(model, R, [int(y[i])], int(y[i]), timeout=timeout, **CONFIGS[config])
+                    rec = {"model": name, "config": config, "index": i, "eps": eps, "status": r.status,
+                           "time_s": round(r.time_s, 6), "backend": r.backend, "found_by": r.found_by,
+                           "engines": r.stats.get("engines"), "fixed": r.stats.get("fixed_by_bounds"),
+                           "neurons": r.stats.get("neurons"), "log2_cells": cells}
                 fh.write(json.dumps(rec) + "\n")
                 fh.flush()
                 done[(i, eps)] = rec
@@ -105,6 +116,72 @@ def disagreements(recs: list[dict]) -> list[dict]:
         by_q.setdefault((r["model"], r["index"], r["eps"]), {})[r["config"]] = r["status"]
     return [{"model": q[0], "index": q[1], "eps": q[2], "statuses": st} for q, st in by_q.items()
             if {"robust", "counterexample"} <= set(st.values())]
+
+
+RESUMABLE = {"exact"}  # a later step of a lane continues this engine's search
+
+
+def simulate(times: dict[str, float], log_cells: float, schedule, deadline: float) -> float | None:
+    """When ``schedule`` (``portfolio.SCHEDULES`` form: lanes of (engine, seconds | None))
+    decides a query whose engines alone take ``times[engine]`` seconds (absent: not decided
+    within the engine run's timeout), each lane on its own core; None if not by ``deadline``.
+    Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
+    only where ``portfolio.bab_fits``."""
+    from bnnlogic.portfolio import bab_fits
+
+    best = None
+    for lane in schedule:
+        t, spent = 0.0, {}
+        for engine, seconds in lane:
+            limit = deadline - t if seconds is None else min(seconds, deadline - t)
+            if limit <= 0:
+                break
+            if engine == "bab" and not bab_fits(log_cells, limit):
+                continue
+            need = times.get(engine)
+            if need is not None:
+                need -= spent.get(engine, 0.0) if engine in RESUMABLE else 0.0
+                if need <= limit:
+                    best = t + need if best is None else min(best, t + need)
+                    break
+            spent[engine] = spent.get(engine, 0.0) + limit
+            t += limit
+    return best
+
+
+def tune(recs: list[dict], deadline: float) -> list[dict]:
+    """Every candidate schedule (``candidates()``) simulated on the queries whose engines were all
+    measured alone: decided, unknown, mean seconds (an unknown counts as the deadline)."""
+    by_q: dict[tuple, dict] = {}
+    for r in recs:
+        if r["config"] in ENGINES:
+            q = by_q.setdefault((r["model"], r["index"], r["eps"]), {"cells": r["log2_cells"], "t": {}})
+            if r["status"] != "unknown":
+                q["t"][r["config"]] = r["time_s"]
+    rows = []
+    for name, sched in candidates().items():
+        got = [simulate(q["t"], q["cells"], sched, deadline) for q in by_q.values()]
+        rows.append({"schedule": name, "cores": len(sched), "queries": len(got),
+                     "unknown": sum(g is None for g in got),
+                     "mean_s": statistics.fmean([deadline if g is None else g for g in got]) if got else None})
+    return rows
+
+
+def candidates() -> dict:
+    """The schedules ``--tune`` compares (the portfolio's own are "2-core" and "1-core")."""
+    from bnnlogic.portfolio import SCHEDULES
+
+    return {
+        "2-core": SCHEDULES[2], "1-core": SCHEDULES[1],
+        "2: exact | attack, cpsat": ((("exact", None),), (("attack", 0.1), ("cpsat", None))),
+        "2: exact | attack, bab, exact": ((("exact", None),), (("attack", 0.1), ("bab", None))),
+        "2: bab | attack, exact": ((("bab", None),), (("attack", 0.1), ("exact", None))),
+        "2: exact | cpsat (no attack, no bab)": ((("exact", None),), (("cpsat", None),)),
+        "1: attack, exact": ((("attack", 0.1), ("exact", None)),),
+        "1: attack, bab 10, exact": ((("attack", 0.1), ("bab", 10.0), ("exact", None)),),
+        "1: attack, exact 2, bab 30, cpsat 5, exact": ((("attack", 0.1), ("exact", 2.0), ("bab", 30.0),
+                                                        ("cpsat", 5.0), ("exact", None)),),
+    }
 
 
 def fmt(x: float | None) -> str:
@@ -179,12 +256,27 @@ def main() -> None:
     ap.add_argument("--plot", default=str(OUT / "hard.png"))
     ap.add_argument("--quick", action="store_true", help="fashion-mlp-small, 5 images, eps 3,5, 10 s, 3 radii")
     ap.add_argument("--record", action="store_true", help="write a record under benchmarks/records/hard/")
+    ap.add_argument("--tune", action="store_true", help="simulate candidate schedules on the engines' rows "
+                                                        "(benchmarks/out/hard/*.<engine>.jsonl) and stop")
     args = ap.parse_args()
     if args.quick:
         args.models, args.images, args.eps, args.timeout, args.engine_images, args.radius, args.memory = \
             "fashion-mlp-small", 5, "3,5", 10.0, 3, 3, 0
         args.radius_timeout = 30.0
     eps_list = [int(e) for e in args.eps.split(",")]
+    if args.tune:
+        rows = [json.loads(line) for f in sorted((OUT / "hard").glob("*.jsonl")) for line in f.open()
+                if f.name.split(".")[0] in args.models.split(",")]
+        table = tune(rows, args.timeout)
+        print("| schedule | cores | queries | unknown | mean s |\n|---|---:|---:|---:|---:|")
+        for r in table:
+            print(f"| {r['schedule']} | {r['cores']} | {r['queries']} | {r['unknown']} | {fmt(r['mean_s'])} |")
+        write_json(OUT / "hard-tune.json", table)
+        if args.record:
+            from records import save_record
+
+            print("record:", save_record("hard-tune", {"deadline_s": args.timeout}, table))
+        return
     recs, radii, memory, t0 = [], [], [], time.perf_counter()
     for name in args.models.split(","):
         model = get_model(name)

@@ -6,8 +6,9 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
 
     attack   counterexample search on the engine (``bnnlogic.attack``); never proves
     bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
-             (``logic.bab``); complete, but only run where the box's threshold cells make its
-             cost fit the budget (``BAB_MAX_LOG_CELLS``)
+             (``logic.bab``); complete, but run only where sweeping the box's threshold cells
+             would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell on one
+             thread, ``BAB_SLACK`` times less for what its bounds prune)
     exact    the Exact pseudo-Boolean solver on the bounds-first encoding; an Exact solver is
              resumable (a later step of a lane continues its search, learned constraints kept)
     cpsat    OR-Tools CP-SAT, one worker, on the same encoding
@@ -47,17 +48,34 @@ Schedule = tuple[Lane, ...]
 
 #: the PySAT solver and cardinality encoding behind the ``cnf`` engine
 CNF_BACKEND = "cnf:glucose4:kmtotalizer"
-#: branch and bound is raced only on boxes with at most 2^BAB_MAX_LOG_CELLS threshold cells
-BAB_MAX_LOG_CELLS = 34
-#: seconds the attack gets at the head of a lane
-ATTACK_S = 0.3
+#: the sweep's cost per threshold cell on one thread (measured: 31-40 ns on 2^25-2^31 cell
+#: boxes of fashion-mlp-small, quiet machine), and how much less branch and bound is expected
+#: to need (its bounds prune, a counterexample ends it early)
+SWEEP_CELL_S = 4e-8
+BAB_SLACK = 4.0
+#: without a time limit, branch and bound takes boxes of at most 2^BAB_MAX_LOG_CELLS cells
+BAB_MAX_LOG_CELLS = 40
+#: seconds the attack gets at the head of a lane (it finds most counterexamples in 2-30 ms)
+ATTACK_S = 0.1
 
-#: schedules by the number of cores a query may use (more cores: the 2-core schedule)
+#: schedules by the number of cores a query may use (more cores: the 2-core schedule).  Chosen
+#: from per-engine solve times on hard queries (``benchmarks/hard.py --tune``): on plainly
+#: trained dense nets only the attack and branch and bound decide much (the solvers time out on
+#: most queries), on sparse ones (the EEV recipe) Exact decides most, CP-SAT some others.
 SCHEDULES: dict[int, Schedule] = {
-    1: ((("attack", ATTACK_S), ("bab", 1.0), ("exact", 2.0), ("cpsat", 4.0), ("exact", None)),),
+    1: ((("attack", ATTACK_S), ("bab", 30.0), ("exact", 2.0), ("cpsat", 5.0), ("exact", None)),),
     2: ((("exact", None),),
-        (("attack", ATTACK_S), ("bab", 2.0), ("cpsat", None))),
+        (("attack", ATTACK_S), ("bab", None), ("cpsat", None))),
 }
+
+
+def bab_fits(log_cells: float, seconds: float | None) -> bool:
+    """Branch and bound is worth ``seconds`` on a box of 2^log_cells threshold cells: sweeping
+    them on one thread, ``BAB_SLACK`` times faster than every cell, fits (no limit: the box has
+    at most 2^BAB_MAX_LOG_CELLS cells)."""
+    if seconds is None:
+        return log_cells <= BAB_MAX_LOG_CELLS
+    return log_cells <= BAB_MAX_LOG_CELLS and 2.0 ** log_cells * SWEEP_CELL_S <= BAB_SLACK * seconds
 
 
 def default_cores() -> int:
@@ -113,9 +131,10 @@ class Race:
                     self._queries[backend] = q
             return self._queries[backend]
 
-    def applies(self, engine: str) -> bool:
-        """Whether the engine can run on this question (bab: boxes with few enough cells)."""
-        return engine != "bab" or self.log_cells <= BAB_MAX_LOG_CELLS
+    def applies(self, engine: str, seconds: float | None) -> bool:
+        """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
+        and bound only if ``bab_fits``."""
+        return engine != "bab" or bab_fits(self.log_cells, seconds)
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
                    ) -> tuple[str, np.ndarray | None, int]:
@@ -168,13 +187,13 @@ class Race:
         def lane(steps: Lane) -> None:
             try:
                 for engine, seconds in steps:
-                    if stop.is_set() or not self.applies(engine):
-                        continue
                     now = time.perf_counter()
                     left = None if deadline is None else deadline - now
                     if left is not None and left <= 0:
                         break
                     limit = seconds if left is None else (left if seconds is None else min(seconds, left))
+                    if stop.is_set() or not self.applies(engine, limit):
+                        continue
                     st, x, nodes = self.run_engine(engine, limit, stop, threads=1 if len(lanes) > 1 else 2)
                     with tlock:
                         out.seconds[engine] = out.seconds.get(engine, 0.0) + time.perf_counter() - now

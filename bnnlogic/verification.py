@@ -140,7 +140,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         elif backend == "bab":
             if R.l0 is not None:
                 raise UserError("branch and bound decides boxes (L-infinity regions), not L0 budgets")
-            _bab(model, R, bad, left(), res, ties=ties)
+            _bab(model, R, bad, left(), res, ties=ties, threads=cores)
         else:
             q = Query(model.ir, R, [[(0, bad)]], name, use_bounds, [model.engine], ties=ties)
             limit = left()
@@ -155,7 +155,7 @@ def verify_region(model: Model, R: Region, allowed: Sequence[int], label: int, b
         res.status, res.backend, res.encoding = "robust", "bounds", "bounds"
         res.stats = size_stats(*fixed_counts(model.ir, bounds))
     elif R.l0 is None and n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] <= SWEEP_FIRST \
-            and _bab(model, R, bad, left(), res, bounds=bounds, ties=ties):  # a small box: swept, no encoding
+            and _bab(model, R, bad, left(), res, bounds=bounds, ties=ties, threads=cores):  # a small box: swept
         res.stats.update(size_stats(*fixed_counts(model.ir, bounds)))
     else:
         _race(model, R, bad, bounds, left(), res, cores, seed, use_attack, ties)
@@ -205,12 +205,15 @@ def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int], tie
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
-         bounds: Bounds | None = None, ties: str = "low") -> bool:
+         bounds: Bounds | None = None, ties: str = "low", threads: int | None = None) -> bool:
     """Branch and bound over input thresholds (``logic.bab``, boxes only) for the time left
-    (None: no limit), reusing R's bit ``bounds`` if given; True if it decided."""
+    (None: no limit) on ``threads`` threads (default: ``portfolio.default_cores()``), reusing R's
+    bit ``bounds`` if given; True if it decided."""
     from .logic.bab import bab
+    from .portfolio import default_cores
 
-    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=left, bounds=bounds, ties=ties)
+    status, x, nodes = bab(model.engine, model.ir, R, bad, timeout=left, bounds=bounds, ties=ties,
+                           threads=threads or default_cores())
     res.stats["bab_nodes"] = nodes
     if status != "unknown":
         res.backend = res.encoding = "bab"

@@ -150,3 +150,10 @@ def test_a_misspelt_backend_is_a_user_error_before_any_search():
     m, R, y, bad = question(0)
     with pytest.raises(UserError, match="unknown backend"):
         verify_region(m, R, [y], y, backend="exakt")
+
+
+def test_branch_and_bound_runs_where_sweeping_the_box_fits_the_time():
+    assert portfolio.bab_fits(20, 1.0) and not portfolio.bab_fits(36, 60.0)
+    assert portfolio.bab_fits(30, 60.0) and not portfolio.bab_fits(30, 1.0)
+    assert portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS, None)
+    assert not portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS + 1, None)
