@@ -79,16 +79,18 @@ def read_done(path: str | os.PathLike) -> list[dict]:
 
 def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, backend: str,
               timeout: float | None, norm: str, cex_dir: str | None, cores: int | None = None,
-              cert_dir: str | None = None, cross_check: bool = False, cert_timeout: float | None = None) -> dict:
+              cert_dir: str | None = None, cross_check: bool = False, cert_timeout: float | None = None,
+              ties: str = "low") -> dict:
     """One query as a result record (the batch file's line format); with ``cert_dir`` a robust
     verdict's certificate goes to ``<cert_dir>/idx<i>_eps<e>.cert.zip`` (``bnnlogic.certify``),
-    with ``cross_check`` another kind of backend re-decides it (a disagreement: ``error``)."""
+    with ``cross_check`` another kind of backend re-decides it (a disagreement: ``error``);
+    ``ties``: as in ``verification.verify`` (recorded when not the model's own rule)."""
     from .certify import check_verdict
     from .crosscheck import Disagreement
     from .verification import make_region, save_counterexample, verify_region
 
     R = make_region(model, x, eps, norm)
-    r = verify_region(model, R, [label], label, backend, timeout, cores=cores)
+    r = verify_region(model, R, [label], label, backend, timeout, cores=cores, ties=ties)
     error = None
     try:
         check_verdict(model, R, r, None if not cert_dir else Path(cert_dir) / f"idx{index}_eps{eps}.cert.zip",
@@ -98,7 +100,8 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
     rec = {"index": int(index), "eps": int(eps), "status": r.status, "time_s": round(r.time_s, 6),
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
-    for key, value in (("certificate", r.certificate), ("cross_check", r.cross_check), ("error", error)):
+    for key, value in (("certificate", r.certificate), ("cross_check", r.cross_check), ("error", error),
+                       ("ties", None if ties == "low" else ties)):
         if value is not None:
             rec[key] = value
     if r.status == "counterexample":
@@ -194,8 +197,8 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
               out: str, jobs: int | None = None, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
               cex_dir: str | None = None, progress: bool = True, *, ray: bool = False,
               ray_address: str | None = None, split: int = 1, executor: Executor | None = None,
-              cert_dir: str | None = None, cross_check: bool = False, cert_timeout: float | None = None
-              ) -> list[dict]:
+              cert_dir: str | None = None, cross_check: bool = False, cert_timeout: float | None = None,
+              ties: str = "low") -> list[dict]:
     """Verify every (index, eps) not yet in ``out``; returns all records of ``out``.
 
     ``jobs``: worker processes (0: this process); ``ray`` / ``ray_address``: Ray instead
@@ -204,8 +207,8 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
     (``bnnlogic.split``), so one hard query can use every worker.  ``cert_dir`` /
     ``cross_check`` / ``cert_timeout``: as in ``run_query`` (certificates are written where the
     query runs: this machine, or a disk the Ray nodes share)."""
-    if split > 1 and (cert_dir or cross_check):
-        raise UserError("--certify and --cross-check take whole queries; drop --split")
+    if split > 1 and (cert_dir or cross_check or ties != "low"):
+        raise UserError("--certify, --cross-check and --ties take whole queries; drop --split")
     if split > 1 and norm != "linf":
         raise UserError("split queries are L-infinity boxes; use --norm linf with --split")
     model = load(model_path)
@@ -222,7 +225,7 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
                 queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir, cores))
             else:
                 queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir, cores,
-                                                       cert_dir, cross_check, cert_timeout),
+                                                       cert_dir, cross_check, cert_timeout, ties),
                                      hard_limit(timeout, cert_timeout if cert_dir else None), files_arg=7))
     return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress, executor)
 

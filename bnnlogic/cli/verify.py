@@ -66,9 +66,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     model = load(args.model)
-    if args.ties != "low" and (args.data or args.equivalent):
-        raise UserError("--ties adversarial applies to single queries (--input, --min-eps, --property), "
-                        "not to batches or --equivalent")
+    if args.ties != "low" and args.equivalent:
+        raise UserError("--ties adversarial applies to robustness queries and batches, not to --equivalent")
     if args.data:
         return _run_batch(model, args)
     x = model.check_inputs(load_array(args.input))[0] if args.input else None
@@ -181,7 +180,8 @@ def _run_batch(model, args) -> int:
                      backend=args.backend, norm=args.norm, cex_dir=out_folder(args, args.cex_dir, ".cex"),
                      progress=not args.json, split=args.split,
                      cert_dir=out_folder(args, args.cert_dir, ".certs") if args.certify else None,
-                     cross_check=args.cross_check, cert_timeout=args.cert_timeout, **engine_kwargs(args))
+                     cross_check=args.cross_check, cert_timeout=args.cert_timeout, ties=args.ties,
+                     **engine_kwargs(args))
     return emit_summary(recs, {("verify", i, e) for i in idx for e in eps}, args)
 
 

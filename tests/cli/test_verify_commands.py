@@ -106,7 +106,28 @@ def test_ties_adversarial_counts_a_tie_as_a_counterexample(tmp_path, capsys):
             assert out["adv_label"] == 1
     assert main(base[:4] + ["--min-eps", "--ties", "adversarial", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["radius_counterexample"] == 0
-    rc = main(["verify", str(tmp_path / "t.bnn"), "--data", "digits", "--out", str(tmp_path / "r.jsonl"),
-               "--ties", "adversarial"])
+    rc = main(["verify", str(tmp_path / "t.bnn"), "--input", str(tmp_path / "x.npy"), "--equivalent",
+               str(tmp_path / "t.bnn"), "--ties", "adversarial"])
     err = capsys.readouterr().err
-    assert rc == 2 and "single queries" in err and err.count("\n") == 1
+    assert rc == 2 and "--equivalent" in err and err.count("\n") == 1
+
+
+def test_batches_read_ties_by_the_rule_asked_for(tmp_path, capsys):
+    """Digits of class 0 on a model whose classes 0 and 1 always tie: robust in a batch with the
+    model's own rule, counterexamples with --ties adversarial (recorded in each line)."""
+    from bnnlogic.data import load_dataset
+    from bnnlogic.ir import IR, Output
+
+    ir = random_ir(3, n_features=64, hi=16, hidden=(4,), n_classes=10)
+    offset = np.zeros(10, dtype=np.int64)
+    offset[:2] = 1
+    Model(IR(ir.coding, ir.layers, Output(np.zeros_like(ir.output.A), 1, offset))).save(tmp_path / "t.bnn")
+    zeros = np.nonzero(load_dataset("digits").y_test == 0)[0][:3]
+    for ties, status in (("low", "robust"), ("adversarial", "counterexample")):
+        out = tmp_path / f"{ties}.jsonl"
+        assert main(["verify", str(tmp_path / "t.bnn"), "--data", "digits", "--indices", ",".join(map(str, zeros)),
+                     "--eps", "1", "--out", str(out), "--ties", ties, "--json"]) == 0
+        recs = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(recs) == 3 and {r["status"] for r in recs} == {status}
+        assert all(r.get("ties") == (None if ties == "low" else ties) for r in recs)
+    capsys.readouterr()
