@@ -54,6 +54,7 @@ BACKEND = DEFAULT
 RACE_PARTNER = "cpsat"  # raced against BACKEND on every solver call when two cores are free
 CHECK_BACKEND = "cpsat"
 SMALL_CELLS = 1 << 14  # boxes this small are swept before the replay pool and bounds are tried
+ATTACK_S = 0.1  # seconds of ``bnnlogic.attack`` on a larger restricted box, after the replay pool
 #: boxes with more cells than ``enum_cells`` but at most this many race branch and bound (its sweep
 #: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26 cells
 BAB_CELLS = 1 << 34
@@ -158,13 +159,14 @@ class Explainer:
         self.other = [k for k in range(ir.n_classes) if k != self.prediction]
         self.backend, self.check_backend = backend, check_backend
         self.goal = [[(0, self.other)]]
-        self.query = Query(ir, self.region, self.goal, backend, engines=None if engine is None else [engine])
         # on two or more cores the solver calls race a second kind of solver on the same encoding
-        # (``portfolio.race_solvers``): both stay loaded across calls
+        # (``portfolio.race_solvers``): both stay loaded across calls (a GIL-holding one forked)
+        racing = (cores or default_cores()) >= 2
+        self.query = Query(ir, self.region, self.goal, backend, engines=None if engine is None else [engine],
+                           isolated=racing)
         partner = RACE_PARTNER if RACE_PARTNER != backend else DEFAULT
         self.solvers = [self.query] + ([Query(ir, self.region, self.goal, partner, engines=self.query.engines,
-                                              encoding=self.query.encoding)]
-                                       if (cores or default_cores()) >= 2 else [])
+                                              encoding=self.query.encoding, isolated=True)] if racing else [])
         inp = self.query.encoding.inputs
         # only features with a coding threshold inside their range can matter
         self.features: list[int] = sorted(int(f) for f in inp.vars)
@@ -175,7 +177,7 @@ class Explainer:
         self.budget, self.deadline = budget, None  # seconds per abductive search
         self.limit = limit
         self.stopped: str | None = None  # why the last search ended early ("time" | "interrupt")
-        self.oracle = {"enumerate": 0, "replay": 0, "bounds": 0, "solver": 0}  # which branch answered
+        self.oracle = {"enumerate": 0, "replay": 0, "attack": 0, "bounds": 0, "solver": 0}  # which branch answered
         self.core: set[int] | None = None  # after a solver's "unsat": the features its core fixes
         self.witnesses: list[np.ndarray] = []  # every witness met (replayed), for replay and verify
         self._recent: list[int] = []  # indices into witnesses, most recently useful first
@@ -264,9 +266,13 @@ class Explainer:
             replay     a recent witness with ``fixed`` reset to x is still an input of the
                        restricted region: "sat" if the engine gives it another class (the
                        witness is replayed like any other);
+            attack     ``bnnlogic.attack`` on the restricted region for ``ATTACK_S`` s (boxes
+                       of more than SMALL_CELLS cells): a replayed witness;
             bounds     interval bounds over the restricted box (exact integers) show that no
                        other class can be preferred: "unsat";
-            solver     the incremental solver (its witnesses join the replay pool).
+            solver     the incremental solvers, raced (``portfolio.race_solvers``; with branch
+                       and bound on boxes of at most BAB_CELLS cells); their witnesses join
+                       the replay pool.
 
         ``hint``: a feature just freed (deletion's candidate); replayed witnesses are also tried
         with it moved to each of its other cells.  ``fast=False`` skips replay and bounds (the
@@ -284,6 +290,9 @@ class Explainer:
             ans = self._replay_pool(fixed, hint)
             if ans is not None:
                 self.oracle["replay"] += 1
+                return ans
+            if cells > SMALL_CELLS and (ans := self._attack(fixed)) is not None:
+                self.oracle["attack"] += 1
                 return ans
             # bounds are tried while they pay: always at first, then while >= 1 in 8 tries proves
             if (self._bounds_tries < 16 or 8 * self._bounds_hits >= self._bounds_tries) and self._bounds_entail(fixed):
@@ -307,16 +316,32 @@ class Explainer:
         self._remember(w)
         return Answer("sat", w, self.query.replay(w), time.perf_counter() - t0)
 
+    def _restricted(self, fixed: Iterable[int]) -> Region:
+        """The region with the features ``fixed`` pinned to x, and those no first-layer neuron
+        reads (they cannot change the output): only the relevant free features keep their range."""
+        fixed = set(fixed)
+        free = np.array([f for f in self.relevant if f not in fixed], dtype=np.int64)
+        lo, hi = self.x.copy(), self.x.copy()
+        lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
+        return Region(lo, hi, self.x, None, "box", None)
+
+    def _attack(self, fixed: set[int]) -> Answer | None:
+        """``bnnlogic.attack`` on the restricted region for ``ATTACK_S`` s: a witness joins the
+        replay pool (replayed), None if it finds none."""
+        from .attack import attack
+
+        w = attack(self.query.engines[0], self.ir, self._restricted(fixed), self.other, timeout=ATTACK_S)
+        if w is None:
+            return None
+        self._remember(w)
+        return Answer("sat", w, self.query.replay(w))
+
     def _bab_call(self, fixed: set[int]):
         """Branch and bound over the region with ``fixed`` pinned to x (``logic.bab``, one
         thread), as a racer of ``portfolio.race_solvers``: ``(status, witness or None)``."""
         from .logic.bab import bab
 
-        lo, hi = self.region.lo.copy(), self.region.hi.copy()
-        idx = np.fromiter(fixed, dtype=np.int64, count=len(fixed))
-        lo[idx] = hi[idx] = self.x[idx]
-        R = Region(lo, hi, self.x, None, "box", None)
-        timeout = self._call_timeout()
+        R, timeout = self._restricted(fixed), self._call_timeout()
 
         def run(stop):
             status, w, _ = bab(self.query.engines[0], self.ir, R, self.other, timeout=timeout, threads=1, stop=stop)
@@ -391,10 +416,8 @@ class Explainer:
         from .logic.bab import safe_nodes
         from .logic.bounds import propagate
 
-        lo, hi = self.region.lo.copy(), self.region.hi.copy()
-        idx = np.fromiter(fixed, dtype=np.int64)
-        lo[idx] = hi[idx] = self.x[idx]
-        blo, bhi = propagate(self.ir, lo, hi)[-1]
+        R = self._restricted(fixed)
+        blo, bhi = propagate(self.ir, R.lo, R.hi)[-1]
         ok = bool(safe_nodes(self.ir, blo, bhi, np.array([self.prediction]), self._bad)[0])
         self._bounds_tries += 1
         self._bounds_hits += ok
@@ -404,11 +427,10 @@ class Explainer:
         """Every threshold cell of the free features, the others pinned to x (``logic.sweep``);
         None if the time limit (``timeout``, or the search's budget) ran out first."""
         t0 = time.perf_counter()
-        lo, hi = self.x.copy(), self.x.copy()
-        lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
+        R = self._restricted(set(self.relevant) - set(free))
         ends = [t for t in (self.deadline, None if self.timeout is None else t0 + self.timeout,
                             None if self.limit is None else self.limit.deadline) if t is not None]
-        status, x, _ = sweep(self.ir, lo, hi, self._bad, self.x, min(ends) if ends else None)
+        status, x, _ = sweep(self.ir, R.lo, R.hi, self._bad, self.x, min(ends) if ends else None)
         if status == "unknown":
             return None
         self.oracle["enumerate"] += 1

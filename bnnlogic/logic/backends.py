@@ -241,9 +241,10 @@ class _CPSAT:
 
 
 class _Exact:
-    """Exact: one (reified) linear constraint per card, no auxiliary variables."""
+    """Exact: one (reified) linear constraint per card, no auxiliary variables.  ``stop``: an
+    event (e.g. a ``multiprocessing.Event`` in ``_Forked``) that interrupts like ``interrupt``."""
 
-    def __init__(self, formula: Formula) -> None:
+    def __init__(self, formula: Formula, stop=None) -> None:
         import exact
 
         s = self.s = exact.Exact()
@@ -263,7 +264,7 @@ class _Exact:
                 s.addRightReification(self.names[card.head], True, terms, b)
         self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
         self.assumed: dict[int, int] = {}  # variable -> assumed literal, of the last solve
-        self._stopped = False
+        self._stopped, self._stop = False, stop
 
     def _terms(self, lits: Sequence[int], bound: int) -> tuple[list[tuple[int, str]], int]:
         """``sum(lits) >= bound`` over variables: a negative literal -v is 1 - v."""
@@ -284,7 +285,7 @@ class _Exact:
         # wall clock on a loaded machine; each slice resumes the search (learned constraints kept)
         end = None if not timeout else time.monotonic() + float(timeout)
         res = "TIMEOUT"
-        while res == "TIMEOUT" and not self._stopped:
+        while res == "TIMEOUT" and not self._stopped and not (self._stop is not None and self._stop.is_set()):
             left = EXACT_SLICE if end is None else min(EXACT_SLICE, end - time.monotonic())
             if left <= 0:
                 break
@@ -310,6 +311,84 @@ class _Exact:
         pass
 
 
+class _Forked:
+    """A backend in a forked child process: Exact's Python binding holds the GIL while it
+    solves, which would stall every other thread of a racing portfolio, so a race runs it
+    here.  The child inherits the formula (fork, copy-on-write: nothing is pickled), builds the
+    backend once and answers ``solve`` requests over a pipe (the parent's wait releases the
+    GIL), so learned constraints stay across calls; ``interrupt`` sets a shared event that the
+    child's solver checks between slices; ``close`` ends the child."""
+
+    def __init__(self, formula: Formula, name: str) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_serve, args=(formula, name, child, self._stop), daemon=True)
+        self._proc.start()
+        child.close()
+        self.n_vars, self.n_clauses = self._reply()
+        self._core: list[int] | None = None
+
+    def _reply(self):
+        try:
+            kind, payload = self._conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError("the forked solver process died") from None
+        if kind == "error":
+            raise RuntimeError(f"the forked solver failed: {payload}")
+        return payload
+
+    def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
+        self._conn.send(("solve", list(assumptions), timeout))
+        status, true, self._core = self._reply()
+        if status == "sat":
+            model = set(true)
+            return "sat", lambda v: v in model
+        return status, _no_model
+
+    def interrupt(self) -> None:
+        self._stop.set()
+
+    def clear_interrupt(self) -> None:
+        self._stop.clear()
+
+    def core(self) -> list[int] | None:
+        return self._core
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("quit", None, None))
+            except OSError:
+                pass
+            self._proc.join(1.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn.close()
+
+
+def _serve(formula: Formula, name: str, conn, stop) -> None:  # pragma: no cover  (runs in the child)
+    """The child of ``_Forked``: build the backend, answer ``("solve", assumptions, timeout)`` with
+    ``("ok", (status, true variables after "sat", core after "unsat"))`` until ``quit``."""
+    try:
+        b = _Exact(formula, stop) if name == "exact" else make_backend(name, formula)
+        conn.send(("ok", (b.n_vars, b.n_clauses)))
+        while True:
+            kind, assumptions, timeout = conn.recv()
+            if kind == "quit":
+                break
+            status, value = b.solve(assumptions, timeout)
+            true = [v for v in range(1, b.n_vars + 1) if value(v)] if status == "sat" else None
+            conn.send(("ok", (status, true, b.core() if status == "unsat" else None)))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except Exception as e:  # noqa: BLE001  (reported to the parent, which raises it)
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
 def check_backend(name: str) -> None:
     """Raise ``UserError`` unless ``name`` names a backend (see the module docstring)."""
     parts = name.split(":")
@@ -330,9 +409,17 @@ def backend_size(name: str, formula: Formula) -> tuple[int, int] | None:
     return None if name.startswith("cnf:") else (formula.n_vars, len(formula.clauses))
 
 
-def make_backend(name: str, formula: Formula):
-    """Build the solver ``name`` (see the module docstring) loaded with ``formula``."""
+#: backends whose Python binding holds the GIL while solving (``isolated`` runs them forked)
+HOLDS_GIL = ("exact",)
+
+
+def make_backend(name: str, formula: Formula, isolated: bool = False):
+    """Build the solver ``name`` (see the module docstring) loaded with ``formula``;
+    ``isolated``: one that holds the GIL while it solves (``HOLDS_GIL``) runs in a forked
+    process (``_Forked``), so that other threads of this process keep running."""
     check_backend(name)
+    if isolated and name in HOLDS_GIL:
+        return _Forked(formula, name)
     parts = name.split(":")
     if parts[0] == "cnf":
         from .memory import check_fits

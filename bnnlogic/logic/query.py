@@ -56,15 +56,17 @@ class Query:
     def __init__(self, irs: Sequence[IR] | IR, region: Region, goal: Goal, backend: str = DEFAULT,
                  use_bounds: bool = True, engines: Sequence | None = None,
                  bounds: Sequence[Bounds | None] | None = None, ties: str = "low",
-                 encoding: Encoding | None = None) -> None:
+                 encoding: Encoding | None = None, isolated: bool = False) -> None:
         """``engines``: the networks' compiled inference engines, ``bounds``: their bit bounds
         over the region (``bounds.propagate``), if the caller has them; ``ties``: how the goal
         reads a tie of scores (``ir.TIES``); ``encoding``: the encoding of this very question,
-        if another query built it (several backends share it)."""
+        if another query built it (several backends share it); ``isolated``: a backend that
+        holds the GIL runs in a forked process (``backends.make_backend``), for racing."""
         from ..infer import Engine
 
         self.irs = [irs] if isinstance(irs, IR) else list(irs)
         self.region, self.goal, self.backend_name, self.ties = region, goal, backend, ties
+        self.isolated = isolated
         check_backend(backend)
         t0 = time.perf_counter()
         self.encoding: Encoding = encoding or encode(self.irs, region, goal, use_bounds, bounds, ties)
@@ -76,7 +78,7 @@ class Query:
         """The solver, loaded with the encoding on first use (a query that bounds or branch
         and bound decide never builds it); its build time is added to ``encode_s``."""
         t0 = time.perf_counter()
-        b = make_backend(self.backend_name, self.encoding.formula)
+        b = make_backend(self.backend_name, self.encoding.formula, self.isolated)
         self.encode_s += time.perf_counter() - t0
         return b
 

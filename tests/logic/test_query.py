@@ -180,3 +180,36 @@ def test_score_atoms_match_brute_force(net, use_bounds):
                 q.close()
             answers.add(truth)
     assert answers == {True, False}
+
+
+def test_forked_exact_answers_like_in_process_exact_and_stops_on_interrupt():
+    """``isolated=True`` runs Exact in a forked child (``backends._Forked``): the same verdicts
+    under assumptions and the same kind of cores, and an interrupt set before a solve makes it
+    return "unknown" until cleared."""
+    from bnnlogic.logic.backends import _Forked
+
+    ir = random_ir(3, n_features=4, hi=6, hidden=(6, 4))
+    x = np.array([3, 3, 3, 3])
+    y = int(ir.predict(x[None])[0])
+    bad = [c for c in range(ir.n_classes) if c != y]
+    R = region.linf(ir.coding, x, 3)
+    q = Query(ir, R, [[(0, bad)]], backend="exact", isolated=True)
+    try:
+        assert isinstance(q.backend, _Forked)
+        inp = q.encoding.inputs
+        for eps in (0, 1, 2, 3):
+            small = region.linf(ir.coding, x, eps)
+            assume = [l for ls in inp.box_literals(small.lo, small.hi).values() for l in ls]
+            ans = q.solve(assume)
+            assert ans.status == ("sat" if brute(ir, small, bad) else "unsat"), eps
+            if ans.status == "sat":
+                assert ans.predictions[0] != y and small.contains(ans.witness[None])[0]
+            else:
+                assert set(q.backend.core()) <= set(assume)
+        q.interrupt()
+        assert q.solve().status == "unknown"
+        q.clear_interrupt()
+        assert q.solve().status == ("sat" if brute(ir, R, bad) else "unsat")
+    finally:
+        q.close()
+    assert not q.backend._proc.is_alive()
