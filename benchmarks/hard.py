@@ -177,8 +177,14 @@ def candidates() -> dict:
         "2: exact | attack, bab, exact": ((("exact", None),), (("attack", 0.1), ("bab", None))),
         "2: bab | attack, exact": ((("bab", None),), (("attack", 0.1), ("exact", None))),
         "2: exact | cpsat (no attack, no bab)": ((("exact", None),), (("cpsat", None),)),
+        "2: exact | attack, bab, attack 2, cpsat": ((("exact", None),), (("attack", 0.1), ("bab", None),
+                                                                          ("attack", 2.0), ("cpsat", None))),
+        "2: exact | attack 2, bab, cpsat": ((("exact", None),), (("attack", 2.0), ("bab", None), ("cpsat", None))),
         "1: attack, exact": ((("attack", 0.1), ("exact", None)),),
         "1: attack, bab 10, exact": ((("attack", 0.1), ("bab", 10.0), ("exact", None)),),
+        "1: attack, bab 10, attack 1, exact": ((("attack", 0.1), ("bab", 10.0), ("attack", 1.0), ("exact", None)),),
+        "1: attack, bab 10, exact 10, cpsat 5, exact": ((("attack", 0.1), ("bab", 10.0), ("exact", 10.0),
+                                                         ("cpsat", 5.0), ("exact", None)),),
         "1: attack, exact 2, bab 30, cpsat 5, exact": ((("attack", 0.1), ("exact", 2.0), ("bab", 30.0),
                                                         ("cpsat", 5.0), ("exact", None)),),
     }
@@ -275,7 +281,7 @@ def main() -> None:
         if args.record:
             from records import save_record
 
-            print("record:", save_record("hard-tune", {"deadline_s": args.timeout}, table))
+            print("record:", save_record("schedules", {"deadline_s": args.timeout}, table))
         return
     recs, radii, memory, t0 = [], [], [], time.perf_counter()
     for name in args.models.split(","):

@@ -334,6 +334,52 @@ def dnn2bnn_headline(rec: Record) -> list[str]:
     return out
 
 
+def hard_tables(rec: Record) -> list[str]:
+    """Per (model, config, eps) verdict counts and times; radius and memory summaries."""
+    s = rec["summary"]
+    out = table(["model", "config", "eps", "n", "robust", "cex", "unknown", "median s", "mean s", "max overrun s"],
+                [[r["model"], r["config"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"],
+                  r["median_time_s"], r["mean_time_s"], r["max_overrun_s"]] for r in s["rows"]], "llrrrrrrrr")
+    rad = s.get("radius") or {}
+    if rad:
+        out += table(["model", "images", "both sides proven", "median s", "median decisions"],
+                     [[m, v["images"], v["complete"], v["median_s"], v["decisions_median"]] for m, v in rad.items()],
+                     "lrrrr")
+    if s.get("memory"):
+        out += table(["model", "images", "peak RSS MB (`--jobs 1` batch, eps 5)"],
+                     [[m["model"], m.get("images", "-"), m["peak_rss_mb"]] for m in s["memory"]], "lrr")
+    out += [f"Disagreements between configs (one robust, another a counterexample): {len(s.get('disagreements', []))}.",
+            ""]
+    return out
+
+
+def plot_hard(rec: Record, png: Path) -> None:
+    """Queries decided against time, one panel per model, one curve per config."""
+    plt = _pyplot()
+    models = sorted({r["model"] for r in rec["rows"]})
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for cfg in sorted({r["config"] for r in rec["rows"] if r["model"] == m}):
+            rs = [r for r in rec["rows"] if r["model"] == m and r["config"] == cfg]
+            t = sorted(r["time_s"] for r in rs if r["status"] != "unknown")
+            if t:
+                ax.step(t, [(i + 1) / len(rs) for i in range(len(t))], where="post", label=f"{cfg} ({len(t)}/{len(rs)})")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("seconds per query (log)")
+        ax.set_ylabel("fraction decided")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(fig, png)
+
+
+def tune_tables(rec: Record) -> list[str]:
+    """Candidate schedules simulated on the engines' measured solve times."""
+    return table(["schedule", "cores", "queries", "unknown", "mean s"],
+                 [[r["schedule"], r["cores"], r["queries"], r["unknown"], r["mean_s"]] for r in rec["rows"]], "lrrrr")
+
+
 # ------------------------------------------------------------------ pages
 Renderer = Callable[[Record], list[str]]
 Plotter = Callable[[Record, Path], None]
@@ -347,6 +393,18 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                         [("verify", verify_tables, plot_verify,
                           "python benchmarks/verify.py --models digits-mlp --images 20 --naive-images 5 --eps 1,2,3 "
                           "--timeout 10 --solvers small --solver-images 5 --record")]),
+    "hard.md": ("The hard tail: ordinary networks",
+                "Robustness queries on plainly trained networks, where the solvers alone leave many queries open "
+                "(`benchmarks/hard.py`): the default racing portfolio on every core, its one-core schedule, and "
+                "each engine alone; the robustness radius; the peak memory of a `--jobs 1` batch.  `schedules` "
+                "simulates candidate schedules on the engines' measured solve times (how `portfolio.SCHEDULES` "
+                "was chosen).",
+                [("hard", hard_tables, plot_hard,
+                  "python benchmarks/hard.py --images 20 --eps 3,5,20 --configs default,one-core --engines '' "
+                  "--radius 5 --memory 10 --record"),
+                 ("schedules", tune_tables, None,
+                  "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
+                  "fashion-conv-small --timeout 30 --record")]),
     "inference.md": ("Inference benchmarks",
                      "The bit-packed engine against PyTorch (float32, and ±1 weights binarised on every forward) on "
                      "the same shapes with random weights, raw Fashion-MNIST test images (`benchmarks/infer.py`): "
@@ -412,7 +470,7 @@ def render_index() -> str:
             load = rec.get("machine", {}).get("load_avg_1m_start")
             out.append(f"| `{folder.name}` | {rec['date']} ({len(files)} record{'s' * (len(files) > 1)}) | "
                        f"`{rec['git_revision'][:8]}` | {num(load, 2)} | `{rec['command']}` |")
-    out += ["", "Pages: [verification](verification.md), [inference](inference.md), [training and presets]"
+    out += ["", "Pages: [verification](verification.md), [the hard tail](hard.md), [inference](inference.md), [training and presets]"
                 "(training.md), [explanations and counting](explanations.md), [DNN to BNN and the cascade](dnn2bnn.md).",
             "", "## Not recorded yet", "", "The headline benchmarks that have no record, with the command that "
             "records each (long runs: hours on 2 cores; run them on a quiet machine):", ""]

@@ -60,13 +60,15 @@ BAB_MAX_LOG_CELLS = 40
 ATTACK_S = 0.1
 
 #: schedules by the number of cores a query may use (more cores: the 2-core schedule).  Chosen
-#: from per-engine solve times on hard queries (``benchmarks/hard.py --tune``): on plainly
-#: trained dense nets only the attack and branch and bound decide much (the solvers time out on
-#: most queries), on sparse ones (the EEV recipe) Exact decides most, CP-SAT some others.
+#: from per-engine solve times on hard queries (``benchmarks/hard.py --tune``, recorded as
+#: ``benchmarks/records/schedules``): on plainly trained dense nets only the attack and branch
+#: and bound decide much (the solvers time out on most queries), on sparse ones (the EEV recipe)
+#: Exact decides most, CP-SAT some others; a longer attack after branch and bound catches the
+#: counterexamples of boxes too big to sweep (conv nets at eps 20).
 SCHEDULES: dict[int, Schedule] = {
-    1: ((("attack", ATTACK_S), ("bab", 30.0), ("exact", 2.0), ("cpsat", 5.0), ("exact", None)),),
+    1: ((("attack", ATTACK_S), ("bab", 10.0), ("attack", 1.0), ("exact", None)),),
     2: ((("exact", None),),
-        (("attack", ATTACK_S), ("bab", None), ("cpsat", None))),
+        (("attack", ATTACK_S), ("bab", None), ("attack", 2.0), ("cpsat", None))),
 }
 
 
