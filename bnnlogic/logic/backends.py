@@ -40,6 +40,8 @@ DEFAULT = "exact"
 #: Exact runs in slices of at most this many seconds (it resumes where it stopped, learned
 #: constraints kept), so an interrupt or a wall-clock deadline is seen within a slice
 EXACT_SLICE = 0.5
+#: seconds a forked backend (``_Forked``) may take to answer after an interrupt before it is killed
+KILL_GRACE = 0.05
 BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("glucose4", "cadical195") for e in ENCODINGS]
                  + [f"native:{s}" for s in NATIVE_SOLVERS] + ["cpsat", "exact"])
 
@@ -241,10 +243,10 @@ class _CPSAT:
 
 
 class _Exact:
-    """Exact: one (reified) linear constraint per card, no auxiliary variables.  ``stop``: an
-    event (e.g. a ``multiprocessing.Event`` in ``_Forked``) that interrupts like ``interrupt``."""
+    """Exact: one (reified) linear constraint per card, no auxiliary variables.  ``stop``: a
+    function that says "interrupted" (``_Forked``'s shared flag), checked like ``interrupt``."""
 
-    def __init__(self, formula: Formula, stop=None) -> None:
+    def __init__(self, formula: Formula, stop: Callable[[], bool] | None = None) -> None:
         import exact
 
         s = self.s = exact.Exact()
@@ -285,7 +287,7 @@ class _Exact:
         # wall clock on a loaded machine; each slice resumes the search (learned constraints kept)
         end = None if not timeout else time.monotonic() + float(timeout)
         res = "TIMEOUT"
-        while res == "TIMEOUT" and not self._stopped and not (self._stop is not None and self._stop.is_set()):
+        while res == "TIMEOUT" and not self._stopped and not (self._stop is not None and self._stop()):
             left = EXACT_SLICE if end is None else min(EXACT_SLICE, end - time.monotonic())
             if left <= 0:
                 break
@@ -316,22 +318,38 @@ class _Forked:
     solves, which would stall every other thread of a racing portfolio, so a race runs it
     here.  The child inherits the formula (fork, copy-on-write: nothing is pickled), builds the
     backend once and answers ``solve`` requests over a pipe (the parent's wait releases the
-    GIL), so learned constraints stay across calls; ``interrupt`` sets a shared event that the
-    child's solver checks between slices; ``close`` ends the child."""
+    GIL), so learned constraints stay across calls.  ``interrupt`` sets a shared flag that the
+    child's solver checks between slices; a child that has not answered ``KILL_GRACE`` seconds
+    after an interrupt (still building, or inside a slice) is killed, the solve returns
+    "unknown" at once and the next solve forks a fresh child.  ``close`` kills the child."""
 
     def __init__(self, formula: Formula, name: str) -> None:
+        self._formula, self._name = formula, name
+        self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
+        self._core: list[int] | None = None
+        self._interrupted: float | None = None  # monotonic time of the pending interrupt
+        self._proc = None
+        self._spawn()
+
+    def _spawn(self) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
         self._conn, child = ctx.Pipe()
-        self._stop = ctx.Event()
-        self._proc = ctx.Process(target=_serve, args=(formula, name, child, self._stop), daemon=True)
+        self._stop = ctx.RawValue("b", self._interrupted is not None)  # lock-free: the child may be killed
+        self._proc = ctx.Process(target=_serve, args=(self._formula, self._name, child, self._stop), daemon=True)
         self._proc.start()
         child.close()
-        self.n_vars, self.n_clauses = self._reply()
-        self._core: list[int] | None = None
 
     def _reply(self):
+        """The child's answer; None if it was killed after an interrupt."""
+        while not self._conn.poll(0.01):
+            since = self._interrupted
+            if since is not None and time.monotonic() - since > KILL_GRACE:
+                self._kill()
+                return None
+            if not self._proc.is_alive() and not self._conn.poll(0):
+                raise RuntimeError("the forked solver process died")
         try:
             kind, payload = self._conn.recv()
         except (EOFError, OSError):
@@ -341,49 +359,66 @@ class _Forked:
         return payload
 
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
+        self._core = None
+        if self._proc is None:
+            self._spawn()
         self._conn.send(("solve", list(assumptions), timeout))
-        status, true, self._core = self._reply()
+        reply = self._reply()
+        if reply is None:
+            return "unknown", _no_model
+        status, true, self._core = reply
         if status == "sat":
             model = set(true)
             return "sat", lambda v: v in model
         return status, _no_model
 
     def interrupt(self) -> None:
-        self._stop.set()
+        self._interrupted = time.monotonic()
+        if self._proc is not None:
+            self._stop.value = 1
 
     def clear_interrupt(self) -> None:
-        self._stop.clear()
+        self._interrupted = None
+        if self._proc is not None:
+            self._stop.value = 0
 
     def core(self) -> list[int] | None:
         return self._core
 
-    def close(self) -> None:
-        if self._proc.is_alive():
-            try:
-                self._conn.send(("quit", None, None))
-            except OSError:
-                pass
-            self._proc.join(1.0)
-        if self._proc.is_alive():
+    def _kill(self) -> None:
+        if self._proc is not None:
             self._proc.kill()
             self._proc.join()
-        self._conn.close()
+            self._conn.close()
+            self._proc = None
+
+    def close(self) -> None:
+        self._kill()
+
+    def __del__(self) -> None:  # a backend dropped without close() takes its child with it
+        try:
+            self._kill()
+        except Exception:  # noqa: BLE001  (interpreter shutdown)
+            pass
 
 
 def _serve(formula: Formula, name: str, conn, stop) -> None:  # pragma: no cover  (runs in the child)
-    """The child of ``_Forked``: build the backend, answer ``("solve", assumptions, timeout)`` with
-    ``("ok", (status, true variables after "sat", core after "unsat"))`` until ``quit``."""
+    """The child of ``_Forked``: build the backend, answer each ``("solve", assumptions, timeout)``
+    with ``("ok", (status, true variables after "sat", core after "unsat"))``, until killed."""
+    import signal
+
+    # the parent ends this child (kill, or terminate at exit): no handler inherited from it may
+    # keep it alive; a Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        b = _Exact(formula, stop) if name == "exact" else make_backend(name, formula)
-        conn.send(("ok", (b.n_vars, b.n_clauses)))
+        b = _Exact(formula, lambda: stop.value != 0) if name == "exact" else make_backend(name, formula)
         while True:
-            kind, assumptions, timeout = conn.recv()
-            if kind == "quit":
-                break
+            _, assumptions, timeout = conn.recv()
             status, value = b.solve(assumptions, timeout)
             true = [v for v in range(1, b.n_vars + 1) if value(v)] if status == "sat" else None
             conn.send(("ok", (status, true, b.core() if status == "unsat" else None)))
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:  # the parent closed the pipe
         pass
     except Exception as e:  # noqa: BLE001  (reported to the parent, which raises it)
         conn.send(("error", f"{type(e).__name__}: {e}"))

@@ -185,7 +185,7 @@ def test_score_atoms_match_brute_force(net, use_bounds):
 def test_forked_exact_answers_like_in_process_exact_and_stops_on_interrupt():
     """``isolated=True`` runs Exact in a forked child (``backends._Forked``): the same verdicts
     under assumptions and the same kind of cores, and an interrupt set before a solve makes it
-    return "unknown" until cleared."""
+    return "unknown" (the child answers, or is killed and forked afresh) until cleared."""
     from bnnlogic.logic.backends import _Forked
 
     ir = random_ir(3, n_features=4, hi=6, hidden=(6, 4))
@@ -210,6 +210,39 @@ def test_forked_exact_answers_like_in_process_exact_and_stops_on_interrupt():
         assert q.solve().status == "unknown"
         q.clear_interrupt()
         assert q.solve().status == ("sat" if brute(ir, R, bad) else "unsat")
+        proc = q.backend._proc
     finally:
         q.close()
-    assert not q.backend._proc.is_alive()
+    assert not proc.is_alive()
+
+
+def test_a_forked_solver_that_does_not_answer_an_interrupt_is_killed_and_forked_afresh(monkeypatch):
+    """A child stuck (building, or inside a slice) is killed ``KILL_GRACE`` s after an interrupt:
+    the waiting solve returns "unknown" at once, and the next solve forks a working child."""
+    import threading
+    import time
+
+    from bnnlogic.logic import backends
+
+    ir = random_ir(1, n_features=3, hi=2, hidden=(4,))
+    x = np.array([1, 1, 1])
+    y = int(ir.predict(x[None])[0])
+    bad = [c for c in range(ir.n_classes) if c != y]
+    R = region.linf(ir.coding, x, 1)
+    formula = Query(ir, R, [[(0, bad)]], backend="exact").encoding.formula
+    real = backends._serve
+    monkeypatch.setattr(backends, "_serve", lambda *args: time.sleep(60))
+    b = backends._Forked(formula, "exact")
+    got = []
+    th = threading.Thread(target=lambda: got.append(b.solve([], None)[0]))
+    th.start()
+    time.sleep(0.2)
+    assert th.is_alive()  # the stuck child has not answered
+    t0 = time.monotonic()
+    b.interrupt()
+    th.join(5)
+    assert got == ["unknown"] and time.monotonic() - t0 < 2 and b._proc is None
+    monkeypatch.setattr(backends, "_serve", real)
+    b.clear_interrupt()
+    assert b.solve([], None)[0] == ("sat" if brute(ir, R, bad) else "unsat")
+    b.close()
