@@ -23,7 +23,7 @@ counterexamples = the solver's, those implied by a counterexample at a smaller e
 same image, and any attack's hit (all replayed); hits on the solver's counterexamples (the
 hit rate against the solver) and on the known ones; the attack's median / mean time on hits
 and its median time on misses (its price on a robust query).  ``--record`` writes
-``benchmarks/records/attack/<date>-<rev>.json``.
+``benchmarks/records/attack-<norm>-<models>/<date>-<rev>.json``.
 """
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def main() -> None:
     ap.add_argument("--truth-only", action="store_true", help="only fill the ground-truth cache")
     ap.add_argument("--budgets", default="0.1,0.5", help="time budgets (s) of the current attack")
     ap.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the old attack ('' to skip)")
-    ap.add_argument("--record", action="store_true", help="write a JSON record under benchmarks/records/attack/")
+    ap.add_argument("--record", action="store_true", help="write a JSON record under benchmarks/records/attack-<norm>-<models>/")
     args = ap.parse_args()
     eps_list = [int(e) for e in args.eps.split(",")]
     attacks = {"old": baseline_attack(args.baseline_rev)} if args.baseline_rev else {}
@@ -213,7 +213,8 @@ def main() -> None:
     print(f"norm {args.norm}; wall time {time.perf_counter() - t0:.0f} s")
     if args.record:
         truth_rows = [cache[(m, args.norm, i, e)] for m, es in eps_of.items() for i in range(args.images) for e in es]
-        print("record:", save_record("attack", {"rows": table}, rows, truth=truth_rows))
+        name = f"attack-{args.norm}-" + "+".join(sorted(args.models.split(",")))
+        print("record:", save_record(name, {"rows": table}, rows, truth=truth_rows))
 
 
 if __name__ == "__main__":

@@ -374,10 +374,90 @@ def plot_hard(rec: Record, png: Path) -> None:
     _save(fig, png)
 
 
+def hard_headline(rec: Record) -> list[str]:
+    """The README's table: the default portfolio's verdicts on the ordinary nets."""
+    s = rec["summary"]
+    rows = [r for r in s["rows"] if r["config"] == "default"]
+    return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"],
+                 [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"], r["median_time_s"],
+                   r["mean_time_s"]] for r in rows], "lrrrrrrr")
+
+
 def tune_tables(rec: Record) -> list[str]:
     """Candidate schedules simulated on the engines' measured solve times."""
     return table(["schedule", "cores", "queries", "unknown", "mean s"],
                  [[r["schedule"], r["cores"], r["queries"], r["unknown"], r["mean_s"]] for r in rec["rows"]], "lrrrr")
+
+
+def dict_table(rows: Iterable[Record], cols: list[tuple[str, str]], align: str | None = None) -> list[str]:
+    """A table of ``rows`` (dicts) with columns ``(key, header)``; a missing key is '-'."""
+    return table([h for _, h in cols], [[r.get(k) if not isinstance(r.get(k), bool) else str(r.get(k))
+                                         for k, _ in cols] for r in rows], align)
+
+
+def attack_tables(rec: Record) -> list[str]:
+    return dict_table(rec["summary"]["rows"],
+                      [("model", "model"), ("eps", "eps"), ("attack", "attack"), ("queries", "queries"),
+                       ("known_counterexamples", "known cex"), ("hits", "hits"),
+                       ("hits_on_solver_cex", "hits on solver cex"), ("hit_rate_solver", "rate (solver cex)"),
+                       ("median_time_hit_s", "median s (hit)"), ("median_changed", "median features changed")],
+                      "lrlrrrrrrr")
+
+
+def imports_tables(rec: Record) -> list[str]:
+    return dict_table(rec["rows"], [("source", "source"), ("data", "data"), ("n", "n"), ("agreement", "agreement"),
+                                    ("ambiguous_neurons", "ambiguous neurons"), ("read_s", "read s"),
+                                    ("fold_s", "fold s"), ("api_total_s", "API total s"),
+                                    ("cli_wall_s", "CLI wall s")], "llrrrrrrr")
+
+
+def interop_tables(rec: Record) -> list[str]:
+    s = rec["summary"]
+    return dict_table(s["onnx"], [("model", "model"), ("n", "n"), ("scores_equal", "scores equal"),
+                                  ("predictions_equal", "predictions equal"), ("bit_identical", "IR read back bit-identical"),
+                                  ("export_s", "export s"), ("onnx_mb", "ONNX MB"), ("onnxruntime_s", "onnxruntime s"),
+                                  ("engine_s", "engine s")], "lrrrlrrrr") + \
+        [f"OPB (clasp) disagreements with `verify`: {s.get('opb_disagreements')}; WCNF (RC2) disagreements with "
+         f"`verify --min-eps`: {s.get('wcnf_disagreements')}.", ""]
+
+
+def certify_tables(rec: Record) -> list[str]:
+    s = rec["summary"]
+    t = s["total"]
+    rows = [r | {"leaves_s": "/".join(str(r["leaves"][k]) for k in ("B", "E", "P", "split"))} for r in s["rows"]]
+    return dict_table(rows, [("model", "model"), ("backend", "backend"), ("source", "verdict from"),
+                             ("robust", "robust"), ("certified", "certified"), ("leaves_s", "leaves B/E/P/split"),
+                             ("median_proof_bytes", "median proof bytes"), ("median_solve_s", "median solve s"),
+                             ("median_prove_s", "median prove s"), ("median_check_s", "median check s"),
+                             ("median_check_over_solve", "check / solve")], "lllrrlrrrrr") + \
+        [f"Certified: {t['certified']} of {t['robust']} robust verdicts.", ""]
+
+
+def reliability_tables(rec: Record) -> list[str]:
+    o, f, k = rec["summary"]["oracle"], rec["summary"]["fuzz"], rec["summary"]["kill"]
+    return table(["check", "tried", "failures"],
+                 [["random queries against brute force (every backend)", o["cases"], o["disagreements"]],
+                  ["fuzzed files and arguments (crashes: traceback, no error line, hang)", f["inputs"], f["crashes"]],
+                  [f"batch SIGKILLed and resumed ({k['kills_hit']} kills hit a running batch): lost / duplicated / "
+                   f"different lines", k["kills"], f"{k['lost']} / {k['duplicated']} / {k['differ']}"]], "lrr")
+
+
+def scale_tables(rec: Record) -> list[str]:
+    rows, s = rec["rows"], rec["summary"]
+    out = dict_table([r for r in rows if r["table"] == "batch"],
+                     [("engine", "executor"), ("workers", "workers"), ("queries", "queries"), ("wall_s", "wall s"),
+                      ("queries_per_s", "queries/s"), ("speedup", "speed-up"), ("startup_s", "start-up s"),
+                      ("robust", "robust"), ("counterexample", "cex"), ("unknown", "unknown")], "lrrrrrrrrr")
+    out += dict_table([r for r in rows if r["table"] == "noop"],
+                      [("engine", "executor"), ("workers", "workers"), ("calls", "calls"),
+                       ("round_trip_ms", "round trip ms")], "lrrr")
+    split = [r for r in rows if r["table"] == "split"]
+    if split:
+        out += dict_table(split, [("query", "hard query (index:eps)"), ("engine", "executor"), ("workers", "workers"),
+                                  ("parts", "parts"), ("status", "verdict"), ("wall_s", "wall s")], "llrrlr")
+    out += [f"Verdicts that differ between configurations: {s['verdict_differences']}; Ray's overhead per query: "
+            f"{num(s.get('ray_overhead_ms'))} ms.", ""]
+    return out
 
 
 # ------------------------------------------------------------------ pages
@@ -402,9 +482,22 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                 [("hard", hard_tables, plot_hard,
                   "python benchmarks/hard.py --images 20 --eps 3,5,20 --configs default,one-core --engines '' "
                   "--radius 5 --memory 10 --record"),
+                 ("attack", attack_tables, None,
+                  "python benchmarks/attack.py --models fashion-mlp-small,fashion-conv-small --images 10 --eps 3,5,20 "
+                  "--record"),
                  ("schedules", tune_tables, None,
                   "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
                   "fashion-conv-small --timeout 30 --record")]),
+    "interop.md": ("Interoperability and reliability benchmarks",
+                   "Imports of BNNs trained elsewhere (`benchmarks/imports.py`), exports checked against "
+                   "onnxruntime and independent solvers (`benchmarks/interop.py`), certificates of robust verdicts "
+                   "(`benchmarks/certify.py`), the long reliability run (`benchmarks/reliability.py`) and batches "
+                   "on a pool and on Ray (`benchmarks/scale.py`).",
+                   [("imports", imports_tables, None, "python benchmarks/imports.py --record"),
+                    ("interop", interop_tables, None, "python benchmarks/interop.py --record"),
+                    ("certify", certify_tables, None, "python benchmarks/certify.py --record"),
+                    ("reliability", reliability_tables, None, "python benchmarks/reliability.py --record"),
+                    ("scale", scale_tables, None, "python benchmarks/scale.py --record")]),
     "inference.md": ("Inference benchmarks",
                      "The bit-packed engine against PyTorch (float32, and ±1 weights binarised on every forward) on "
                      "the same shapes with random weights, raw Fashion-MNIST test images (`benchmarks/infer.py`): "
@@ -470,7 +563,7 @@ def render_index() -> str:
             load = rec.get("machine", {}).get("load_avg_1m_start")
             out.append(f"| `{folder.name}` | {rec['date']} ({len(files)} record{'s' * (len(files) > 1)}) | "
                        f"`{rec['git_revision'][:8]}` | {num(load, 2)} | `{rec['command']}` |")
-    out += ["", "Pages: [verification](verification.md), [the hard tail](hard.md), [inference](inference.md), [training and presets]"
+    out += ["", "Pages: [verification](verification.md), [the hard tail](hard.md), [interoperability and reliability](interop.md), [inference](inference.md), [training and presets]"
                 "(training.md), [explanations and counting](explanations.md), [DNN to BNN and the cascade](dnn2bnn.md).",
             "", "## Not recorded yet", "", "The headline benchmarks that have no record, with the command that "
             "records each (long runs: hours on 2 cores; run them on a quiet machine):", ""]
@@ -494,6 +587,8 @@ HEADLINE_RUNS: list[tuple[str, Renderer, str]] = [
     ("verify-digits", lambda r: verify_tables(r, full=False),
      "python benchmarks/verify.py --models digits-mlp --images 20 --naive-images 5 --eps 1,2,3 --timeout 10 "
      "--solvers small --solver-images 5 --record"),
+    ("hard", hard_headline, "python benchmarks/hard.py --images 20 --eps 3,5,20 --configs default,one-core "
+                            "--engines '' --radius 5 --memory 10 --record"),
     ("infer", infer_tables, "python benchmarks/infer.py --record"),
     ("infer-quick", infer_tables, "python benchmarks/infer.py --quick --record"),
     ("presets-fashion-mnist", presets_tables,
@@ -509,7 +604,7 @@ HEADLINE_RUNS: list[tuple[str, Renderer, str]] = [
     ("dnn2bnn-digits", dnn2bnn_headline, "python benchmarks/dnn2bnn.py --quick --record"),
 ]
 #: README marker -> record names, best first (the first one recorded is shown)
-HEADLINES = {"verification": ["verify-fashion-mnist", "verify-digits"], "inference": ["infer", "infer-quick"],
+HEADLINES = {"verification": ["verify-fashion-mnist", "verify-digits"], "hard": ["hard"], "inference": ["infer", "infer-quick"],
              "training": ["presets-fashion-mnist", "presets-digits"],
              "explanations": ["explain-fashion-mlp-small-friendly-eps25", "explain-quick"],
              "dnn2bnn": ["dnn2bnn-fashion-mnist", "dnn2bnn-digits"]}
