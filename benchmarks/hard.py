@@ -2,7 +2,7 @@
 
     python benchmarks/hard.py [--models fashion-mlp-small,fashion-conv-small,fashion-mlp-large-eev]
         [--images 100] [--eps 1,3,5,10,20] [--timeout 60] [--configs default,one-core]
-        [--engine-images 30] [--radius 20] [--memory 20] [--quick] [--record]
+        [--one-core-images N] [--engine-images 30] [--radius 20] [--memory 20] [--quick] [--record]
 
 Models (``benchmarks/models.py``): the zoo's plainly trained mlp-small and conv-small and a
 net trained with the EEV work's recipe (mlp-large, BinMask ternary weights, 11 input levels).
@@ -254,6 +254,7 @@ def main() -> None:
     ap.add_argument("--eps", default="1,3,5,10,20")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--configs", default="default,one-core", help="portfolio configs over --images images")
+    ap.add_argument("--one-core-images", type=int, default=None, help="images of the one-core config (default: --images)")
     ap.add_argument("--engines", default=",".join(ENGINES), help="engines alone over --engine-images images")
     ap.add_argument("--engine-images", type=int, default=30)
     ap.add_argument("--radius", type=int, default=20, help="robustness radius of this many images")
@@ -289,7 +290,8 @@ def main() -> None:
         data = load_dataset(model.meta["dataset"])
         X, y = data.X_test.reshape(len(data.X_test), -1).astype(np.int64), data.y_test
         for cfg in [c for c in args.configs.split(",") if c]:
-            recs += run_config(name, model, X, y, args.images, eps_list, cfg, args.timeout)
+            n = args.one_core_images if cfg == "one-core" and args.one_core_images is not None else args.images
+            recs += run_config(name, model, X, y, n, eps_list, cfg, args.timeout)
         for eng in [e for e in args.engines.split(",") if e]:
             recs += run_config(name, model, X, y, args.engine_images, eps_list, eng, args.timeout)
         if args.radius:
