@@ -278,11 +278,15 @@ def main() -> None:
         print("| schedule | cores | queries | unknown | mean s |\n|---|---:|---:|---:|---:|")
         for r in table:
             print(f"| {r['schedule']} | {r['cores']} | {r['queries']} | {r['unknown']} | {fmt(r['mean_s'])} |")
+        dis = disagreements(rows)  # every engine and config measured on these models, every timeout
+        queries = len({(r["model"], r["index"], r["eps"]) for r in rows})
+        print(f"disagreements between engines and configs: {len(dis)} over {queries} queries ({len(rows)} runs)")
         write_json(OUT / "hard-tune.json", table)
         if args.record:
             from records import save_record
 
-            print("record:", save_record("schedules", {"deadline_s": args.timeout}, table))
+            print("record:", save_record("schedules", {"deadline_s": args.timeout, "disagreements": dis,
+                                                       "queries_compared": queries, "runs_compared": len(rows)}, table))
         return
     recs, radii, memory, t0 = [], [], [], time.perf_counter()
     for name in args.models.split(","):

@@ -385,8 +385,14 @@ def hard_headline(rec: Record) -> list[str]:
 
 def tune_tables(rec: Record) -> list[str]:
     """Candidate schedules simulated on the engines' measured solve times."""
-    return table(["schedule", "cores", "queries", "unknown", "mean s"],
-                 [[r["schedule"], r["cores"], r["queries"], r["unknown"], r["mean_s"]] for r in rec["rows"]], "lrrrr")
+    s = rec["summary"]
+    out = table(["schedule", "cores", "queries", "unknown", "mean s"],
+                [[r["schedule"], r["cores"], r["queries"], r["unknown"], r["mean_s"]] for r in rec["rows"]], "lrrrr")
+    if "disagreements" in s:
+        out += [f"Deadline {num(s['deadline_s'])} s.  Disagreements (one robust, another a counterexample) between "
+                f"every engine and config run on these models: {len(s['disagreements'])} over "
+                f"{s['queries_compared']} queries ({s['runs_compared']} runs).", ""]
+    return out
 
 
 def dict_table(rows: Iterable[Record], cols: list[tuple[str, str]], align: str | None = None) -> list[str]:
