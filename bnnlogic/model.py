@@ -13,6 +13,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -200,7 +201,8 @@ class Model:
                 return model
         except UserError:
             raise
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, ValueError, TypeError, OSError,
+                EOFError) as exc:  # NotImplementedError: zipfile on a compression method byte gone bad
             raise UserError(f"{path}: corrupt or foreign model file ({type(exc).__name__}: {exc}); {fix}") from None
 
 

@@ -121,3 +121,20 @@ def test_version_1_files_are_still_read(model, tmp_path):
     _rewrite(path, old, to_v1)
     with pytest.raises(UserError, match="version-1"):
         bnnlogic.load(old)
+
+
+def test_every_flipped_byte_loads_or_is_a_user_error(model, tmp_path):
+    """Bit rot anywhere in the file (zip headers, deflate streams: zlib errors, JSON, arrays)
+    either still loads or is one clear UserError, never another exception."""
+    path = tmp_path / "m.bnn"
+    model.save(path)
+    raw = path.read_bytes()
+    for pos in range(0, len(raw), max(1, len(raw) // 300)):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x5A
+        p = tmp_path / "flipped.bnn"
+        p.write_bytes(bytes(bad))
+        try:
+            Model.load(p)
+        except UserError:
+            pass

@@ -30,6 +30,7 @@ import json
 import os
 import time
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,8 @@ def check(cert: str | os.PathLike, model: str | os.PathLike | None = None, engin
             report.valid, report.reason = True, "every leaf checked"
         except Invalid as e:
             report.reason = str(e)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, EOFError) as e:  # bit rot in a member
+            report.reason = f"corrupt certificate ({type(e).__name__}: {e})"
     report.check_s = time.perf_counter() - t0
     return report
 

@@ -121,3 +121,28 @@ def test_check_cli_exit_codes(cert, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     with pytest.raises(UserError, match="model file"):
         check(d / "c.cert.zip", d / "missing.bnn")
+
+
+def test_bit_rot_anywhere_in_a_certificate_is_rejected_or_a_user_error(cert):
+    """A flipped byte never escapes as another exception, and passes only where it changed no
+    content that the check reads (a zip header's timestamp; the leaves' CNF copies, kept for
+    external checkers: the check re-encodes them): otherwise the certificate is unreadable
+    (UserError) or invalid (its reason says why)."""
+    folder = cert[0]
+    raw = (folder / "c.cert.zip").read_bytes()
+
+    def members(path):
+        with zipfile.ZipFile(path) as zf:
+            return {n: zf.read(n) for n in zf.namelist() if not n.endswith(".cnf")}
+
+    original = members(folder / "c.cert.zip")
+    for pos in range(0, len(raw), max(1, len(raw) // 60)):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x5A
+        p = folder / "flipped.cert.zip"
+        p.write_bytes(bytes(bad))
+        try:
+            r = check(p, model=folder / "m.bnn")
+        except UserError:
+            continue
+        assert not r.valid or members(p) == original, pos
