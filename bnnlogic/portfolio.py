@@ -17,7 +17,8 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
 A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
 (``None``: until the deadline).  Lanes run on threads of this process: the solvers and the
 sweep release the GIL (Exact's binding does not: in a race it runs in a forked process,
-``logic.backends._Forked``, which inherits the encoding), so the cores really work in
+``logic.backends._Forked``, which inherits the encoding and is killed at its deadline, so a
+race's time limit holds even on one core), so the cores really work in
 parallel, the model and the encoding are built once and shared, and cancelling is an
 ``interrupt`` of each solver (Exact checks between slices of ``logic.backends.EXACT_SLICE`` s,
 CP-SAT and PySAT stop at once, branch and bound between nodes and sweep chunks).  The schedules below were chosen from per-engine solve times
@@ -120,7 +121,6 @@ class Race:
         self._build = threading.Lock()  # one lane encodes, the other waits for it
         self._lock = threading.Lock()  # guards the dict only (held briefly: interrupt never waits on a build)
         self._queries: dict[str, Query] = {}
-        self._isolated = False  # set by ``run``: with several lanes, a GIL-holding solver runs forked
         self.log_cells = n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] if R.l0 is None else float("inf")
 
     # ------------------------------------------------------------------ engines
@@ -129,7 +129,7 @@ class Race:
         with self._build:
             if backend not in self._queries:
                 q = Query(self.model.ir, self.R, [[(0, self.bad)]], backend, engines=[self.model.engine],
-                          bounds=[self.bounds], ties=self.ties, encoding=self._encoding, isolated=self._isolated)
+                          bounds=[self.bounds], ties=self.ties, encoding=self._encoding, isolated=True)
                 self._encoding = q.encoding
                 with self._lock:
                     self._queries[backend] = q
@@ -181,7 +181,6 @@ class Race:
         answer or ``timeout`` seconds; cancel the rest.  Returns within about ``timeout`` plus
         the time a lane takes to notice the cancel (an Exact slice, a sweep chunk)."""
         lanes = schedule or schedule_for(cores or default_cores())
-        self._isolated = len(lanes) > 1
         t0 = time.perf_counter()
         deadline = None if timeout is None else t0 + timeout
         stop = threading.Event()

@@ -320,8 +320,9 @@ class _Forked:
     backend once and answers ``solve`` requests over a pipe (the parent's wait releases the
     GIL), so learned constraints stay across calls.  ``interrupt`` sets a shared flag that the
     child's solver checks between slices; a child that has not answered ``KILL_GRACE`` seconds
-    after an interrupt (still building, or inside a slice) is killed, the solve returns
-    "unknown" at once and the next solve forks a fresh child.  ``close`` kills the child."""
+    after an interrupt or after the solve's timeout (still building, or inside a slice that
+    overran) is killed, the solve returns "unknown" at once and the next solve forks a fresh
+    child.  ``close`` kills the child."""
 
     def __init__(self, formula: Formula, name: str) -> None:
         self._formula, self._name = formula, name
@@ -341,11 +342,12 @@ class _Forked:
         self._proc.start()
         child.close()
 
-    def _reply(self):
-        """The child's answer; None if it was killed after an interrupt."""
+    def _reply(self, end: float | None = None):
+        """The child's answer; None if it was killed after an interrupt, or at ``end``
+        (monotonic) plus ``KILL_GRACE``."""
         while not self._conn.poll(0.01):
-            since = self._interrupted
-            if since is not None and time.monotonic() - since > KILL_GRACE:
+            since, now = self._interrupted, time.monotonic()
+            if (since is not None and now - since > KILL_GRACE) or (end is not None and now > end + KILL_GRACE):
                 self._kill()
                 return None
             if not self._proc.is_alive() and not self._conn.poll(0):
@@ -362,8 +364,9 @@ class _Forked:
         self._core = None
         if self._proc is None:
             self._spawn()
+        end = None if not timeout else time.monotonic() + float(timeout)
         self._conn.send(("solve", list(assumptions), timeout))
-        reply = self._reply()
+        reply = self._reply(end)
         if reply is None:
             return "unknown", _no_model
         status, true, self._core = reply

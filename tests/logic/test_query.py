@@ -217,8 +217,9 @@ def test_forked_exact_answers_like_in_process_exact_and_stops_on_interrupt():
 
 
 def test_a_forked_solver_that_does_not_answer_an_interrupt_is_killed_and_forked_afresh(monkeypatch):
-    """A child stuck (building, or inside a slice) is killed ``KILL_GRACE`` s after an interrupt:
-    the waiting solve returns "unknown" at once, and the next solve forks a working child."""
+    """A child stuck (building, or inside a slice) is killed ``KILL_GRACE`` s after an interrupt
+    or its timeout: the waiting solve returns "unknown" at once, and the next solve forks a
+    working child."""
     import threading
     import time
 
@@ -242,6 +243,9 @@ def test_a_forked_solver_that_does_not_answer_an_interrupt_is_killed_and_forked_
     b.interrupt()
     th.join(5)
     assert got == ["unknown"] and time.monotonic() - t0 < 2 and b._proc is None
+    b.clear_interrupt()
+    t0 = time.monotonic()  # a child that overruns the solve's own timeout is killed too
+    assert b.solve([], 0.2)[0] == "unknown" and time.monotonic() - t0 < 2 and b._proc is None
     monkeypatch.setattr(backends, "_serve", real)
     b.clear_interrupt()
     assert b.solve([], None)[0] == ("sat" if brute(ir, R, bad) else "unsat")
