@@ -129,7 +129,7 @@ def test_every_flipped_byte_loads_or_is_a_user_error(model, tmp_path):
     path = tmp_path / "m.bnn"
     model.save(path)
     raw = path.read_bytes()
-    for pos in range(0, len(raw), max(1, len(raw) // 300)):
+    for pos in range(len(raw)):
         bad = bytearray(raw)
         bad[pos] ^= 0x5A
         p = tmp_path / "flipped.bnn"

@@ -65,7 +65,7 @@ def _is_torch(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return any(n.endswith(("data.pkl", "constants.pkl")) for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError):
         return False
 
 

@@ -58,7 +58,7 @@ def is_torchscript(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return any(n.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError):
         return False
 
 

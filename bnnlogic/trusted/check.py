@@ -182,7 +182,7 @@ def check(cert: str | os.PathLike, model: str | os.PathLike | None = None, engin
     report = CheckReport(False, "")
     try:
         zf = zipfile.ZipFile(cert)
-    except (OSError, zipfile.BadZipFile) as e:
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError) as e:  # NotImplementedError: bad version
         raise UserError(f"{cert}: not a readable certificate ({e})") from None
     with zf:
         try:
@@ -190,7 +190,7 @@ def check(cert: str | os.PathLike, model: str | os.PathLike | None = None, engin
             report.valid, report.reason = True, "every leaf checked"
         except Invalid as e:
             report.reason = str(e)
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, EOFError) as e:  # bit rot in a member
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, EOFError, OSError) as e:  # bit rot
             report.reason = f"corrupt certificate ({type(e).__name__}: {e})"
     report.check_s = time.perf_counter() - t0
     return report

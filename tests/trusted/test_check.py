@@ -131,12 +131,12 @@ def test_bit_rot_anywhere_in_a_certificate_is_rejected_or_a_user_error(cert):
     folder = cert[0]
     raw = (folder / "c.cert.zip").read_bytes()
 
-    def members(path):
+    def members(path):  # what the check reads: the claim and the proofs
         with zipfile.ZipFile(path) as zf:
-            return {n: zf.read(n) for n in zf.namelist() if not n.endswith(".cnf")}
+            return {n: zf.read(n) for n in zf.namelist() if n == "certificate.json" or n.endswith(".drat")}
 
     original = members(folder / "c.cert.zip")
-    for pos in range(0, len(raw), max(1, len(raw) // 60)):
+    for pos in range(len(raw)):
         bad = bytearray(raw)
         bad[pos] ^= 0x5A
         p = folder / "flipped.cert.zip"
