@@ -181,7 +181,7 @@ def main() -> None:
     if args.record:
         from records import save_record
 
-        print("record:", save_record("scale", summary, rows))
+        print("record:", save_record("scale" + (f"-cores{args.cores}" if args.cores else ""), summary, rows))
 
 
 if __name__ == "__main__":
