@@ -180,7 +180,9 @@ class Race:
         """Run ``schedule`` (default: the tuned one for ``cores``) until the first decisive
         answer or ``timeout`` seconds; cancel the rest.  Returns within about ``timeout`` plus
         the time a lane takes to notice the cancel (an Exact slice, a sweep chunk)."""
-        lanes = schedule or schedule_for(cores or default_cores())
+        cores = cores or default_cores()
+        lanes = schedule or schedule_for(cores)
+        bab_threads = max(1, cores // len(lanes))  # a lane's share of the cores (branch and bound's threads)
         t0 = time.perf_counter()
         deadline = None if timeout is None else t0 + timeout
         stop = threading.Event()
@@ -198,7 +200,7 @@ class Race:
                     limit = seconds if left is None else (left if seconds is None else min(seconds, left))
                     if stop.is_set() or not self.applies(engine, limit):
                         continue
-                    st, x, nodes = self.run_engine(engine, limit, stop, threads=1 if len(lanes) > 1 else 2)
+                    st, x, nodes = self.run_engine(engine, limit, stop, threads=bab_threads)
                     with tlock:
                         out.seconds[engine] = out.seconds.get(engine, 0.0) + time.perf_counter() - now
                         out.bab_nodes += nodes
