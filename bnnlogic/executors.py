@@ -174,8 +174,16 @@ def _failure(kind: str, value: Any) -> str | None:
 _MODEL: dict[str, Any] = {}  # in a pool worker: the model; on a Ray worker: models by object id
 
 
-def _pool_init(model: Any) -> None:
+def _pool_init(model: Any, cores: int | None = None) -> None:
+    """A pool worker: the model, and at most ``cores`` threads for numba's parallel kernels and
+    BLAS (workers share the machine's cores; Ray limits its workers the same way)."""
     _MODEL["pool"] = model
+    if cores:
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        numba.set_num_threads(max(1, min(int(cores), numba.config.NUMBA_NUM_THREADS)))
+        threadpool_limits(int(cores))
 
 
 def _pool_call(fn: Callable[..., Any], args: tuple) -> Any:
@@ -197,7 +205,7 @@ class PoolExecutor(_Workers):
         super().__init__()
         self.slots = max(1, int(jobs))
         self.cores = cores_per_call(self.slots)
-        self._pool = ProcessPool(max_workers=self.slots, initializer=_pool_init, initargs=(model,),
+        self._pool = ProcessPool(max_workers=self.slots, initializer=_pool_init, initargs=(model, self.cores),
                                  context=mp.get_context("spawn"))
 
     def _submit(self, call: Call) -> Any:
