@@ -15,13 +15,13 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     cnf      a CDCL solver on a CNF of the same encoding (``CNF_BACKEND``)
 
 A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
-(``None``: until the deadline).  Lanes run on threads of this process: the solvers and the
-sweep release the GIL (Exact's binding does not: in a race it runs in a forked process,
-``logic.backends._Forked``, which inherits the encoding and is killed at its deadline, so a
-race's time limit holds even on one core), so the cores really work in
-parallel, the model and the encoding are built once and shared, and cancelling is an
-``interrupt`` of each solver (Exact checks between slices of ``logic.backends.EXACT_SLICE`` s,
-CP-SAT and PySAT stop at once, branch and bound between nodes and sweep chunks).  The schedules below were chosen from per-engine solve times
+(``None``: until the deadline).  Lanes run on threads of this process: the sweep, CP-SAT and
+PySAT release the GIL, so the cores really work in parallel; Exact's binding does not, so a
+race runs it in a forked process (``logic.backends._Forked``) that inherits the encoding and is
+killed at its deadline, which keeps a race's time limit even on one core.  The model and the
+encoding are built once and shared, and cancelling is an ``interrupt`` of each solver (a forked
+Exact is killed if it does not answer at once, CP-SAT and PySAT stop at once, branch and bound
+between nodes and sweep chunks).  The schedules below were chosen from per-engine solve times
 measured on a benchmark of hard queries (``benchmarks/hard.py --engines``); see docs.
 
 Soundness does not depend on the schedule: "unsat" comes from a solver's UNSAT or from branch
