@@ -179,7 +179,8 @@ class Race:
             grace: float = 1.0) -> Outcome:
         """Run ``schedule`` (default: the tuned one for ``cores``) until the first decisive
         answer or ``timeout`` seconds; cancel the rest.  Returns within about ``timeout`` plus
-        the time a lane takes to notice the cancel (an Exact slice, a sweep chunk)."""
+        the time a lane takes to notice the cancel (a sweep chunk, a CP-SAT or PySAT stop; a
+        forked Exact is killed within ``logic.backends.KILL_GRACE``)."""
         cores = cores or default_cores()
         lanes = schedule or schedule_for(cores)
         bab_threads = max(1, cores // len(lanes))  # a lane's share of the cores (branch and bound's threads)

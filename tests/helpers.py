@@ -100,3 +100,16 @@ def result_lines(path) -> list[dict]:
     import json
 
     return [json.loads(line) for line in open(path).read().splitlines()]
+
+
+def flipped_copies(path, out):
+    """For every byte of file ``path``: ``out`` rewritten as ``path`` with that byte flipped
+    (xor 0x5A); yields the byte's position after each rewrite (bit rot, one byte at a time)."""
+    from pathlib import Path
+
+    raw = Path(path).read_bytes()
+    for pos in range(len(raw)):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x5A
+        Path(out).write_bytes(bytes(bad))
+        yield pos

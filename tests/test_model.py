@@ -8,7 +8,7 @@ import pytest
 import bnnlogic
 from bnnlogic.errors import UserError
 from bnnlogic.model import Model
-from helpers import random_ir
+from helpers import flipped_copies, random_ir
 
 
 @pytest.fixture
@@ -128,12 +128,8 @@ def test_every_flipped_byte_loads_or_is_a_user_error(model, tmp_path):
     either still loads or is one clear UserError, never another exception."""
     path = tmp_path / "m.bnn"
     model.save(path)
-    raw = path.read_bytes()
-    for pos in range(len(raw)):
-        bad = bytearray(raw)
-        bad[pos] ^= 0x5A
-        p = tmp_path / "flipped.bnn"
-        p.write_bytes(bytes(bad))
+    p = tmp_path / "flipped.bnn"
+    for _ in flipped_copies(path, p):
         try:
             Model.load(p)
         except UserError:

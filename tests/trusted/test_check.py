@@ -15,7 +15,7 @@ from bnnlogic.errors import UserError
 from bnnlogic.logic import region
 from bnnlogic.trusted.check import check
 from bnnlogic.trusted.cnf import query_cnf, sha256
-from tests.helpers import box_inputs, random_ir
+from tests.helpers import box_inputs, flipped_copies, random_ir
 
 
 @pytest.fixture()
@@ -129,18 +129,14 @@ def test_bit_rot_anywhere_in_a_certificate_is_rejected_or_a_user_error(cert):
     external checkers: the check re-encodes them): otherwise the certificate is unreadable
     (UserError) or invalid (its reason says why)."""
     folder = cert[0]
-    raw = (folder / "c.cert.zip").read_bytes()
 
     def members(path):  # what the check reads: the claim and the proofs
         with zipfile.ZipFile(path) as zf:
             return {n: zf.read(n) for n in zf.namelist() if n == "certificate.json" or n.endswith(".drat")}
 
     original = members(folder / "c.cert.zip")
-    for pos in range(len(raw)):
-        bad = bytearray(raw)
-        bad[pos] ^= 0x5A
-        p = folder / "flipped.cert.zip"
-        p.write_bytes(bytes(bad))
+    p = folder / "flipped.cert.zip"
+    for pos in flipped_copies(folder / "c.cert.zip", p):
         try:
             r = check(p, model=folder / "m.bnn")
         except UserError:
