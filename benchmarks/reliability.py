@@ -76,10 +76,11 @@ def kills(n: int, folder: Path, cmd: list[str] | None) -> dict:
 
     model = folder / "k.bnn"
     Model(random_ir(4, n_features=64, hi=16, levels=2, hidden=(12, 8), n_classes=10, p_zero=0.6)).save(model)
-    base = cmd or [sys.executable, "-m", "bnnlogic", "verify", str(model), "--data", "digits", "--indices", "0:120",
+    base = cmd or [sys.executable, "-m", "bnnlogic", "verify", str(model), "--data", "digits", "--indices", "0:360",
                    "--eps", "1,2,3", "--timeout", "10", "--json"]
     run_killed(base + ["--out", str(folder / "ref.jsonl")], kills=0)
-    hit = run_killed(base + ["--out", str(folder / "killed.jsonl")], kills=n, seed=7, delay=(0.5, 6.0))
+    hit = run_killed(base + ["--out", str(folder / "killed.jsonl")], kills=n, seed=7, delay=(0.0, 0.2),
+                     watch=folder / "killed.jsonl")  # each kill lands after the run's first new line
     ref, got = result_lines(folder / "ref.jsonl"), result_lines(folder / "killed.jsonl")
     # a query is (index, eps); which counterexample (and adversarial class) a race finds first
     # may change between runs, its verdict may not

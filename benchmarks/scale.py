@@ -3,7 +3,7 @@
     python benchmarks/scale.py [--model digits-mlp] [--data digits] [--indices 0:120] [--eps 1,2]
                                [--timeout 10] [--workers 1,2] [--engines pool,ray] [--noop 400]
                                [--hard 32:2] [--parts 8] [--hard-timeout 120] [--cores N]
-                               [--record] [--json PATH]
+                               [--tag NAME] [--record] [--json PATH]
 
 Three tables, every configuration on a fresh executor whose workers have been started and
 warmed up (one real query each: imports, the model, the engine's compiled code) before the
@@ -60,8 +60,7 @@ def started(model, engine: str, workers: int, x: np.ndarray, label: int, cores: 
     """A fresh executor (``cores`` per query if given) with every worker warmed up by one real
     query; (executor, seconds)."""
     t0 = time.perf_counter()
-    ex = make_executor(model, workers, ray=engine == "ray")
-    ex.cores = cores or ex.cores
+    ex = make_executor(model, workers, ray=engine == "ray", cores=cores)
     list(ex.run([Call(("warm", j), run_query, (0, x, label, 1, "auto", 30, "linf", None)) for j in range(2 * workers)]))
     return ex, time.perf_counter() - t0
 
@@ -81,6 +80,8 @@ def main() -> None:
     ap.add_argument("--hard-timeout", type=float, default=120.0, help="seconds per part of the hard query")
     ap.add_argument("--cores", type=int, default=None, help="cores per query in every configuration "
                                                              "(default: each executor's own share)")
+    ap.add_argument("--tag", default=None, help="record name suffix: scale-TAG (e.g. 'uniform' for a batch of many "
+                                                 "similar queries, no time-out tail)")
     ap.add_argument("--record", action="store_true", help="save a record (benchmarks/records/scale/)")
     ap.add_argument("--json", default=None, help="also write the rows and summary to this file")
     args = ap.parse_args()
@@ -181,7 +182,8 @@ def main() -> None:
     if args.record:
         from records import save_record
 
-        print("record:", save_record("scale" + (f"-cores{args.cores}" if args.cores else ""), summary, rows))
+        name = "scale" + (f"-cores{args.cores}" if args.cores else "") + (f"-{args.tag}" if args.tag else "")
+        print("record:", save_record(name, summary, rows))
 
 
 if __name__ == "__main__":

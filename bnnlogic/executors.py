@@ -174,16 +174,22 @@ def _failure(kind: str, value: Any) -> str | None:
 _MODEL: dict[str, Any] = {}  # in a pool worker: the model; on a Ray worker: models by object id
 
 
-def _pool_init(model: Any, cores: int | None = None) -> None:
-    """A pool worker: the model, and at most ``cores`` threads for numba's parallel kernels and
-    BLAS (workers share the machine's cores; Ray limits its workers the same way)."""
-    _MODEL["pool"] = model
+def _limit_threads(cores: int | None) -> None:
+    """At most ``cores`` threads for numba's parallel kernels and BLAS in this worker process:
+    workers share the machine's cores, and a worker running both at full width beside another
+    oversubscribes them (measured: 2 pool workers on 2 cores ran 1.04x one worker)."""
     if cores:
         import numba
         from threadpoolctl import threadpool_limits
 
         numba.set_num_threads(max(1, min(int(cores), numba.config.NUMBA_NUM_THREADS)))
         threadpool_limits(int(cores))
+
+
+def _pool_init(model: Any, cores: int | None = None) -> None:
+    """A pool worker: the model, and its share of the cores (``_limit_threads``)."""
+    _MODEL["pool"] = model
+    _limit_threads(cores)
 
 
 def _pool_call(fn: Callable[..., Any], args: tuple) -> Any:
@@ -195,16 +201,17 @@ def _exit_reason(code: int | None) -> str:
 
 
 class PoolExecutor(_Workers):
-    """``jobs`` worker processes on this machine (spawned, each with its own copy of the model)."""
+    """``jobs`` worker processes on this machine (spawned, each with its own copy of the model),
+    each using ``cores`` cores (default: an equal share, ``cores_per_call``)."""
 
     name = "pool"
 
-    def __init__(self, model: Any, jobs: int) -> None:
+    def __init__(self, model: Any, jobs: int, cores: int | None = None) -> None:
         from pebble import ProcessPool
 
         super().__init__()
         self.slots = max(1, int(jobs))
-        self.cores = cores_per_call(self.slots)
+        self.cores = cores or cores_per_call(self.slots)
         self._pool = ProcessPool(max_workers=self.slots, initializer=_pool_init, initargs=(model, self.cores),
                                  context=mp.get_context("spawn"))
 
@@ -238,14 +245,16 @@ class PoolExecutor(_Workers):
 # ---------------------------------------------------------------------- Ray
 def _ray_call(model_box: list, fn: Callable[..., Any], args: tuple, files_arg: int | None) -> tuple:
     """On a Ray worker: the model from the object store (fetched once per worker process,
-    ``model_box`` holds its reference unresolved), then ``fn``; files written into the output
+    ``model_box`` holds its reference unresolved; the worker then keeps numba and BLAS to the
+    task's one CPU), then ``fn``; files written into the output
     folder argument come back as ``{relative path: bytes}`` with the temporary folder's name."""
     import ray
 
     ref = model_box[0]
     model = _MODEL.get(ref.hex())
-    if model is None:
+    if model is None:  # this worker's first task of the model: fetch it, keep to the task's CPU
         model = _MODEL[ref.hex()] = ray.get(ref)
+        _limit_threads(RayExecutor.cores)
     if files_arg is None or args[files_arg] is None:
         return fn(model, *args), {}, None
     tmp = tempfile.mkdtemp(prefix="bnnlogic-")
@@ -375,9 +384,10 @@ def cores_per_call(jobs: int | None = None, ray: bool = False, ray_address: str 
 
 
 def make_executor(model: Any, jobs: int | None = None, ray: bool = False,
-                  ray_address: str | None = None) -> Executor:
+                  ray_address: str | None = None, cores: int | None = None) -> Executor:
     """Ray if ``ray`` or ``ray_address`` (``jobs``: local CPUs / calls in flight, default all),
-    else ``jobs`` local worker processes (default 1), or this process if ``jobs == 0``."""
+    else ``jobs`` local worker processes (default 1; ``cores`` each, default an equal share),
+    or this process if ``jobs == 0``."""
     from .errors import UserError
 
     if jobs is not None and jobs < 0:
@@ -386,4 +396,4 @@ def make_executor(model: Any, jobs: int | None = None, ray: bool = False,
         return RayExecutor(model, ray_address, jobs or None)
     if jobs == 0:
         return SerialExecutor(model)
-    return PoolExecutor(model, 1 if jobs is None else jobs)
+    return PoolExecutor(model, 1 if jobs is None else jobs, cores)

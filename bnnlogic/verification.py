@@ -173,7 +173,7 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
     if not use_attack:
         lanes = tuple(tuple(s for s in lane if s[0] != "attack") for lane in lanes)
     try:
-        out = race.run(limit, schedule=lanes)
+        out = race.run(limit, cores=cores, schedule=lanes)
     finally:
         race.close()
     enc = race.encoding

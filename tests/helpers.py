@@ -72,20 +72,29 @@ def box_inputs(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
 
 
 def run_killed(cmd: list[str], kills: int, seed: int = 0, delay: tuple[float, float] = (0.5, 3.0),
-               env: dict | None = None, timeout: float = 300) -> int:
+               env: dict | None = None, timeout: float = 300, watch=None) -> int:
     """Start ``cmd`` (any resumable batch command), SIGKILL it after a random delay, ``kills``
     times (each start resumes the last), then let it finish; returns how many kills hit a
-    running process.  The caller compares the output with an uninterrupted run's."""
+    running process.  With ``watch`` (the command's output file) the delay counts from the
+    first line the run adds to it, so that each kill lands mid-batch however fast the batch
+    is.  The caller compares the output with an uninterrupted run's."""
     import os
     import signal
     import subprocess
     import time
+    from pathlib import Path
+
+    def lines() -> int:
+        return Path(watch).read_bytes().count(b"\n") if Path(watch).exists() else 0
 
     rng = np.random.default_rng(seed)
     hit = 0
     env = {**os.environ, **(env or {})}
     for _ in range(kills):
+        start = lines() if watch is not None else 0
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        while watch is not None and p.poll() is None and lines() <= start:
+            time.sleep(0.01)
         time.sleep(rng.uniform(*delay))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)

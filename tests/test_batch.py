@@ -163,14 +163,14 @@ def test_killed_batch_resumes_to_exactly_the_uninterrupted_results(tmp_path, dig
     from bnnlogic.data import load_dataset
 
     d = load_dataset("digits")
-    ref = run_batch(str(digits_model), d.X_test.reshape(len(d.X_test), -1).astype(np.int64), d.y_test, range(40),
+    ref = run_batch(str(digits_model), d.X_test.reshape(len(d.X_test), -1).astype(np.int64), d.y_test, range(200),
                     [1, 2], str(tmp_path / "ref.jsonl"), timeout=10, progress=False)
-    args = [sys.executable, "-m", "bnnlogic", "verify", str(digits_model), "--data", "digits", "--indices", "0:40",
+    args = [sys.executable, "-m", "bnnlogic", "verify", str(digits_model), "--data", "digits", "--indices", "0:200",
             "--eps", "1,2", "--timeout", "10", "--json", "--out", str(tmp_path / "killed.jsonl")]
-    hit = run_killed(args, kills=3, seed=1, delay=(1.0, 5.0))
+    hit = run_killed(args, kills=3, seed=1, delay=(0.0, 0.1), watch=tmp_path / "killed.jsonl")
     got = result_lines(tmp_path / "killed.jsonl")
-    assert hit >= 1
-    assert len({(r["index"], r["eps"]) for r in got}) == len(got) == len(ref) == 80
+    assert hit == 3
+    assert len({(r["index"], r["eps"]) for r in got}) == len(got) == len(ref) == 400
     assert sorted(tuple(r.get(k) for k in KEY) for r in got) == sorted(tuple(r.get(k) for k in KEY) for r in ref)
 
 

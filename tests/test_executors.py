@@ -142,3 +142,12 @@ def test_ray_is_imported_only_when_asked_for():
             "assert 'ray' not in sys.modules and 'pebble' not in sys.modules, 'imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_pool_gives_each_call_the_cores_asked_for():
+    """``cores`` overrides the equal share (a benchmark gives 1 and 2 workers the same cores)."""
+    m = Model(random_ir(0, n_features=4, hi=3, hidden=(3,), n_classes=2))
+    with PoolExecutor(m, 1, cores=1) as ex:
+        assert ex.cores == 1
+    with PoolExecutor(m, 1) as ex:
+        assert ex.cores == max(1, os.cpu_count() or 1)

@@ -157,3 +157,58 @@ def test_branch_and_bound_runs_where_sweeping_the_box_fits_the_time():
     assert portfolio.bab_fits(30, 60.0) and not portfolio.bab_fits(30, 1.0)
     assert portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS, None)
     assert not portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS + 1, None)
+
+
+def test_a_one_lane_race_runs_on_the_calling_thread():
+    """One lane needs no thread: its engines run on the caller's (no hand-off per query)."""
+    m, R, y, bad = question(0)
+    race, seen = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
+
+    def run_engine(engine, seconds, stop, threads=1):
+        seen.append(threading.current_thread())
+        return ("unsat", None, 0) if engine == "cpsat" else ("unknown", None, 0)
+
+    race.run_engine = run_engine
+    out = race.run(5, schedule=((("bab", 1.0), ("cpsat", None)),))
+    assert out.status == "unsat" and out.engine == "cpsat"
+    assert seen == [threading.current_thread()] * 2
+
+
+def test_a_wait_step_leaves_the_cores_to_the_other_lane_and_is_not_an_engine():
+    """``("wait", s)`` sleeps until the other lane decides (then the race ends at once) and is
+    not reported among the engines that ran."""
+    m, R, y, bad = question(0)
+    race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
+    _stuck(race, log)
+    stuck = race.run_engine
+
+    def run_engine(engine, seconds, stop, threads=1):
+        if engine == "wait":
+            return Race.run_engine(race, engine, seconds, stop, threads)
+        if engine == "attack":
+            return "sat", R.lo.copy(), 0
+        return stuck(engine, seconds, stop, threads)
+
+    race.run_engine = run_engine
+    t0 = time.perf_counter()
+    out = race.run(30, schedule=((("wait", 20.0), ("cpsat", None)), (("attack", None),)))
+    assert out.status == "sat" and out.engine == "attack"
+    assert time.perf_counter() - t0 < 2 and log == []
+    assert "wait" not in out.seconds
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_verify_gives_the_race_its_cores(monkeypatch, cores):
+    """The cores a query may use reach the race (branch and bound's threads come from them)."""
+    monkeypatch.setattr(verification, "SWEEP_FIRST", -1)
+    got = []
+    run = Race.run
+
+    def spy(self, timeout, cores=None, schedule=None, grace=1.0):
+        got.append(cores)
+        return run(self, timeout, cores, schedule, grace)
+
+    monkeypatch.setattr(Race, "run", spy)
+    m, R, y, bad = question(0)  # the bounds alone do not decide it
+    verify_region(m, R, [y], y, timeout=30, cores=cores, use_attack=False)
+    assert got == [cores]
