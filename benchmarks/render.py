@@ -395,6 +395,15 @@ def tune_tables(rec: Record) -> list[str]:
     return out
 
 
+def bounds_tables(rec: Record) -> list[str]:
+    """Branch-and-bound nodes proven safe by interval bounds and by a linear relaxation."""
+    rows = [{"model": k.split("/")[0], "eps": k.split("/")[1], "depth": k.split("/")[2], **v}
+            for k, v in rec["summary"].items()]
+    return dict_table(rows, [("model", "model"), ("eps", "eps"), ("depth", "depth"), ("queries", "queries"),
+                             ("nodes", "nodes"), ("safe_interval", "safe: interval"), ("safe_linear", "safe: linear"),
+                             ("linear_ms_per_node", "linear ms/node")], "lrrrrrrr")
+
+
 def dict_table(rows: Iterable[Record], cols: list[tuple[str, str]], align: str | None = None) -> list[str]:
     """A table of ``rows`` (dicts) with columns ``(key, header)``; a missing key is '-'."""
     return table([h for _, h in cols], [[r.get(k) if not isinstance(r.get(k), bool) else str(r.get(k))
@@ -491,6 +500,7 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                  ("attack", attack_tables, None,
                   "python benchmarks/attack.py --models fashion-mlp-small,fashion-conv-small --images 10 --eps 3,5,20 "
                   "--record"),
+                 ("bounds", bounds_tables, None, "python benchmarks/bounds.py --images 20 --eps 5 --record"),
                  ("schedules", tune_tables, None,
                   "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
                   "fashion-conv-small --timeout 30 --record")]),
