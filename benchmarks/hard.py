@@ -22,7 +22,8 @@ largest overrun of the timeout; a cumulative solved-vs-time plot per model (``--
 ``--memory K``: peak RSS of ``bnnlogic verify --data ... --jobs 1`` over the first K images at
 eps 5 (a subprocess, the user's path).  Disagreements between configs (one robust, another a
 counterexample) are counted: there must be none.  Per-query rows stream to
-``benchmarks/out/hard/<model>.<config>.jsonl`` (a rerun resumes), the summary to
+``benchmarks/out/hard/<model>.<config>.jsonl``, each with the git revision that ran it (a rerun
+resumes from the rows of the current revision and runs the others again), the summary to
 ``benchmarks/out/hard.json`` and, with ``--record``, a record under ``benchmarks/records/hard/``.
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ from bnnlogic.fileio import write_json  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.verification import make_region, robustness_radius, verify_region  # noqa: E402
 from models import MODELS, OUT, get_model  # noqa: E402
+from records import _git  # noqa: E402
 
 MODELS_DEFAULT = "fashion-mlp-small,fashion-conv-small,fashion-mlp-large-eev"
 CONFIGS = {  # name -> verify_region keyword arguments
@@ -65,10 +67,12 @@ ATTACK_S = 1.0
 
 
 def run_config(name: str, model, X, y, images: int, eps_list: list[int], config: str, timeout: float) -> list[dict]:
-    """Every (image, eps) of one config, resumable: rows stream to a JSONL file."""
+    """Every (image, eps) of one config, resumable: rows stream to a JSONL file; rows an earlier
+    revision of the code made are run again (a record's rows all come from its revision)."""
     path = OUT / "hard" / f"{name}.{config}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["index"], r["eps"]): r for r in read_done(path)}
+    rev = _git("rev-parse", "--short=8", "HEAD")
+    done = {(r["index"], r["eps"]): r for r in read_done(path) if r.get("rev") == rev}
     with open(path, "a") as fh:
         for i in range(images):
             for eps in eps_list:
@@ -80,12 +84,12 @@ def run_config(name: str, model, X, y, images: int, eps_list: list[int], config:
                     t0 = time.perf_counter()
                     adv = attack(model.engine, model.ir, R, [c for c in range(model.ir.n_classes) if c != y[i]],
                                  timeout=ATTACK_S)
-                    rec = {"model": name, "config": config, "index": i, "eps": eps, "log2_cells": cells,
+                    rec = {"model": name, "config": config, "rev": rev, "index": i, "eps": eps, "log2_cells": cells,
                            "status": "unknown" if adv is None else "counterexample", "backend": "attack",
                            "time_s": round(time.perf_counter() - t0, 6)}
                 else:
                     r = verify_region(model, R, [int(y[i])], int(y[i]), timeout=timeout, **CONFIGS[config])
-                    rec = {"model": name, "config": config, "index": i, "eps": eps, "status": r.status,
+                    rec = {"model": name, "config": config, "rev": rev, "index": i, "eps": eps, "status": r.status,
                            "time_s": round(r.time_s, 6), "backend": r.backend, "found_by": r.found_by,
                            "engines": r.stats.get("engines"), "fixed": r.stats.get("fixed_by_bounds"),
                            "neurons": r.stats.get("neurons"), "log2_cells": cells}
