@@ -495,8 +495,8 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                 "simulates candidate schedules on the engines' measured solve times (how `portfolio.SCHEDULES` "
                 "was chosen).",
                 [("hard", hard_tables, plot_hard,
-                  "python benchmarks/hard.py --images 20 --eps 3,5,20 --configs default,one-core --one-core-images 10 --engines '' "
-                  "--radius 5 --radius-timeout 120 --memory 10 --record"),
+                  "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core --one-core-images 5 --engines '' "
+                  "--radius 5 --radius-timeout 60 --memory 10 --record"),
                  ("attack", attack_tables, None,
                   "python benchmarks/attack.py --models fashion-mlp-small,fashion-conv-small --images 10 --eps 3,5,20 "
                   "--record"),
@@ -603,8 +603,8 @@ HEADLINE_RUNS: list[tuple[str, Renderer, str]] = [
     ("verify-digits", lambda r: verify_tables(r, full=False),
      "python benchmarks/verify.py --models digits-mlp --images 20 --naive-images 5 --eps 1,2,3 --timeout 10 "
      "--solvers small --solver-images 5 --record"),
-    ("hard", hard_headline, "python benchmarks/hard.py --images 20 --eps 3,5,20 --configs default,one-core "
-                            "--one-core-images 10 --engines '' --radius 5 --radius-timeout 120 --memory 10 --record"),
+    ("hard", hard_headline, "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core "
+                            "--one-core-images 5 --engines '' --radius 5 --radius-timeout 60 --memory 10 --record"),
     ("infer", infer_tables, "python benchmarks/infer.py --record"),
     ("infer-quick", infer_tables, "python benchmarks/infer.py --quick --record"),
     ("presets-fashion-mnist", presets_tables,
