@@ -16,7 +16,8 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     wait     nothing (the lane sleeps; it leaves the core and the GIL to the other lanes)
 
 A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
-(``None``: until the deadline).  Lanes run on threads of this process: the sweep, CP-SAT and
+(``None``: until the deadline).  Lanes run on threads of this process (one lane: the caller's
+thread, no hand-off per query): the sweep, CP-SAT and
 PySAT release the GIL, so the cores really work in parallel; Exact's binding does not, so a
 race runs it in a forked process (``logic.backends._Forked``) that inherits the encoding and is
 killed at its deadline, which keeps a race's time limit even on one core.  The model and the
