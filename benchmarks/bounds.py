@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bnnlogic.data import load_dataset  # noqa: E402
 from bnnlogic.ir import IR, Dense  # noqa: E402
 from bnnlogic.logic.bab import _halve, safe_nodes, split_rank  # noqa: E402
-from bnnlogic.logic.bounds import propagate  # noqa: E402
+from bnnlogic.logic.bounds import _sum_bounds, propagate  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.verification import SWEEP_FIRST, _bounds_exclude, make_region  # noqa: E402
 from models import get_model  # noqa: E402
@@ -73,22 +73,23 @@ def back_substitute(As: list[np.ndarray], rel: list, Lam: np.ndarray, lo: np.nda
     return const + np.where(Lam > 0, Lam * hi, Lam * lo).sum(axis=1)
 
 
-def linear_safe(ir: IR, lo: np.ndarray, hi: np.ndarray, ref: int, bad: list[int]) -> bool:
-    """The linear relaxation proves that no class in ``bad`` beats ``ref`` on the bit box."""
-    As = [layer.A.astype(float) for layer in ir.layers]
+def linear_safe(ir: IR, As: list[np.ndarray], lo: np.ndarray, hi: np.ndarray, ref: int, bad: list[int]) -> bool:
+    """The linear relaxation proves that no class in ``bad`` beats ``ref`` on the bit box
+    [lo, hi] (uint8); ``As``: the hidden layers' weights as floats.  The first layer's [L, U]
+    are its exact interval sums (``logic.bounds._sum_bounds``)."""
+    flo, fhi = lo.astype(float), hi.astype(float)
     rel: list = []
     for i, (A, layer) in enumerate(zip(As, ir.layers)):
         if i == 0:
-            base = A @ lo
-            L, U = base + np.minimum(A, 0) @ (hi - lo), base + np.maximum(A, 0) @ (hi - lo)
+            L, U = (b[0] for b in _sum_bounds(layer, lo[None], hi[None]))
         else:
-            U = np.floor(back_substitute(As[:i], rel, A, lo, hi) + 1e-6)
-            L = -np.floor(back_substitute(As[:i], rel, -A, lo, hi) + 1e-6)
+            U = np.floor(back_substitute(As[:i], rel, A, flo, fhi) + 1e-6)
+            L = -np.floor(back_substitute(As[:i], rel, -A, flo, fhi) + 1e-6)
         rel.append(relax(L, U, layer.k))
     out = ir.output
     D = np.array([out.A[c] - out.A[ref] for c in bad if c != ref], dtype=float)
     beat = np.array([out.beat_bound(c, ref) for c in bad if c != ref])
-    return bool((np.floor(back_substitute(As, rel, D, lo, hi) + 1e-6) < beat).all())
+    return bool((np.floor(back_substitute(As, rel, D, flo, fhi) + 1e-6) < beat).all())
 
 
 def rows_for(name: str, images: int, eps_list: list[int], depths: list[int], n_nodes: int) -> list[dict]:
@@ -96,6 +97,7 @@ def rows_for(name: str, images: int, eps_list: list[int], depths: list[int], n_n
     ir = model.ir
     if not all(isinstance(layer, Dense) for layer in ir.layers):
         raise SystemExit(f"{name}: dense (MLP) models only")
+    As = [layer.A.astype(float) for layer in ir.layers]
     data = load_dataset(model.meta["dataset"])
     X, y = data.X_test.reshape(len(data.X_test), -1).astype(np.int64), data.y_test
     thr = np.sort(ir.coding.thresholds, axis=0)
@@ -124,8 +126,8 @@ def rows_for(name: str, images: int, eps_list: list[int], depths: list[int], n_n
                     t0 = time.perf_counter()
                     s_lin = []
                     for j in range(len(lo)):
-                        ulo, uhi = (ir.coding.encode(v[None]).reshape(-1).astype(float) for v in (lo[j], hi[j]))
-                        s_lin.append(s_int[j] or linear_safe(ir, ulo, uhi, int(ref[j]), bad))
+                        ulo, uhi = (ir.coding.encode(v[None]).reshape(-1) for v in (lo[j], hi[j]))
+                        s_lin.append(s_int[j] or linear_safe(ir, As, ulo, uhi, int(ref[j]), bad))
                     rows.append({"model": name, "index": i, "eps": eps, "log2_cells": round(float(log_cells), 1),
                                  "depth": depth, "nodes": len(lo), "safe_interval": int(s_int.sum()),
                                  "safe_linear": int(np.sum(s_lin)),

@@ -50,7 +50,7 @@ from bnnlogic.fileio import write_json  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.verification import make_region, robustness_radius, verify_region  # noqa: E402
 from models import MODELS, OUT, get_model  # noqa: E402
-from records import _git  # noqa: E402
+from records import revision  # noqa: E402
 
 MODELS_DEFAULT = "fashion-mlp-small,fashion-conv-small,fashion-mlp-large-eev"
 CONFIGS = {  # name -> verify_region keyword arguments
@@ -71,7 +71,7 @@ def run_config(name: str, model, X, y, images: int, eps_list: list[int], config:
     revision of the code made are run again (a record's rows all come from its revision)."""
     path = OUT / "hard" / f"{name}.{config}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rev = _git("rev-parse", "--short=8", "HEAD")
+    rev = revision(short=True)
     done = {(r["index"], r["eps"]): r for r in read_done(path) if r.get("rev") == rev}
     with open(path, "a") as fh:
         for i in range(images):

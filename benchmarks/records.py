@@ -47,6 +47,11 @@ def _git(*args: str) -> str:
         return ""
 
 
+def revision(short: bool = False) -> str:
+    """The git revision of HEAD (8 hex digits if ``short``); "" outside a git checkout."""
+    return _git("rev-parse", *(["--short=8"] if short else []), "HEAD")
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on: CPU model, cores, memory, load, Python, packages."""
     cpu = platform.processor() or platform.machine()
@@ -89,7 +94,7 @@ def save_record(benchmark: str, summary: dict[str, Any], rows: list[Any], argv: 
                 **extra: Any) -> Path:
     """Write this run's record (see the module docstring) atomically; returns its path."""
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
-    rev = _git("rev-parse", "HEAD")
+    rev = revision()
     rec = {"benchmark": benchmark, "schema": 1, "command": command(argv), "git_revision": rev,
            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
            "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(), "summary": summary, "rows": rows,
