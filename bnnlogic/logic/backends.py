@@ -209,6 +209,9 @@ class _CPSAT:
         self.model.AddAssumptions([self.lit(l) for l in assumptions])
         solver = self.cp.CpSolver()
         solver.parameters.num_workers = self.workers
+        # CP-SAT's own SIGINT handler outlives the solve it belongs to: a Ctrl-C after a race
+        # aborted the process (std::bad_function_call); bnnlogic stops it with StopSearch
+        solver.parameters.catch_sigint_signal = False
         if timeout:
             solver.parameters.max_time_in_seconds = float(timeout)
         with self._lock:
@@ -242,14 +245,46 @@ class _CPSAT:
         pass
 
 
+_SIGNAL_LOCK = threading.Lock()
+
+
+def _new_exact():
+    """A fresh ``exact.Exact()`` that leaves the process's signal handlers as they were.
+
+    Exact's constructor installs C handlers for SIGINT, SIGTERM and SIGXCPU that only set its
+    own interrupt flag: afterwards Ctrl-C and ``kill`` no longer reach Python (a process at exit
+    cannot even end a forked solver server), and a Ctrl-C during a race aborted the process
+    (``std::bad_function_call``).  bnnlogic interrupts Exact itself (``EXACT_SLICE``), so the
+    previous handlers (C ``struct sigaction``s, saved and restored as opaque bytes through libc;
+    a module lock keeps concurrent constructions from saving each other's) are put back."""
+    import ctypes
+    import signal
+
+    import exact
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        sigaction = libc.sigaction
+    except (OSError, AttributeError):  # no POSIX sigaction (Windows): nothing to keep
+        return exact.Exact()
+    signals = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGXCPU") if hasattr(signal, n)]
+    with _SIGNAL_LOCK:
+        saved = {n: ctypes.create_string_buffer(512) for n in signals}  # > sizeof(struct sigaction)
+        for n, buf in saved.items():
+            sigaction(n, None, buf)
+        try:
+            return exact.Exact()
+        finally:
+            for n, buf in saved.items():
+                sigaction(n, buf, None)
+
+
 class _Exact:
     """Exact: one (reified) linear constraint per card, no auxiliary variables.  ``stop``: a
     function that says "interrupted" (``_Forked``'s shared flag), checked like ``interrupt``."""
 
     def __init__(self, formula: Formula, stop: Callable[[], bool] | None = None) -> None:
-        import exact
-
-        s = self.s = exact.Exact()
+        s = self.s = _new_exact()
         self.names = [f"v{i}" for i in range(formula.n_vars + 1)]
         for name in self.names[1:]:
             s.addVariable(name)
@@ -338,7 +373,8 @@ class _Forked:
         ctx = mp.get_context("fork")
         self._conn, child = ctx.Pipe()
         self._stop = ctx.RawValue("b", self._interrupted is not None)  # lock-free: the child may be killed
-        self._proc = ctx.Process(target=_serve, args=(self._formula, self._name, child, self._stop), daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(self._formula, self._name, child, self._conn, self._stop),
+                                 daemon=True)
         self._proc.start()
         child.close()
 
@@ -405,11 +441,14 @@ class _Forked:
             pass
 
 
-def _serve(formula: Formula, name: str, conn, stop) -> None:  # pragma: no cover  (runs in the child)
+def _serve(formula: Formula, name: str, conn, parent_end, stop) -> None:  # pragma: no cover  (runs in the child)
     """The child of ``_Forked``: build the backend, answer each ``("solve", assumptions, timeout)``
-    with ``("ok", (status, true variables after "sat", core after "unsat"))``, until killed."""
+    with ``("ok", (status, true variables after "sat", core after "unsat"))``, until killed or
+    the parent's end of the pipe closes (the parent died: its copy inherited by the fork is
+    closed here first, else the child would wait on it forever)."""
     import signal
 
+    parent_end.close()
     # the parent ends this child (kill, or terminate at exit): no handler inherited from it may
     # keep it alive; a Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

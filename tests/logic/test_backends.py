@@ -1,0 +1,94 @@
+"""Solver backends leave the process's signals and children in order: Ctrl-C and ``kill``
+still reach Python after Exact has run, and a forked solver server never outlives its parent."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# a tiny query's formula; then the scenario named by argv[1]
+SCRIPT = """
+import os, signal, sys, time
+import numpy as np
+from bnnlogic.logic import Query, backends, region
+from tests.helpers import random_ir
+
+ir = random_ir(1, n_features=3, hi=2, hidden=(4,))
+x = np.array([1, 1, 1])
+y = int(ir.predict(x[None])[0])
+R = region.linf(ir.coding, x, 1)
+f = Query(ir, R, [[(0, [c for c in range(ir.n_classes) if c != y])]], backend="exact").encoding.formula
+mode = sys.argv[1]
+if mode in ("sigint", "sigterm"):
+    backends.make_backend("exact", f).solve([], None)  # Exact built and run in this process
+    try:
+        os.kill(os.getpid(), signal.SIGINT if mode == "sigint" else signal.SIGTERM)
+        time.sleep(2)
+        print("swallowed", flush=True)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+else:
+    b = backends._Forked(f, "cpsat" if mode.endswith("cpsat") else "exact")
+    b.solve([], None)
+    print(b._proc.pid, flush=True)
+    if mode.startswith("killed"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    # "exit": the interpreter ends without b.close()
+"""
+
+
+def _run(mode: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env=env)
+
+
+def test_ctrl_c_reaches_python_after_exact():
+    """Exact's constructor installs its own SIGINT handler; ``_new_exact`` puts Python's back."""
+    assert _run("sigint").stdout.split() == ["KeyboardInterrupt"]
+
+
+def test_kill_ends_the_process_after_exact():
+    p = _run("sigterm")
+    assert p.returncode == -signal.SIGTERM and "swallowed" not in p.stdout
+
+
+def test_interpreter_exits_with_a_forked_server_open():
+    """A backend never closed: the interpreter's exit ends the server (it used to wait forever)."""
+    t0 = time.monotonic()
+    p = _run("exit")
+    assert p.returncode == 0 and time.monotonic() - t0 < 30
+    _assert_gone(int(p.stdout.split()[0]))
+
+
+@pytest.mark.parametrize("mode", ["killed", "killed-cpsat"])
+def test_forked_server_dies_with_its_parent(mode):
+    """The parent is killed (SIGKILL, no clean-up): the server sees its pipe close and exits."""
+    p = _run(mode)
+    assert p.returncode == -signal.SIGKILL
+    _assert_gone(int(p.stdout.split()[0]))
+
+
+def _assert_gone(pid: int, wait: float = 10.0) -> None:
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # an exited child of a dead parent is reaped by init; a zombie counts as gone
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                return
+        except OSError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"forked solver server {pid} outlived its parent")
