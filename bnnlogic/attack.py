@@ -49,6 +49,7 @@ interrupted (milliseconds; tens of them for an L0 region on a 7840-bit input).  
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -341,11 +342,12 @@ class Relaxed:
 # ---------------------------------------------------------------------- the search
 def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
            timeout: float | None = DEFAULT_TIMEOUT, batch: int = 32, max_steps: int = 1_000_000,
-           ties: str = "low") -> np.ndarray | None:
+           ties: str = "low", stop: threading.Event | None = None) -> np.ndarray | None:
     """A raw input of R predicted in ``bad_classes`` (by ``engine``; a tie read by the rule
     ``ties``, ``ir.in_classes``), or None if none is found.
 
-    The stages of the module docstring until a hit, ``timeout`` seconds (None: no limit) or
+    The stages of the module docstring until a hit, ``timeout`` seconds (None: no limit),
+    ``stop`` set (seen between stages and gradient steps: a racer's cancel) or
     ``max_steps`` steps (gradient steps; tabu restarts in stage 1); ``batch`` gradient
     candidates at a time.  Deterministic for a given ``seed`` when the budget is in steps
     (``timeout=None``).  A candidate that the network over R predicts bad and ``engine`` does
@@ -360,9 +362,11 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
         return None
     with _blas().limit(limits=1, user_api="blas"):  # small products; BLAS threads would fight numba's
         q = _Search(Relaxed(ir, S.x0, S.bits(ir)), S, bad, engine, np.random.default_rng(seed), batch, max_steps,
-                    ties)
+                    ties, stop)
         t_mid = None if t_end is None else time.perf_counter() + PATTERN_SHARE * (t_end - time.perf_counter())
         for stage, t_stop in ((_single_moves, t_mid), (_patterns, t_mid), (_gradient, t_end)):
+            if q.stopped():
+                return None
             L = stage(q, t_stop)
             if L is not None and not len(L):  # the stage showed that no input of R is bad
                 return None
@@ -379,7 +383,7 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
 class _Search:
     """What the stages share: the network over R, the search space, the bad classes (bool
     (C,)), the inference engine, the random generator, the gradient batch and step budget, the
-    tie rule."""
+    tie rule, the racer's stop event."""
 
     net: Relaxed
     S: Space
@@ -389,6 +393,10 @@ class _Search:
     batch: int
     max_steps: int
     ties: str = "low"
+    stop: threading.Event | None = None
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def is_bad(self, scores: np.ndarray) -> np.ndarray:
         """Which rows of exact scores (b, C) are predicted in ``bad`` under the tie rule."""
@@ -560,7 +568,7 @@ def _gradient(q: _Search, t_end: float | None) -> np.ndarray | None:
         hit = q.is_bad(scores)
         if hit.any():
             return L[hit]
-        if _expired(t_end) or step + 1 == max_steps:
+        if _expired(t_end) or q.stopped() or step + 1 == max_steps:
             return None
         g_best = (scores + good).argmax(axis=1)
         obj = scores[rows, targets] - scores[rows, g_best]

@@ -53,12 +53,20 @@ from .portfolio import race_solvers
 BACKEND = DEFAULT
 RACE_PARTNER = "cpsat"  # raced against BACKEND on every solver call when two cores are free
 CHECK_BACKEND = "cpsat"
-SMALL_CELLS = 1 << 14  # boxes this small are swept before the replay pool and bounds are tried
+TINY_CELLS = 1 << 14  # boxes this small are swept first (about a millisecond)
+#: boxes this small are swept after the replay pool, before bounds and the attack (digits
+#: mlp:200,100 friendly, whole domain: a sweep of 2^20 cells takes 45 ms, a missed attack ATTACK_S)
+SMALL_CELLS = 1 << 20
+ATTACK_RACES = True
 ATTACK_S = 0.1  # seconds of ``bnnlogic.attack`` on a larger restricted box, after the replay pool
+#: boxes with at most this many cells are swept rather than solved (same net: 2^22 cells in 0.15 s,
+#: 2^24 in 0.9 s, where the solvers prove 2^26 in 0.17-0.3 s)
+ENUM_CELLS = 1 << 22
 #: boxes with more cells than ``enum_cells`` but at most this many race branch and bound (its sweep
 #: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26 cells
 BAB_CELLS = 1 << 34
 CHECK_CELLS = 1 << 22  # the independent check enumerates boxes this small through the engine
+CHECK_RACE_CELLS = 1 << 30  # ... and races that enumeration against its solver up to this many cells
 KINDS = ("abductive", "contrastive", "minimum")
 METHODS = ("deletion", "quickxplain")
 
@@ -140,7 +148,7 @@ class Explainer:
     races ``backend`` against ``RACE_PARTNER`` (``portfolio.race_solvers``)."""
 
     def __init__(self, ir: IR, x: np.ndarray, eps: int | None = None, backend: str = BACKEND,
-                 check_backend: str = CHECK_BACKEND, enum_cells: int = 1 << 24,
+                 check_backend: str = CHECK_BACKEND, enum_cells: int = ENUM_CELLS,
                  timeout: float | None = None, fast: bool = True, pool: int = 16, engine=None,
                  budget: float | None = None, limit: Budget | None = None, cores: int | None = None) -> None:
         from .portfolio import default_cores
@@ -261,13 +269,15 @@ class Explainer:
 
             enumerate  at most ``enum_cells`` threshold cells of the free features: the sweep
                        (``logic.sweep``) visits every cell (exact, far faster than a
-                       solver's proof); first if at most SMALL_CELLS, else after replay and
-                       bounds;
+                       solver's proof); first if at most TINY_CELLS, after replay if at
+                       most SMALL_CELLS, else after the attack and bounds;
             replay     a recent witness with ``fixed`` reset to x is still an input of the
                        restricted region: "sat" if the engine gives it another class (the
                        witness is replayed like any other);
             attack     ``bnnlogic.attack`` on the restricted region for ``ATTACK_S`` s (boxes
-                       of more than SMALL_CELLS cells): a replayed witness;
+                       of more than SMALL_CELLS cells): a replayed witness; on one core
+                       before the solver, on two or more raced beside the solvers (a
+                       missed attack then costs a share of a core, not ATTACK_S of waiting);
             bounds     interval bounds over the restricted box (exact integers) show that no
                        other class can be preferred: "unsat";
             solver     the incremental solvers, raced (``portfolio.race_solvers``; with branch
@@ -283,15 +293,17 @@ class Explainer:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise UserError(f"no explanation within the budget of {self.budget} s")
         free = [f for f in self.relevant if f not in fixed]  # the others cannot change the output
+        racing = len(self.solvers) > 1
         cells = int(np.prod([len(self._cells[f]) for f in free], dtype=object))
-        if cells <= min(self.enum_cells, SMALL_CELLS) and (ans := self._sweep(free)) is not None:
+        if cells <= min(self.enum_cells, TINY_CELLS) and (ans := self._sweep(free)) is not None:
+            return ans
+        if self.fast and (ans := self._replay_pool(fixed, hint)) is not None:
+            self.oracle["replay"] += 1
+            return ans
+        if TINY_CELLS < cells <= min(self.enum_cells, SMALL_CELLS) and (ans := self._sweep(free)) is not None:
             return ans
         if self.fast:
-            ans = self._replay_pool(fixed, hint)
-            if ans is not None:
-                self.oracle["replay"] += 1
-                return ans
-            if cells > SMALL_CELLS and (ans := self._attack(fixed)) is not None:
+            if cells > SMALL_CELLS and not (racing and ATTACK_RACES) and (ans := self._attack(fixed)) is not None:
                 self.oracle["attack"] += 1
                 return ans
             # bounds are tried while they pay: always at first, then while >= 1 in 8 tries proves
@@ -300,11 +312,15 @@ class Explainer:
                 return Answer("unsat")
         if SMALL_CELLS < cells <= self.enum_cells and (ans := self._sweep(free)) is not None:
             return ans
-        self.oracle["solver"] += 1
         t0 = time.perf_counter()
-        extra = [self._bab_call(fixed)] if len(self.solvers) > 1 and cells <= BAB_CELLS else []
+        extra, hits = [], []
+        if racing and cells <= BAB_CELLS:
+            extra.append(self._bab_call(fixed))
+        if racing and ATTACK_RACES and self.fast and cells > SMALL_CELLS:
+            extra.append(self._attack_call(fixed, hits))
         status, value, winner = race_solvers(self.solvers, [l for f in fixed for l in self._fix[f]],
                                              self._call_timeout(), extra)
+        self.oracle["attack" if hits and status == "sat" and winner is None and value is hits[0] else "solver"] += 1
         if status == "unknown":
             raise self._gave_up("the solver")
         if status == "unsat":
@@ -335,6 +351,22 @@ class Explainer:
             return None
         self._remember(w)
         return Answer("sat", w, self.query.replay(w))
+
+    def _attack_call(self, fixed: set[int], hits: list):
+        """``_attack`` as a racer of ``portfolio.race_solvers`` (``ATTACK_S`` s, cancelled when a
+        solver decides first): ``("sat", witness)``, the witness also appended to ``hits``, or
+        ``("unknown", None)``."""
+        from .attack import attack
+
+        R = self._restricted(fixed)
+
+        def run(stop):
+            w = attack(self.query.engines[0], self.ir, R, self.other, timeout=ATTACK_S, stop=stop)
+            if w is None:
+                return "unknown", None
+            hits.append(w)
+            return "sat", w
+        return run
 
     def _bab_call(self, fixed: set[int]):
         """Branch and bound over the region with ``fixed`` pinned to x (``logic.bab``, one
@@ -644,26 +676,45 @@ class Explainer:
     def _independent_unsat(self, fixed: Iterable[int]) -> bool:
         """No input of R with ``fixed`` pinned to x changes the prediction.  At most
         CHECK_CELLS threshold cells: one input per cell through the compiled engine (concrete
-        inference, sharing no code with the sweep or the solvers); else a fresh encoding of the
-        restricted region, solved by the check backend (``timeout`` per call; a check that
-        gives up raises ``UserError``: an explanation is never reported unchecked)."""
+        inference, sharing no code with the sweep or the solvers, ``_enumerate_call``); else a
+        fresh encoding of the restricted region, solved by the check backend, on two or more
+        cores raced against that enumeration up to CHECK_RACE_CELLS cells (a plain net's
+        2^24-cell check: seconds by enumeration, minutes by CP-SAT).  ``timeout`` per call; a
+        check that gives up raises ``UserError``: an explanation is never reported unchecked."""
+        from .portfolio import race_calls
+
         R = self._fixed_region(fixed)
-        if CHECK_CELLS > 0 and n_cells(self.ir.coding.thresholds, R.lo, R.hi)[0] <= np.log2(CHECK_CELLS):
-            t0, engine, timeout = time.perf_counter(), self.query.engines[0], self._call_timeout()
-            for X in cell_inputs(self.ir.coding.thresholds, R.lo, R.hi, self.x):
-                if (engine.predict(X) != self.prediction).any():
-                    return False
-                if timeout is not None and time.perf_counter() - t0 > timeout:
-                    raise self._gave_up("the independent check")
-            return True
-        q = Query(self.ir, R, self.goal, self.check_backend)
-        try:
-            status = q.solve(timeout=self._call_timeout()).status
-        finally:
-            q.close()
+        log_cells = n_cells(self.ir.coding.thresholds, R.lo, R.hi)[0]
+        timeout = self._call_timeout()
+        if CHECK_CELLS > 0 and log_cells <= np.log2(CHECK_CELLS):
+            status = self._enumerate_call(R, timeout)(None)[0]
+        else:
+            racing = len(self.solvers) > 1
+            q = Query(self.ir, R, self.goal, self.check_backend, isolated=racing)
+            calls = [lambda stop: (q.solve(timeout=timeout).status, None)]
+            if racing and log_cells <= np.log2(CHECK_RACE_CELLS):
+                calls.append(self._enumerate_call(R, timeout))
+            try:
+                status = race_calls(calls, [q.interrupt])[0]
+            finally:
+                q.close()
         if status == "unknown":
             raise self._gave_up("the independent check")
         return status == "unsat"
+
+    def _enumerate_call(self, R: Region, timeout: float | None):
+        """Every threshold cell of R through the engine, as a racer (``fn(stop) -> (status,
+        None)``): "sat" at the first input of another class, "unsat" after the last cell,
+        "unknown" when ``stop`` is set or ``timeout`` passes."""
+        def run(stop):
+            t0, engine = time.perf_counter(), self.query.engines[0]
+            for X in cell_inputs(self.ir.coding.thresholds, R.lo, R.hi, self.x):
+                if (engine.predict(X) != self.prediction).any():
+                    return "sat", None
+                if (stop is not None and stop.is_set()) or (timeout is not None and time.perf_counter() - t0 > timeout):
+                    return "unknown", None
+            return "unsat", None
+        return run
 
     def _removals_break(self, S: set[int]) -> bool:
         """Dropping any one feature f of S admits an input of the region that agrees with x on

@@ -122,6 +122,23 @@ def test_time_budget_is_kept_on_a_robust_query():
     assert time.perf_counter() - t0 < 2.0  # 0.2 s plus the set-up
 
 
+def test_a_set_stop_event_ends_the_search():
+    """A racer's cancel: set from another thread, the search ends within a gradient step (no
+    time limit, no step limit)."""
+    import threading
+
+    ir = random_ir(0, n_features=64, hi=255, levels=3, hidden=(64, 32), n_classes=3)
+    off = ir.output.offset.copy()
+    off[2] = -10**6
+    ir = replace(ir, output=replace(ir.output, offset=off))
+    R = region.linf(ir.coding, np.full(64, 128), 100)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.perf_counter()
+    assert attack(Engine(ir), ir, R, [2], timeout=None, max_steps=10**9, stop=stop) is None
+    assert 0.3 <= time.perf_counter() - t0 < 2.0
+
+
 def test_no_bad_pattern_means_no_counterexample():
     """The pattern stage's claim "no pattern of the live first-layer neurons is bad" (the
     attack then stops at once) holds exactly when brute force finds no counterexample."""
