@@ -20,7 +20,8 @@ Per (model, config, eps): robust / counterexample / unknown, median and mean sec
 largest overrun of the timeout; a cumulative solved-vs-time plot per model (``--plot``);
 ``--radius K``: ``robustness_radius`` of the first K images (both sides proven? decisions, time);
 ``--memory K``: peak RSS of ``bnnlogic verify --data ... --jobs 1`` over the first K images at
-eps 5 (a subprocess, the user's path).  Disagreements between configs (one robust, another a
+eps 5 (a subprocess, the user's path; alone, ``--configs '' --engines '' --radius 0``, it is
+recorded as ``hard-memory``).  Disagreements between configs (one robust, another a
 counterexample) are counted: there must be none.  Per-query rows stream to
 ``benchmarks/out/hard/<model>.<config>.jsonl``, each with the git revision that ran it (a rerun
 resumes from the rows of the current revision and runs the others again), the summary to
@@ -331,7 +332,8 @@ def main() -> None:
     if args.record:
         from records import save_record
 
-        print("record:", save_record("hard", summary_out, recs, radii=radii))
+        # a memory-only run is its own record, so the newest "hard" record keeps its verdict rows
+        print("record:", save_record("hard" if recs or radii else "hard-memory", summary_out, recs, radii=radii))
 
 
 if __name__ == "__main__":

@@ -339,7 +339,8 @@ def hard_tables(rec: Record) -> list[str]:
     s = rec["summary"]
     out = table(["model", "config", "eps", "n", "robust", "cex", "unknown", "median s", "mean s", "max overrun s"],
                 [[r["model"], r["config"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"],
-                  r["median_time_s"], r["mean_time_s"], r["max_overrun_s"]] for r in s["rows"]], "llrrrrrrrr")
+                  r["median_time_s"], r["mean_time_s"], r["max_overrun_s"]] for r in s["rows"]], "llrrrrrrrr") \
+        if s["rows"] else []
     rad = s.get("radius") or {}
     if rad:
         out += table(["model", "images", "both sides proven", "median s", "median decisions"],

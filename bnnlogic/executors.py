@@ -177,7 +177,11 @@ _MODEL: dict[str, Any] = {}  # in a pool worker: the model; on a Ray worker: mod
 def _limit_threads(cores: int | None) -> None:
     """At most ``cores`` threads for numba's parallel kernels and BLAS in this worker process:
     workers share the machine's cores, and a worker running both at full width beside another
-    oversubscribes them (measured: 2 pool workers on 2 cores ran 1.04x one worker)."""
+    oversubscribes them (measured: 2 pool workers on 2 cores ran 1.04x one worker).  Also
+    bounds the worker's heap (``heap.bound_heap``)."""
+    from .heap import bound_heap
+
+    bound_heap()
     if cores:
         import numba
         from threadpoolctl import threadpool_limits

@@ -18,6 +18,7 @@ import signal
 import sys
 
 from ..budget import interruption
+from ..heap import bound_heap
 from ..errors import UserError
 from ._common import EXIT_INTERRUPTED
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    bound_heap()
     previous = signal.getsignal(signal.SIGTERM)
     _terminate_as_interrupt()
     try:

@@ -28,6 +28,7 @@ Bounds = list[tuple[np.ndarray, np.ndarray]]
 #: most SMALL_WORK; else by float32 products (BLAS, fast on many boxes of a dense layer)
 SPARSE_DENSITY = 0.25
 SMALL_WORK = 1 << 15
+CHUNK_BOXES = 128  # boxes propagated at once (``propagate``)
 
 _PREPARED: dict[tuple[str, int], tuple] = {}
 
@@ -108,10 +109,21 @@ def _sum_bounds(layer: Dense | Conv, lo: np.ndarray, hi: np.ndarray) -> tuple[np
 def propagate(ir: IR, lo: np.ndarray, hi: np.ndarray) -> Bounds:
     """Bit bounds after the coding and after each hidden layer for raw boxes (n, d) or (d,).
 
-    Returns ``[(lo_0, hi_0), (lo_1, hi_1), ...]`` with arrays (n, *shape) uint8.
+    Returns ``[(lo_0, hi_0), (lo_1, hi_1), ...]`` with arrays (n, *shape) uint8.  Boxes go
+    through in chunks of ``CHUNK_BOXES`` (a conv layer's float32 receptive fields take about
+    200 KB per box on conv-small: 600 boxes of branch and bound took 126 MB at once).
     """
     lo = np.asarray(lo, dtype=np.int64).reshape(-1, ir.coding.n_features)
     hi = np.asarray(hi, dtype=np.int64).reshape(-1, ir.coding.n_features)
+    if len(lo) > CHUNK_BOXES:
+        parts = [_propagate(ir, lo[s:s + CHUNK_BOXES], hi[s:s + CHUNK_BOXES]) for s in range(0, len(lo), CHUNK_BOXES)]
+        return [(np.concatenate([p[l][0] for p in parts]), np.concatenate([p[l][1] for p in parts]))
+                for l in range(len(parts[0]))]
+    return _propagate(ir, lo, hi)
+
+
+def _propagate(ir: IR, lo: np.ndarray, hi: np.ndarray) -> Bounds:
+    """``propagate`` on one chunk of boxes (n, d) int64."""
     out = [(ir.coding.encode(lo), ir.coding.encode(hi))]
     for layer in ir.layers:
         blo, bhi = out[-1]

@@ -25,7 +25,8 @@ contribution sits in acc^0; a max-pool is the threshold neuron ``sum_window u >=
 sum is an exact integer (float32 products of {-1, 0, 1} matrices, partial sums below 2^24),
 so the sweep is a complete decision procedure for "some input of the box is predicted in
 ``bad``".  The walk runs in chunks (resumable state) and the table is decided and emptied
-when full, so a deadline is checked often and memory stays bounded (``MEMORY``).
+when full, so a deadline is checked often and memory stays bounded (``MEMORY``,
+``BLOCK_MEMORY``).
 """
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ from .encode import _gather, cell_intervals
 CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks
 TABLE = 1 << 20  # distinct layer-1 patterns held (at most) before they are decided and dropped
 TABLE0 = 1 << 12  # slots of the table at the start: it doubles (its new patterns decided each time) up to its cap
-MEMORY = 1 << 28  # bytes: cap of the pattern table, and of each block of patterns ``_decide`` multiplies
+MEMORY = 1 << 28  # bytes: cap of the pattern table
+#: bytes: cap of each block of patterns ``_decide`` multiplies (its float32 copies and products;
+#: 2^28 let two branch-and-bound threads on conv-small hold 180 MB of blocks at once)
+BLOCK_MEMORY = 1 << 26
 SPARSE = 0.05  # layers above the first whose weight matrix has fewer non-zeros than this are multiplied sparse
 GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
 #: top bit of a table entry's index column: the pattern was already decided (not in ``bad``)
@@ -253,10 +257,10 @@ def _decide(p: _Plan, P: np.ndarray, n: int, rep: np.ndarray, bad: np.ndarray,
     """Gray index of a cell predicted in ``bad`` among the distinct layer-1 patterns ``P``
     (m, words) uint64, neuron i of F_1 at bit i % 64 of word i // 64, n = |F_1| (``rep``: the
     Gray index of a cell showing each), -1 if none, or ``GAVE_UP``.  Runs in blocks of rows
-    whose float32 and int64 matrices fit in ``MEMORY`` bytes (a conv layer can have thousands
-    of free neurons), checking ``deadline`` and ``stop`` between blocks."""
+    whose float32 and int64 matrices fit in ``BLOCK_MEMORY`` bytes (a conv layer can have
+    thousands of free neurons), checking ``deadline`` and ``stop`` between blocks."""
     widest = max(1, n, p.W_out.shape[1], *(M.shape[1] for M in p.mats))
-    step = max(1, MEMORY // (16 * widest))
+    step = max(1, BLOCK_MEMORY // (16 * widest))
     for s in range(0, len(P), step):
         if _expired(deadline, stop):
             return GAVE_UP

@@ -65,3 +65,20 @@ def test_padded_conv_sum_bounds_are_exact(stride, pad):
         rows.append(W[:, pad:pad + 5, pad:pad + 6].reshape(-1))
     rmin, rmax = _reference(np.array(rows), lo, hi)
     assert (smin.reshape(4, -1) == rmin).all() and (smax.reshape(4, -1) == rmax).all()
+
+
+def test_propagate_in_chunks_equals_all_at_once(monkeypatch):
+    """Many boxes go through in chunks of CHUNK_BOXES; the bounds are those of one pass."""
+    from bnnlogic.logic import bounds as bounds_mod
+    from tests.helpers import random_ir
+
+    ir = random_ir(3, image=(1, 4, 4), hi=3, conv=((2, 2, 1),), hidden=(4,))
+    rng = np.random.default_rng(0)
+    lo = rng.integers(0, 4, (11, ir.coding.n_features))
+    hi = np.minimum(3, lo + rng.integers(0, 3, lo.shape))
+    whole = bounds_mod.propagate(ir, lo, hi)
+    monkeypatch.setattr(bounds_mod, "CHUNK_BOXES", 3)
+    chunked = bounds_mod.propagate(ir, lo, hi)
+    assert len(chunked) == len(whole)
+    for (a, b), (c, d) in zip(whole, chunked):
+        assert a.shape == c.shape and np.array_equal(a, c) and np.array_equal(b, d)

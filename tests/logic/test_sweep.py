@@ -31,6 +31,7 @@ def test_sweep_matches_brute_force(net, seed, table, memory, sparse, table0, mon
     monkeypatch.setattr(sweep_mod, "TABLE", table)
     monkeypatch.setattr(sweep_mod, "TABLE0", table0)
     monkeypatch.setattr(sweep_mod, "MEMORY", memory)
+    monkeypatch.setattr(sweep_mod, "BLOCK_MEMORY", min(memory, sweep_mod.BLOCK_MEMORY))
     monkeypatch.setattr(sweep_mod, "SPARSE", sparse)
     ir = random_ir(seed, **(WIDE if net == "wide" else NETS[net]))
     rng = np.random.default_rng(seed)
