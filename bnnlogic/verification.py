@@ -240,7 +240,7 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
            target: int | None = None, allowed: Sequence[int] | None = None, mask: Any = None,
            backend: str = "auto", timeout: float | None = None, use_attack: bool = True,
            ties: str = "low", certify: str | Path | None = None, cross_check: bool = False,
-           cert_timeout: float | None = None) -> VerifyResult:
+           cert_timeout: float | None = None, cores: int | None = None) -> VerifyResult:
     """Verify one property around raw input x (see the module docstring).
 
     label        the class that must be kept (default: the model's prediction on x)
@@ -250,6 +250,7 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
     certify      a robust verdict gets a certificate written to this path (``bnnlogic.certify``;
                  the model must have been loaded from a file; ``cert_timeout`` seconds to make it)
     cross_check  re-decide with a backend of another kind (``bnnlogic.crosscheck``)
+    cores        cores the racing portfolio may use (default: ``portfolio.default_cores()``)
     """
     x = model.check_inputs(x)[0]
     if label is None:
@@ -261,7 +262,7 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
     if allowed is None:
         allowed = [c for c in range(n) if c != target] if target is not None else [label]
     R = make_region(model, x, eps, norm, None if mask is None else np.asarray(mask))
-    r = verify_region(model, R, allowed, label, backend, timeout, use_attack, ties=ties)
+    r = verify_region(model, R, allowed, label, backend, timeout, use_attack, ties=ties, cores=cores)
     if certify is None and not cross_check:
         return r
     if ties != "low":

@@ -212,3 +212,5 @@ def test_verify_gives_the_race_its_cores(monkeypatch, cores):
     m, R, y, bad = question(0)  # the bounds alone do not decide it
     verify_region(m, R, [y], y, timeout=30, cores=cores, use_attack=False)
     assert got == [cores]
+    verification.verify(m, R.center, eps=2, timeout=30, use_attack=False, cores=cores)
+    assert got == [cores, cores]  # the public verify passes them on
