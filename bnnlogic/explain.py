@@ -57,14 +57,15 @@ TINY_CELLS = 1 << 14  # boxes this small are swept first (about a millisecond)
 #: boxes this small are swept after the replay pool, before bounds and the attack (digits
 #: mlp:200,100 friendly, whole domain: a sweep of 2^20 cells takes 45 ms, a missed attack ATTACK_S)
 SMALL_CELLS = 1 << 20
-ATTACK_RACES = True
 ATTACK_S = 0.1  # seconds of ``bnnlogic.attack`` on a larger restricted box, after the replay pool
 #: boxes with at most this many cells are swept rather than solved (same net: 2^22 cells in 0.15 s,
 #: 2^24 in 0.9 s, where the solvers prove 2^26 in 0.17-0.3 s)
 ENUM_CELLS = 1 << 22
 #: boxes with more cells than ``enum_cells`` but at most this many race branch and bound (its sweep
-#: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26 cells
-BAB_CELLS = 1 << 34
+#: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26
+#: cells, and above 2^28 it only took CPU from the solvers (digits mlp:200,100 friendly, whole
+#: domain: 0.1-1.2 s less per explanation than with 2^34)
+BAB_CELLS = 1 << 28
 CHECK_CELLS = 1 << 22  # the independent check enumerates boxes this small through the engine
 CHECK_RACE_CELLS = 1 << 30  # ... and races that enumeration against its solver up to this many cells
 KINDS = ("abductive", "contrastive", "minimum")
@@ -303,7 +304,7 @@ class Explainer:
         if TINY_CELLS < cells <= min(self.enum_cells, SMALL_CELLS) and (ans := self._sweep(free)) is not None:
             return ans
         if self.fast:
-            if cells > SMALL_CELLS and not (racing and ATTACK_RACES) and (ans := self._attack(fixed)) is not None:
+            if cells > SMALL_CELLS and not racing and (ans := self._attack(fixed)) is not None:
                 self.oracle["attack"] += 1
                 return ans
             # bounds are tried while they pay: always at first, then while >= 1 in 8 tries proves
@@ -316,7 +317,7 @@ class Explainer:
         extra, hits = [], []
         if racing and cells <= BAB_CELLS:
             extra.append(self._bab_call(fixed))
-        if racing and ATTACK_RACES and self.fast and cells > SMALL_CELLS:
+        if racing and self.fast and cells > SMALL_CELLS:
             extra.append(self._attack_call(fixed, hits))
         status, value, winner = race_solvers(self.solvers, [l for f in fixed for l in self._fix[f]],
                                              self._call_timeout(), extra)
