@@ -347,7 +347,7 @@ def hard_tables(rec: Record) -> list[str]:
                      [[m, v["images"], v["complete"], v["median_s"], v["decisions_median"]] for m, v in rad.items()],
                      "lrrrr")
     if s.get("memory"):
-        out += table(["model", "images", "peak RSS MB (`--jobs 1` batch, eps 5)"],
+        out += table(["model", "images", "peak RSS MB, largest process (`--jobs 1` batch, eps 5)"],
                      [[m["model"], m.get("images", "-"), m["peak_rss_mb"]] for m in s["memory"]], "lrr")
     out += [f"Disagreements between configs (one robust, another a counterexample): {len(s.get('disagreements', []))}.",
             ""]
@@ -554,7 +554,7 @@ def render_page(page: str, plots: bool) -> str:
             out += [f"## `{prefix}`", "", f"No record yet. Record one with `{command}`.", ""]
         for name, rec, earlier in found:
             out += [f"## `{name}`", ""] + provenance(rec) + tables(rec)
-            if plot is not None:
+            if plot is not None and rec.get("rows"):  # a record without rows (hard-memory) has no plot
                 png = IMG / f"{name}.png"
                 if plots:
                     plot(rec, png)
