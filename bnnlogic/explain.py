@@ -345,18 +345,16 @@ class Explainer:
     def _attack(self, fixed: set[int]) -> Answer | None:
         """``bnnlogic.attack`` on the restricted region for ``ATTACK_S`` s: a witness joins the
         replay pool (replayed), None if it finds none."""
-        from .attack import attack
-
-        w = attack(self.query.engines[0], self.ir, self._restricted(fixed), self.other, timeout=ATTACK_S)
+        _, w = self._attack_call(fixed, [])(None)
         if w is None:
             return None
         self._remember(w)
         return Answer("sat", w, self.query.replay(w))
 
     def _attack_call(self, fixed: set[int], hits: list):
-        """``_attack`` as a racer of ``portfolio.race_solvers`` (``ATTACK_S`` s, cancelled when a
-        solver decides first): ``("sat", witness)``, the witness also appended to ``hits``, or
-        ``("unknown", None)``."""
+        """The attack as a racer of ``portfolio.race_solvers`` (``ATTACK_S`` s, cancelled when a
+        solver decides first; ``stop`` None: not cancelled): ``("sat", witness)``, the witness
+        also appended to ``hits``, or ``("unknown", None)``."""
         from .attack import attack
 
         R = self._restricted(fixed)
