@@ -174,11 +174,11 @@ def _failure(kind: str, value: Any) -> str | None:
 _MODEL: dict[str, Any] = {}  # in a pool worker: the model; on a Ray worker: models by object id
 
 
-def _limit_threads(cores: int | None) -> None:
-    """At most ``cores`` threads for numba's parallel kernels and BLAS in this worker process:
-    workers share the machine's cores, and a worker running both at full width beside another
-    oversubscribes them (measured: 2 pool workers on 2 cores ran 1.04x one worker).  Also
-    bounds the worker's heap (``heap.bound_heap``)."""
+def _prepare_worker(cores: int | None) -> None:
+    """Set up a worker process: its heap bounded (``heap.bound_heap``), and at most ``cores``
+    threads for numba's parallel kernels and BLAS: workers share the machine's cores, and a
+    worker running both at full width beside another oversubscribes them (measured: 2 pool
+    workers on 2 cores ran 1.04x one worker)."""
     from .heap import bound_heap
 
     bound_heap()
@@ -191,9 +191,9 @@ def _limit_threads(cores: int | None) -> None:
 
 
 def _pool_init(model: Any, cores: int | None = None) -> None:
-    """A pool worker: the model, and its share of the cores (``_limit_threads``)."""
+    """A pool worker: the model, and its share of the cores (``_prepare_worker``)."""
     _MODEL["pool"] = model
-    _limit_threads(cores)
+    _prepare_worker(cores)
 
 
 def _pool_call(fn: Callable[..., Any], args: tuple) -> Any:
@@ -258,7 +258,7 @@ def _ray_call(model_box: list, fn: Callable[..., Any], args: tuple, files_arg: i
     model = _MODEL.get(ref.hex())
     if model is None:  # this worker's first task of the model: fetch it, keep to the task's CPU
         model = _MODEL[ref.hex()] = ray.get(ref)
-        _limit_threads(RayExecutor.cores)
+        _prepare_worker(RayExecutor.cores)
     if files_arg is None or args[files_arg] is None:
         return fn(model, *args), {}, None
     tmp = tempfile.mkdtemp(prefix="bnnlogic-")

@@ -18,8 +18,8 @@ import signal
 import sys
 
 from ..budget import interruption
-from ..heap import bound_heap
 from ..errors import UserError
+from ..heap import bound_heap
 from ._common import EXIT_INTERRUPTED
 
 
