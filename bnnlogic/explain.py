@@ -48,7 +48,7 @@ from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.encode import cell_intervals
 from .logic.sweep import cell_inputs, n_cells, sweep
-from .portfolio import race_solvers
+from .portfolio import one_blas_thread, race_solvers
 
 BACKEND = DEFAULT
 RACE_PARTNER = "cpsat"  # raced against BACKEND on every solver call when two cores are free
@@ -129,12 +129,6 @@ def margin_order(ir: IR, x: np.ndarray, R: Region, features: Sequence[int], engi
     for f, m in zip(owner, margin):
         worst[f] = min(worst[f], int(m))
     return sorted(features, key=lambda f: (-worst[f], f))
-
-
-def _one_blas_thread():
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
 
 
 class Explainer:
@@ -517,18 +511,17 @@ class Explainer:
         stopped = None
         # single-row interval bounds are tiny matrix products: BLAS threads only cost
         # (tens of ms per product on a loaded 2-core machine)
-        blas = _one_blas_thread()
         try:
-            if method == "deletion":
-                # a robust decision has the empty explanation: one call instead of one per feature
-                S = [] if self.entails([]) else self._deletion(self.relevant, order)
-            else:
-                S = self._quickxplain(order)
+            with one_blas_thread():
+                if method == "deletion":
+                    # a robust decision has the empty explanation: one call instead of one per feature
+                    S = [] if self.entails([]) else self._deletion(self.relevant, order)
+                else:
+                    S = self._quickxplain(order)
         except (Stopped, KeyboardInterrupt, RuntimeError) as exc:
             stopped, S = self._stop(exc), list(self.best_axp)  # sufficient, maybe not minimal
         finally:
             self.deadline = None
-            blas.restore_original_limits()
         e = Explanation("abductive", S, self.prediction, method, time.perf_counter() - t0, self.calls - c0,
                         oracle={k: v - o0[k] for k, v in self.oracle.items()})
         if stopped is not None:

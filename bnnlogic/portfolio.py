@@ -35,8 +35,9 @@ import os
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -76,6 +77,35 @@ SCHEDULES: dict[int, Schedule] = {
     2: ((("wait", ATTACK_S), ("exact", None)),
         (("attack", ATTACK_S), ("bab", None), ("attack", 2.0), ("cpsat", None))),
 }
+
+
+_blas = {"lock": threading.Lock(), "users": 0, "limiter": None, "controller": None}
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS (numpy's matrix products) on one thread while any block of this kind runs in the
+    process (counted across threads; the first to enter sets the limit, the last to leave
+    restores it).  Races need it twice over: their lanes are the parallelism (a BLAS pool
+    beside them only contends for the cores), and OpenBLAS deadlocks when a thread forks (a
+    solver server, ``logic.backends._Forked``) while another is inside a multi-threaded
+    product (branch and bound's bounds, the attack): seen as a race that never returned."""
+    b = _blas
+    with b["lock"]:
+        if b["users"] == 0:
+            if b["controller"] is None:
+                from threadpoolctl import ThreadpoolController
+
+                b["controller"] = ThreadpoolController()  # scans the loaded libraries once
+            b["limiter"] = b["controller"].limit(limits=1, user_api="blas")
+        b["users"] += 1
+    try:
+        yield
+    finally:
+        with b["lock"]:
+            b["users"] -= 1
+            if b["users"] == 0:
+                b["limiter"].restore_original_limits()
 
 
 def bab_fits(log_cells: float, seconds: float | None) -> bool:
@@ -189,6 +219,10 @@ class Race:
         answer or ``timeout`` seconds; cancel the rest.  Returns within about ``timeout`` plus
         the time a lane takes to notice the cancel (a sweep chunk, a CP-SAT or PySAT stop; a
         forked Exact is killed within ``logic.backends.KILL_GRACE``)."""
+        with one_blas_thread():
+            return self._run(timeout, cores, schedule, grace)
+
+    def _run(self, timeout: float | None, cores: int | None, schedule: Schedule | None, grace: float) -> Outcome:
         cores = cores or default_cores()
         lanes = schedule or schedule_for(cores)
         bab_threads = max(1, cores // len(lanes))  # a lane's share of the cores (branch and bound's threads)
@@ -262,6 +296,11 @@ def race_calls(calls: Sequence, interrupt: Sequence = ()) -> tuple[str, object, 
     if len(calls) == 1:
         status, payload = calls[0](threading.Event())
         return status, payload, 0 if status != "unknown" else None
+    with one_blas_thread():
+        return _race_calls(calls, interrupt)
+
+
+def _race_calls(calls: Sequence, interrupt: Sequence) -> tuple[str, object, int | None]:
     stop = threading.Event()
     results: queue.Queue = queue.Queue()
 
