@@ -200,6 +200,8 @@ class _CPSAT:
                 m.Add(s <= card.bound - 1).OnlyEnforceIf(lit(-card.head))
         self.workers = workers
         self.n_vars, self.n_clauses = formula.n_vars, len(formula.clauses)
+        self._assumed: list[int] = []  # the last solve's assumptions
+        self._core: list[int] | None = None
 
     def lit(self, l: int):
         return self.x[l] if l > 0 else self.x[-l].Not()
@@ -207,6 +209,7 @@ class _CPSAT:
     def solve(self, assumptions: Sequence[int], timeout: float | None) -> tuple[Status, Value]:
         self.model.ClearAssumptions()
         self.model.AddAssumptions([self.lit(l) for l in assumptions])
+        self._assumed, self._core = list(assumptions), None
         solver = self.cp.CpSolver()
         solver.parameters.num_workers = self.workers
         # CP-SAT's own SIGINT handler outlives the solve it belongs to: a Ctrl-C after a race
@@ -225,6 +228,9 @@ class _CPSAT:
             vals = {i for i in range(1, len(self.x)) if solver.BooleanValue(self.x[i])}
             return "sat", lambda v: v in vals
         if st == self.cp.INFEASIBLE:
+            # CP-SAT may name an assumption by its negation: read the core by variable
+            core = {(i if i >= 0 else -i - 1) + 1 for i in solver.SufficientAssumptionsForInfeasibility()}
+            self._core = [l for l in self._assumed if abs(l) in core]
             return "unsat", _no_model
         return "unknown", _no_model
 
@@ -238,8 +244,11 @@ class _CPSAT:
         with self._lock:
             self._stopped = False
 
-    def core(self) -> None:
-        return None
+    def core(self) -> list[int] | None:
+        """After "unsat": assumptions that alone are unsatisfiable with the model (CP-SAT's
+        ``SufficientAssumptionsForInfeasibility``, empty when the model is unsatisfiable without
+        assumptions); None otherwise."""
+        return self._core
 
     def close(self) -> None:
         pass
