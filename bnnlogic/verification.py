@@ -293,6 +293,11 @@ class RadiusResult:
         return d
 
 
+#: the share of the time left that one probe of ``robustness_radius`` may take (the eps just
+#: above the robust radius takes all of it)
+RADIUS_PROBE_SHARE = 0.25
+
+
 def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: int | None = None,
                       backend: str = "auto", timeout: float | None = None, cores: int | None = None,
                       ties: str = "low") -> RadiusResult:
@@ -304,8 +309,12 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
     portfolio, each box with its own, tighter bounds), so the search is never weaker than
     deciding each eps by hand.  Probes gallop 1, 2, 4, ... until the first counterexample, then
     bisect the open interval; a counterexample found at eps e lies at L-inf distance d <= e
-    from x, which becomes the upper end.  A probe that runs out of time leaves the interval
-    open with ``open_reason="time"``; a misclassified x has no robust radius
+    from x, which becomes the upper end.  With a ``timeout``, a probe gets at most
+    ``RADIUS_PROBE_SHARE`` of the time left: one that runs out becomes a *ceiling* (the
+    smallest eps not decided) and the search bisects below it, since smaller boxes are mostly
+    far easier; the eps just above ``radius_robust`` gets all the time left (it must be
+    decided).  A search that runs out of time leaves the interval open with
+    ``open_reason="time"``; a misclassified x has no robust radius
     (``open_reason="misclassified"``, counterexample x itself at eps 0).  ``ties``: as in ``verify``.
     """
     t0 = time.perf_counter()
@@ -320,11 +329,12 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
         res.time_s = time.perf_counter() - t0
         return res
 
-    def decide(eps: int) -> str:
+    def decide(eps: int, share: float) -> str:
         left = None if timeout is None else timeout - (time.perf_counter() - t0)
         if left is not None and left <= 0:
             return "unknown"
-        r = verify_region(model, region.linf(c, x, eps), [label], label, backend, left, cores=cores, ties=ties)
+        limit = None if left is None else left * share
+        r = verify_region(model, region.linf(c, x, eps), [label], label, backend, limit, cores=cores, ties=ties)
         res.solver_calls += 1
         res.probes.append({"eps": eps, "status": r.status, "time_s": round(r.time_s, 6), "backend": r.backend})
         if r.status == "robust":
@@ -334,13 +344,23 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             res.radius_counterexample = int(np.abs(r.counterexample - x).max())
         return r.status
 
-    res.radius_robust, status, eps = 0, "robust", 1  # eps 0: x itself keeps its label
-    while status == "robust" and res.radius_robust < max_eps:  # gallop
-        status = decide(min(eps, max_eps))
-        eps *= 2
-    while status != "unknown" and res.radius_counterexample is not None \
-            and res.radius_robust < res.radius_counterexample - 1:  # bisect
-        status = decide((res.radius_robust + res.radius_counterexample) // 2)
+    res.radius_robust, undecided = 0, set()  # eps 0: x itself keeps its label
+    while True:
+        lo, top = res.radius_robust, (max_eps + 1 if res.radius_counterexample is None else res.radius_counterexample)
+        if lo >= top - 1:
+            break
+        ceiling = min((e for e in undecided if lo < e < top), default=None)  # the smallest eps not decided
+        if ceiling is not None:  # bisect below it
+            eps = ceiling if ceiling == lo + 1 else (lo + ceiling) // 2
+        elif res.radius_counterexample is None:  # gallop
+            eps = min(max(1, 2 * lo), max_eps)
+        else:  # bisect
+            eps = (lo + top) // 2
+        last = timeout is None or eps == lo + 1  # no smaller eps is open: this one must be decided
+        if decide(eps, 1.0 if last else RADIUS_PROBE_SHARE) == "unknown":
+            if last:
+                break
+            undecided.add(eps)
     hi = res.radius_counterexample
     res.complete = res.radius_robust == (max_eps if hi is None else hi - 1)
     res.open_reason = None if res.complete else "time"

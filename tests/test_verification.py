@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from bnnlogic import Model
 from bnnlogic.batch import read_done, run_batch
 from bnnlogic.errors import UserError
 from bnnlogic.logic import region
-from bnnlogic.verification import equivalent, load_property, robustness_radius, verify, verify_region
+from bnnlogic.verification import VerifyResult, equivalent, load_property, robustness_radius, verify, verify_region
 from tests.helpers import box_inputs, random_ir
 
 
@@ -107,6 +108,43 @@ def test_robustness_radius_through_the_race_and_out_of_time(monkeypatch, seed):
     assert r.complete and r.radius_counterexample == first
     r = robustness_radius(m, x, timeout=0)
     assert not r.complete and r.open_reason == "time" and r.radius_robust == 0
+
+
+@pytest.mark.parametrize("first", [1, 2, 4, 5, 6, None])
+def test_a_probe_that_runs_out_of_its_share_does_not_end_the_radius_search(monkeypatch, first):
+    """Boxes of eps >= 7 are too hard (every probe of them runs out of time); the others are
+    decided: the search bisects below the undecided eps and still proves both sides of the
+    radius when it lies below 7, and a probe of a hard eps took only its share of the time."""
+    from bnnlogic import verification
+
+    m = tiny(0)
+    x = np.array([1, 2, 3, 4])
+    y = int(m.predict(x[None])[0])
+    limits = {}
+
+    def fake(model, R, allowed, label, backend, timeout, **kw):
+        eps = int(R.eps)
+        limits[eps] = timeout
+        out = VerifyResult("robust", eps, label, allowed, 0.0, backend, "")
+        if eps >= 7:
+            out.status = "unknown"
+        elif first is not None and eps >= first:
+            out.status, out.counterexample = "counterexample", x.copy()
+            out.counterexample[0] += first
+        return out
+
+    monkeypatch.setattr(verification, "verify_region", fake)
+    monkeypatch.setattr(verification.region, "linf", lambda coding, x, eps: SimpleNamespace(eps=eps))  # eps > domain
+    r = robustness_radius(m, x, label=y, max_eps=20, timeout=60)
+    probed = [p["eps"] for p in r.probes]
+    if first is None:  # the radius is at least 6 and 7 is undecided: the interval stays open
+        assert (r.radius_robust, r.radius_counterexample, r.complete, r.open_reason) == (6, None, False, "time")
+        assert probed[-1] == 7 and limits[7] == pytest.approx(60, abs=1)  # the last try got all the time left
+    else:
+        assert (r.radius_robust, r.radius_counterexample, r.complete) == (first - 1, first, True)
+    if 8 in limits:
+        assert limits[8] <= 60 * verification.RADIUS_PROBE_SHARE
+    assert len(probed) == len(set(probed))  # no eps decided twice
 
 
 def test_property_file(tmp_path):
