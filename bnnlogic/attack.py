@@ -57,6 +57,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from .blas import one_blas_thread
 from .ir import IR, Conv, Dense, MaxPool, in_classes
 from .logic.encode import _gather
 from .logic.region import Region
@@ -360,7 +361,7 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
         return S.x0
     if S.n == 0 or not bad.any():
         return None
-    with _blas().limit(limits=1, user_api="blas"):  # small products; BLAS threads would fight numba's
+    with one_blas_thread():  # small products; BLAS threads would fight numba's
         q = _Search(Relaxed(ir, S.x0, S.bits(ir)), S, bad, engine, np.random.default_rng(seed), batch, max_steps,
                     ties, stop)
         t_mid = None if t_end is None else time.perf_counter() + PATTERN_SHARE * (t_end - time.perf_counter())
@@ -609,15 +610,3 @@ def _project_l0(z: np.ndarray, mid: np.ndarray, k: int) -> np.ndarray:
         np.put_along_axis(out, keep, np.take_along_axis(zo, keep, axis=1), axis=1)
         z[over] = out
     return z
-
-
-_CONTROLLER: list = []
-
-
-def _blas():
-    """threadpoolctl's controller, made once (finding the libraries takes ~50 ms)."""
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]

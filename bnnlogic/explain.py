@@ -42,13 +42,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .blas import one_blas_thread
 from .budget import Budget, Stopped, interruption
 from .errors import UserError
 from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.encode import cell_intervals
 from .logic.sweep import cell_inputs, n_cells, sweep
-from .portfolio import one_blas_thread, race_solvers
+from .portfolio import race_solvers
 
 BACKEND = DEFAULT
 RACE_PARTNER = "cpsat"  # raced against BACKEND on every solver call when two cores are free

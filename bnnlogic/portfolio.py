@@ -35,12 +35,12 @@ import os
 import queue
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .blas import one_blas_thread
 from .logic import Query
 from .logic.bounds import Bounds
 from .logic.encode import Encoding
@@ -77,35 +77,6 @@ SCHEDULES: dict[int, Schedule] = {
     2: ((("wait", ATTACK_S), ("exact", None)),
         (("attack", ATTACK_S), ("bab", None), ("attack", 2.0), ("cpsat", None))),
 }
-
-
-_blas = {"lock": threading.Lock(), "users": 0, "limiter": None, "controller": None}
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS (numpy's matrix products) on one thread while any block of this kind runs in the
-    process (counted across threads; the first to enter sets the limit, the last to leave
-    restores it).  Races need it twice over: their lanes are the parallelism (a BLAS pool
-    beside them only contends for the cores), and OpenBLAS deadlocks when a thread forks (a
-    solver server, ``logic.backends._Forked``) while another is inside a multi-threaded
-    product (branch and bound's bounds, the attack): seen as a race that never returned."""
-    b = _blas
-    with b["lock"]:
-        if b["users"] == 0:
-            if b["controller"] is None:
-                from threadpoolctl import ThreadpoolController
-
-                b["controller"] = ThreadpoolController()  # scans the loaded libraries once
-            b["limiter"] = b["controller"].limit(limits=1, user_api="blas")
-        b["users"] += 1
-    try:
-        yield
-    finally:
-        with b["lock"]:
-            b["users"] -= 1
-            if b["users"] == 0:
-                b["limiter"].restore_original_limits()
 
 
 def bab_fits(log_cells: float, seconds: float | None) -> bool:
