@@ -7,13 +7,13 @@ a count: ``bnnlogic.batch``) is no concern of the executor.
     SerialExecutor  in this process, one call after another (``jobs=0``): no hard time
                     limit, a crash ends the run (for debugging and small tests)
     PoolExecutor    ``jobs`` worker processes on this machine (pebble's ProcessPool)
-    RayExecutor     tasks on a Ray cluster: a local one started on demand, or a running one
+    RayExecutor     actors on a Ray cluster: a local one started on demand, or a running one
                     joined at an address (``ray`` is imported only here, when asked for)
 
 Pool and Ray keep the same contract:
 
 * the model goes to each worker once: pool workers receive it when they start; on Ray it is
-  put in the object store once (``ray.put``) and each worker process fetches it once;
+  put in the object store once (``ray.put``) and each worker (an actor) fetches it once;
 * at most ``slots`` calls are in flight (one per worker), so a call starts when it is sent;
 * a call still running after its hard ``limit`` (seconds) is stopped by killing its worker
   process (pebble counts from the call's start on the worker; Ray from its submission) and
@@ -142,6 +142,7 @@ class _Workers(Executor):
             for handle in list(self._running):
                 self._stop(handle)
             self._running.clear()
+            self._release()
 
     def cancel(self, ids: Iterable[Hashable]) -> None:
         ids = set(ids)
@@ -159,6 +160,9 @@ class _Workers(Executor):
 
     def _stop(self, handle: Any) -> None:
         raise NotImplementedError
+
+    def _release(self) -> None:
+        """Give back what idle workers hold when a run ends (nothing here)."""
 
 
 def _failure(kind: str, value: Any) -> str | None:
@@ -247,18 +251,9 @@ class PoolExecutor(_Workers):
 
 
 # ---------------------------------------------------------------------- Ray
-def _ray_call(model_box: list, fn: Callable[..., Any], args: tuple, files_arg: int | None) -> tuple:
-    """On a Ray worker: the model from the object store (fetched once per worker process,
-    ``model_box`` holds its reference unresolved; the worker then keeps numba and BLAS to the
-    task's one CPU), then ``fn``; files written into the output
-    folder argument come back as ``{relative path: bytes}`` with the temporary folder's name."""
-    import ray
-
-    ref = model_box[0]
-    model = _MODEL.get(ref.hex())
-    if model is None:  # this worker's first task of the model: fetch it, keep to the task's CPU
-        model = _MODEL[ref.hex()] = ray.get(ref)
-        _prepare_worker(RayExecutor.cores)
+def _run_call(model: Any, fn: Callable[..., Any], args: tuple, files_arg: int | None) -> tuple:
+    """``fn(model, *args)`` on a Ray worker; files written into the output folder argument
+    come back as ``{relative path: bytes}`` with the temporary folder's name."""
     if files_arg is None or args[files_arg] is None:
         return fn(model, *args), {}, None
     tmp = tempfile.mkdtemp(prefix="bnnlogic-")
@@ -268,6 +263,21 @@ def _ray_call(model_box: list, fn: Callable[..., Any], args: tuple, files_arg: i
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return value, files, tmp
+
+
+class _RayWorker:
+    """One slot on Ray, an actor holding one CPU: it fetches the model from the object store
+    once (``model_box`` holds its reference unresolved), keeps numba and BLAS to its CPU, and
+    runs calls one at a time."""
+
+    def __init__(self, model_box: list) -> None:
+        import ray
+
+        self.model = ray.get(model_box[0])
+        _prepare_worker(RayExecutor.cores)
+
+    def call(self, fn: Callable[..., Any], args: tuple, files_arg: int | None) -> tuple:
+        return _run_call(self.model, fn, args, files_arg)
 
 
 def _rebase(value: Any, old: str, new: str) -> Any:
@@ -282,13 +292,17 @@ def _rebase(value: Any, old: str, new: str) -> Any:
 
 
 class RayExecutor(_Workers):
-    """Tasks on Ray: joins the cluster at ``address``, or an already initialised Ray, or
-    starts a local one with ``jobs`` CPUs (all of this machine's by default).  ``jobs`` also
-    caps the calls in flight (default: the cluster's CPUs).  A Ray this executor started is
-    shut down by ``close``."""
+    """Calls on Ray actors, one per slot: joins the cluster at ``address``, or an already
+    initialised Ray, or starts a local one with ``jobs`` CPUs (all of this machine's by default).
+    ``jobs`` also caps the calls in flight (default: the cluster's CPUs).  The actors of a
+    ``run`` end with it (each holds a CPU another executor may need).  A call is stopped by
+    killing its actor (``ray.kill``), which a fresh actor replaces, never by ``ray.cancel``:
+    Ray 2.60's driver aborts the whole process (a failed RAY_CHECK "Tried to complete task that
+    was not pending") when a force-cancel meets a task's lease or completion.  A Ray this
+    executor started is shut down by ``close``."""
 
     name = "ray"
-    cores = 1  # each task holds one CPU
+    cores = 1  # each actor holds one CPU
 
     def __init__(self, model: Any, address: str | None = None, jobs: int | None = None) -> None:
         from .errors import UserError
@@ -314,13 +328,17 @@ class RayExecutor(_Workers):
                                 f"head node prints it) and, with token authentication, RAY_AUTH_MODE=token and the "
                                 f"head's token on this machine (docs/ray.md)") from None
         self.slots = int(jobs) if jobs else max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._model = [ray.put(model)]  # the one copy in the object store, shared by every task
-        self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
+        self._model = [ray.put(model)]  # the one copy in the object store, shared by every actor
+        self._actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_RayWorker)
+        self._idle: list = []  # actors with no call
+        self._busy: dict[Any, Any] = {}  # call's object ref -> its actor
         self._deadline: dict[Any, tuple[float, float] | None] = {}
-        self._files: dict[Any, tuple[str, int]] = {}
+        self._files: dict[Any, str] = {}
 
     def _submit(self, call: Call) -> Any:
-        ref = self._task.remote(self._model, call.fn, call.args, call.files_arg)
+        actor = self._idle.pop() if self._idle else self._actor.remote(self._model)
+        ref = actor.call.remote(call.fn, call.args, call.files_arg)
+        self._busy[ref] = actor
         self._deadline[ref] = None if call.limit is None else (time.perf_counter() + call.limit, call.limit)
         if call.files_arg is not None and call.args[call.files_arg] is not None:
             self._files[ref] = str(call.args[call.files_arg])
@@ -338,13 +356,18 @@ class RayExecutor(_Workers):
         out = []
         for ref in ready:
             self._deadline.pop(ref, None)
+            actor = self._busy.pop(ref, None)
             try:
                 value, files, tmp = ray.get(ref)
-            except (rx.WorkerCrashedError, rx.NodeDiedError, rx.OutOfMemoryError, rx.LocalRayletDiedError,
-                    rx.ObjectLostError) as exc:
+            except (rx.RayActorError, rx.WorkerCrashedError, rx.NodeDiedError, rx.OutOfMemoryError,
+                    rx.LocalRayletDiedError, rx.ObjectLostError) as exc:
                 self._files.pop(ref, None)
                 out.append((ref, "died", type(exc).__name__))
                 continue
+            except BaseException:
+                self._idle.append(actor)  # the call raised; its actor lives on
+                raise
+            self._idle.append(actor)
             out.append((ref, "ok", self._land(ref, value, files, tmp)))
         now = time.perf_counter()
         for ref in set(handles) - set(ready):
@@ -355,7 +378,7 @@ class RayExecutor(_Workers):
         return out
 
     def _land(self, ref: Any, value: Any, files: dict[str, bytes], tmp: str | None) -> Any:
-        """Write the files a task made under its real output folder; rebase its paths."""
+        """Write the files a call made under its real output folder; rebase its paths."""
         from .fileio import atomic_open
 
         folder = self._files.pop(ref, None)
@@ -369,9 +392,18 @@ class RayExecutor(_Workers):
     def _stop(self, handle: Any) -> None:
         self._deadline.pop(handle, None)
         self._files.pop(handle, None)
-        self._ray.cancel(handle, force=True)
+        actor = self._busy.pop(handle, None)
+        if actor is not None:
+            self._ray.kill(actor, no_restart=True)
+
+    def _release(self) -> None:
+        """Kill the idle actors: each holds a CPU, which another executor's calls may need."""
+        for actor in self._idle:
+            self._ray.kill(actor, no_restart=True)
+        self._idle.clear()
 
     def close(self) -> None:
+        self._release()
         if self._started:
             self._ray.shutdown()
 

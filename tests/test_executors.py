@@ -92,7 +92,7 @@ def test_a_dead_worker_loses_only_its_call(workers, tmp_path):
     assert outs["once"].failure is None and outs["once"].value == {"i": 7}
     assert outs["always"].value is None
     assert "died twice" in outs["always"].failure
-    assert "signal 9" in outs["always"].failure or "WorkerCrashedError" in outs["always"].failure
+    assert "signal 9" in outs["always"].failure or "ActorDiedError" in outs["always"].failure
     assert all(outs[i].value["twice"] == 2 * i for i in range(6))
 
 
