@@ -19,8 +19,9 @@ query at a time:
 Per (model, config, eps): robust / counterexample / unknown, median and mean seconds, the
 largest overrun of the timeout; a cumulative solved-vs-time plot per model (``--plot``);
 ``--radius K``: ``robustness_radius`` of the first K images (both sides proven? decisions, time);
-``--memory K``: peak RSS of ``bnnlogic verify --data ... --jobs 1`` over the first K images at
-eps 5 (a subprocess, the user's path; alone, ``--configs '' --engines '' --radius 0``, it is
+``--memory K``: peak memory of ``bnnlogic verify --data ... --jobs 1`` over the first K images
+at eps 5 (a subprocess, the user's path; its largest process's RSS and its whole process
+tree's summed PSS; alone, ``--configs '' --engines '' --radius 0``, it is
 recorded as ``hard-memory``).  Disagreements between configs (one robust, another a
 counterexample) are counted: there must be none.  Per-query rows stream to
 ``benchmarks/out/hard/<model>.<config>.jsonl``, each with the git revision that ran it (a rerun
@@ -212,20 +213,70 @@ def radius_rows(name: str, model, X, y, images: int, timeout: float) -> list[dic
     return rows
 
 
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from /proc/<pid>/stat (Linux)."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    return kids
+
+
+def _kb(pid: int, key: str) -> int:
+    """One ``key:`` line of /proc/<pid>/smaps_rollup, in KiB (0 if the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_memory(cmd: list[str], every: float = 0.05) -> tuple[float, float, int]:
+    """Run ``cmd``: (peak RSS of its largest process, from the kernel's ``ru_maxrss`` of a
+    wrapper's children; peak summed PSS of its whole process tree, sampled every ``every`` s;
+    the most processes seen at once).  MB.  PSS splits each shared page among the processes
+    that map it, so the sum counts forked solver servers' copy-on-write pages once (a sum of
+    RSS would count them once per process)."""
+    code = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
+    proc = subprocess.Popen([sys.executable, "-c", code, *cmd], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    tree = most = 0
+    while proc.poll() is None:
+        kids = _children()
+        pids, i = list(kids.get(proc.pid, [])), 0  # the command and its descendants, not the wrapper
+        while i < len(pids):
+            pids += kids.get(pids[i], [])
+            i += 1
+        tree = max(tree, sum(_kb(p, "Pss") for p in pids))
+        most = max(most, len(pids))
+        time.sleep(every)
+    out = proc.stdout.read()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return round(int(out.split()[-1]) / 1024, 1), round(tree / 1024, 1), most
+
+
 def peak_memory(name: str, images: int, eps: int, timeout: float) -> dict:
-    """Peak RSS (MB) of ``bnnlogic verify --data ... --jobs 1`` on the first ``images`` images."""
+    """Peak memory of ``bnnlogic verify --data ... --jobs 1`` on the first ``images`` images:
+    ``peak_rss_mb`` of its largest process, ``peak_tree_pss_mb`` of all its processes together
+    (the command, its pool worker, forked solver servers; ``tree_memory``)."""
     model_path = MODELS / f"{name}.bnn"
     data = get_model(name).meta["dataset"]
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "bnnlogic", "verify", str(model_path), "--data", data, "--indices",
                f"0:{images}", "--eps", str(eps), "--jobs", "1", "--timeout", str(timeout), "--out",
                str(Path(tmp) / "r.jsonl"), "--json"]
-        code = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True)
-        return {"model": name, "images": images, "eps": eps, "peak_rss_mb": round(int(out.stdout.split()[-1]) / 1024, 1),
-                "wall_s": round(time.perf_counter() - t0, 1)}
+        big, tree, most = tree_memory(cmd)
+        return {"model": name, "images": images, "eps": eps, "peak_rss_mb": big, "peak_tree_pss_mb": tree,
+                "processes": most, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def plot(recs: list[dict], path: Path, timeout: float) -> None:
@@ -321,7 +372,8 @@ def main() -> None:
                           "decisions_median": statistics.median(r["decisions"] for r in rr)}
     lines += ["", "radius: " + "; ".join(f"{m}: {v['complete']}/{v['images']} both sides proven, median "
                                           f"{v['median_s']:.1f} s" for m, v in rad_summary.items())]
-    lines += ["memory (--jobs 1 batch, eps 5): " + "; ".join(f"{m['model']} {m['peak_rss_mb']} MB" for m in memory)]
+    lines += ["memory (--jobs 1 batch, eps 5; largest process RSS / whole tree PSS): " + "; ".join(
+        f"{m['model']} {m['peak_rss_mb']} / {m['peak_tree_pss_mb']} MB" for m in memory)]
     lines += [f"disagreements between configs: {len(dis)}; wall time {time.perf_counter() - t0:.0f} s"]
     print("\n".join(lines))
     if recs and args.plot:

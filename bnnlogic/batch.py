@@ -193,6 +193,12 @@ def _progress(records: Iterable[dict], total: int, desc: str, show: bool) -> Ite
             yield rec
 
 
+def row(X: np.ndarray, i: int) -> np.ndarray:
+    """Row ``i`` of a batch's inputs as int64: a query's center (the table may keep the data
+    set's compact dtype, uint8 pixels, and eps arithmetic must not wrap around)."""
+    return np.asarray(X[i], dtype=np.int64)
+
+
 def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[int], eps_list: Sequence[int],
               out: str, jobs: int | None = None, timeout: float | None = 60, backend: str = "auto", norm: str = "linf",
               cex_dir: str | None = None, progress: bool = True, *, ray: bool = False,
@@ -222,9 +228,9 @@ def run_batch(model_path: str, X: np.ndarray, y: np.ndarray, indices: Sequence[i
             if split > 1:
                 from .split import SplitQuery
 
-                queries.append(SplitQuery(base, model, X[i], e, split, backend, timeout, cex_dir, cores))
+                queries.append(SplitQuery(base, model, row(X, i), e, split, backend, timeout, cex_dir, cores))
             else:
-                queries.append(Query(base, run_query, (i, X[i], label, e, backend, timeout, norm, cex_dir, cores,
+                queries.append(Query(base, run_query, (i, row(X, i), label, e, backend, timeout, norm, cex_dir, cores,
                                                        cert_dir, cross_check, cert_timeout, ties),
                                      hard_limit(timeout, cert_timeout if cert_dir else None), files_arg=7))
     return run_queries("verify", queries, out, model, jobs, ray, ray_address, progress, executor)

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .batch import Query, hard_limit, run_queries
+from .batch import Query, hard_limit, row, run_queries
 from .errors import UserError
 from .model import Model, load
 
@@ -82,7 +82,8 @@ def count_query(model: Model, index: int, x: np.ndarray, eps: int, classes: list
 
 
 def _data_rows(model: Model, X: np.ndarray) -> np.ndarray:
-    return model.check_inputs(np.asarray(X).reshape(len(X), -1))
+    """The checked rows (n, d) in their own integer dtype (a query takes its row by ``row``)."""
+    return model.check_inputs(np.asarray(X).reshape(len(X), -1), dtype=None)
 
 
 def run_explain_batch(model_path: str | os.PathLike, X: np.ndarray, y: np.ndarray, indices: Sequence[int],
@@ -99,7 +100,7 @@ def run_explain_batch(model_path: str | os.PathLike, X: np.ndarray, y: np.ndarra
     X = _data_rows(model, X)
     queries = [Query({"task": "explain", "index": int(i), "eps": None if e is None else int(e), "kind": kind,
                       "method": method, "label": int(y[i])}, explain_query,
-                     (int(i), X[i], None if e is None else int(e), kind, method, timeout, png_dir),
+                     (int(i), row(X, i), None if e is None else int(e), kind, method, timeout, png_dir),
                      hard_limit(timeout), files_arg=6)
                for i in indices for e in eps_list]
     return run_queries("explain", queries, out, model, jobs, ray, ray_address, progress)
@@ -126,5 +127,5 @@ def run_count_batch(model_path: str | os.PathLike, X: np.ndarray, y: np.ndarray,
         for e in eps_list:
             queries.append(Query({"task": "count", "index": int(i), "eps": int(e),
                                   "target": target if target == "misclassified" else int(target), "label": label},
-                                 count_query, (int(i), X[i], int(e), classes, method, epsilon, delta, seed), timeout))
+                                 count_query, (int(i), row(X, i), int(e), classes, method, epsilon, delta, seed), timeout))
     return run_queries("count", queries, out, model, jobs, ray, ray_address, progress)

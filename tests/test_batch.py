@@ -43,6 +43,18 @@ def lines(path):
     return [json.loads(s) for s in Path(path).read_text().splitlines()]
 
 
+def test_compact_rows_give_the_verdicts_of_int64_rows(setup, tmp_path):
+    """The CLI keeps a data set's own dtype (uint8 pixels); each query takes its row as int64,
+    so a box at the domain's low edge does not wrap around (0 - eps in uint8 is 256 - eps)."""
+    m, path, X, y = setup
+    X[:, 0] = 0  # every center on the low edge of feature 0
+    small = run_batch(path, X.astype(np.uint8), y, range(6), EPS, str(tmp_path / "u8.jsonl"), jobs=0, progress=False)
+    wide = run_batch(path, X, y, range(6), EPS, str(tmp_path / "i64.jsonl"), jobs=0, progress=False)
+    assert [(r["index"], r["eps"], r["status"]) for r in small] == [(r["index"], r["eps"], r["status"]) for r in wide]
+    assert {(r["index"], r["eps"]): r["status"] for r in small} == {
+        (i, e): "counterexample" if brute_cex(m, X[i], e, [y[i]]) else "robust" for i in range(6) for e in EPS}
+
+
 def test_verify_records_agree_in_every_mode_and_with_brute_force(setup, tmp_path, ray_session):
     m, path, X, y = setup
     got = {}

@@ -54,8 +54,8 @@ def batch_data(model, args) -> tuple[np.ndarray, np.ndarray, list[int]]:
     if not args.out:
         raise UserError("batch mode needs --out results.jsonl")
     data = load_dataset(args.data, args.data_dir)
-    X = data.X_test.reshape(len(data.X_test), -1).astype(np.int64)
-    model.check_inputs(X[:1])
+    # the data set's own dtype (uint8 pixels: 8x less than int64); a query takes its row as int64
+    X = model.check_inputs(data.X_test.reshape(len(data.X_test), -1), dtype=None)
     return X, data.y_test, parse_indices(args.indices, len(X))
 
 
