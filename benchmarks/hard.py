@@ -20,10 +20,12 @@ Per (model, config, eps): robust / counterexample / unknown, median and mean sec
 largest overrun of the timeout; a cumulative solved-vs-time plot per model (``--plot``);
 ``--radius K``: ``robustness_radius`` of the first K images (both sides proven? decisions, time);
 ``--memory K``: peak memory of ``bnnlogic verify --data ... --jobs 1`` over the first K images
-at eps 5 (a subprocess, the user's path; its largest process's RSS and its whole process
-tree's summed PSS; alone, ``--configs '' --engines '' --radius 0``, it is
-recorded as ``hard-memory``).  Disagreements between configs (one robust, another a
-counterexample) are counted: there must be none.  Per-query rows stream to
+at eps 5 (a subprocess, the user's path: its largest process's RSS and its whole process tree's
+summed PSS; alone, ``--configs '' --engines '' --radius 0``, it is recorded as ``hard-memory``);
+``--ladder K``: the decision ladder by hand (eps 1, 2, ... until the first counterexample or
+unknown, ``--timeout`` each) on K of the radius images, against the radius search (radii
+without verdict rows are recorded as ``hard-radius``).  Disagreements between configs (one
+robust, another a counterexample) are counted: there must be none.  Per-query rows stream to
 ``benchmarks/out/hard/<model>.<config>.jsonl``, each with the git revision that ran it (a rerun
 resumes from the rows of the current revision and runs the others again), the summary to
 ``benchmarks/out/hard.json`` and, with ``--record``, a record under ``benchmarks/records/hard/``.
@@ -213,6 +215,68 @@ def radius_rows(name: str, model, X, y, images: int, timeout: float) -> list[dic
     return rows
 
 
+def ladder_rows(name: str, model, X, y, images: int, timeout: float, cap: float) -> list[dict]:
+    """The decision ladder by hand: ``verify_region`` (default settings) at eps = 1, 2, ...,
+    ``timeout`` seconds each, until the first counterexample (both sides of the radius proven)
+    or the first unknown (the interval stays open), or ``cap`` seconds in all; a misclassified
+    image is complete at once (as in ``robustness_radius``)."""
+    rows = []
+    for i in range(images):
+        label, t0 = int(y[i]), time.perf_counter()
+        robust, cex, steps, reason = 0, None, 0, "time"
+        if int(model.predict(X[i][None])[0]) != label:
+            robust, cex, reason = None, 0, None
+        eps = 1
+        while cex is None and eps <= model.ir.coding.hi - model.ir.coding.lo:
+            left = cap - (time.perf_counter() - t0)
+            if left <= 0:
+                break
+            r = verify_region(model, make_region(model, X[i], eps), [label], label, timeout=min(timeout, left))
+            steps += 1
+            if r.status == "robust":
+                robust, eps = eps, eps + 1
+            elif r.status == "counterexample":
+                cex, reason = eps, None
+            else:
+                break
+        rows.append({"model": name, "index": i, "radius_robust": robust, "radius_counterexample": cex,
+                     "complete": cex is not None, "open_reason": reason, "decisions": steps,
+                     "time_s": round(time.perf_counter() - t0, 3)})
+        print(f"\r{name} ladder: image {i + 1}/{images}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return rows
+
+
+def against_ladder(radii: list[dict], ladders: list[dict]) -> dict:
+    """Per model: images where the radius search's bracket is at least as tight as the ladder's
+    (robust side >= the ladder's, counterexample side proven wherever the ladder's is and no
+    larger), and of those, how many took at most the ladder's time."""
+    out: dict[str, dict] = {}
+    lad = {(r["model"], r["index"]): r for r in ladders}
+    for r in radii:
+        l_ = lad.get((r["model"], r["index"]))
+        if l_ is None:
+            continue
+        o = out.setdefault(r["model"], {"images": 0, "ladder_complete": 0, "search_complete": 0,
+                                        "as_tight": 0, "as_tight_and_no_slower": 0, "ladder_median_s": [],
+                                        "search_median_s": []})
+        tight = ((r["radius_robust"] or 0) >= (l_["radius_robust"] or 0)
+                 and (l_["radius_counterexample"] is None
+                      or (r["radius_counterexample"] is not None
+                          and r["radius_counterexample"] <= l_["radius_counterexample"])))
+        o["images"] += 1
+        o["ladder_complete"] += l_["complete"]
+        o["search_complete"] += r["complete"]
+        o["as_tight"] += tight
+        o["as_tight_and_no_slower"] += tight and r["time_s"] <= l_["time_s"]
+        o["ladder_median_s"].append(l_["time_s"])
+        o["search_median_s"].append(r["time_s"])
+    for o in out.values():
+        o["ladder_median_s"] = round(statistics.median(o["ladder_median_s"]), 3)
+        o["search_median_s"] = round(statistics.median(o["search_median_s"]), 3)
+    return out
+
+
 def _children() -> dict[int, list[int]]:
     """Every process's children, from /proc/<pid>/stat (Linux)."""
     kids: dict[int, list[int]] = {}
@@ -315,6 +379,9 @@ def main() -> None:
     ap.add_argument("--engine-images", type=int, default=30)
     ap.add_argument("--radius", type=int, default=20, help="robustness radius of this many images")
     ap.add_argument("--radius-timeout", type=float, default=300)
+    ap.add_argument("--ladder", type=int, default=0,
+                    help="also the decision ladder by hand (eps 1, 2, ..., --timeout each) on this many of the "
+                         "--radius images, compared with the radius search")
     ap.add_argument("--memory", type=int, default=20, help="peak memory of a --jobs 1 batch over this many images")
     ap.add_argument("--plot", default=str(OUT / "hard.png"))
     ap.add_argument("--quick", action="store_true", help="fashion-mlp-small, 5 images, eps 3,5, 10 s, 3 radii")
@@ -344,7 +411,7 @@ def main() -> None:
             print("record:", save_record("schedules", {"deadline_s": args.timeout, "disagreements": dis,
                                                        "queries_compared": queries, "runs_compared": len(rows)}, table))
         return
-    recs, radii, memory, t0 = [], [], [], time.perf_counter()
+    recs, radii, ladders, memory, t0 = [], [], [], [], time.perf_counter()
     for name in args.models.split(","):
         model = get_model(name)
         data = load_dataset(model.meta["dataset"])
@@ -356,6 +423,9 @@ def main() -> None:
             recs += run_config(name, model, X, y, args.engine_images, eps_list, eng, args.timeout)
         if args.radius:
             radii += radius_rows(name, model, X, y, args.radius, args.radius_timeout)
+        if args.ladder:
+            ladders += ladder_rows(name, model, X, y, min(args.ladder, args.radius), args.timeout,
+                                   10 * args.timeout)
         if args.memory:
             memory.append(peak_memory(name, args.memory, 5, args.timeout))
     rows, dis = summary(recs, args.timeout), disagreements(recs)
@@ -372,20 +442,27 @@ def main() -> None:
                           "decisions_median": statistics.median(r["decisions"] for r in rr)}
     lines += ["", "radius: " + "; ".join(f"{m}: {v['complete']}/{v['images']} both sides proven, median "
                                           f"{v['median_s']:.1f} s" for m, v in rad_summary.items())]
+    ladder = against_ladder(radii, ladders)
+    lines += [f"ladder by hand ({m}): search as tight {v['as_tight']}/{v['images']}, and no slower "
+              f"{v['as_tight_and_no_slower']}; complete ladder {v['ladder_complete']} / search {v['search_complete']}; "
+              f"median {v['ladder_median_s']:.1f} / {v['search_median_s']:.1f} s" for m, v in ladder.items()]
     lines += ["memory (--jobs 1 batch, eps 5; largest process RSS / whole tree PSS): " + "; ".join(
         f"{m['model']} {m['peak_rss_mb']} / {m['peak_tree_pss_mb']} MB" for m in memory)]
     lines += [f"disagreements between configs: {len(dis)}; wall time {time.perf_counter() - t0:.0f} s"]
     print("\n".join(lines))
     if recs and args.plot:
         plot(recs, Path(args.plot), args.timeout)
-    summary_out = {"rows": rows, "radius": rad_summary, "memory": memory, "disagreements": dis,
+    summary_out = {"rows": rows, "radius": rad_summary, "ladder": ladder, "memory": memory, "disagreements": dis,
                    "settings": {k: v for k, v in vars(args).items()}}
-    write_json(OUT / ("hard-quick.json" if args.quick else "hard.json"), summary_out | {"queries": recs, "radii": radii})
+    write_json(OUT / ("hard-quick.json" if args.quick else "hard.json"), summary_out | {"queries": recs, "radii": radii,
+                                                                                   "ladders": ladders})
     if args.record:
         from records import save_record
 
-        # a memory-only run is its own record, so the newest "hard" record keeps its verdict rows
-        print("record:", save_record("hard" if recs or radii else "hard-memory", summary_out, recs, radii=radii))
+        # a radius-only or memory-only run is its own record, so the newest "hard" keeps its verdict rows
+        kind = "hard" if recs else "hard-radius" if radii else "hard-memory"
+        print("record:", save_record(kind, summary_out, recs, radii=radii,
+                                     **({"ladders": ladders} if ladders else {})))
 
 
 if __name__ == "__main__":

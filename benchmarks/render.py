@@ -346,9 +346,21 @@ def hard_tables(rec: Record) -> list[str]:
         out += table(["model", "images", "both sides proven", "median s", "median decisions"],
                      [[m, v["images"], v["complete"], v["median_s"], v["decisions_median"]] for m, v in rad.items()],
                      "lrrrr")
+    if s.get("ladder"):
+        out += ["The radius search against the decision ladder by hand (eps = 1, 2, ... one `verify_region` each "
+                "until the first counterexample or unknown) on the same images: *as tight* counts images where "
+                "the search's bracket is at least as tight as the ladder's, *no slower* those of them where it "
+                "also took at most the ladder's time.", ""]
+        out += table(["model", "images", "ladder complete", "search complete", "as tight", "as tight, no slower",
+                      "ladder median s", "search median s"],
+                     [[m, v["images"], v["ladder_complete"], v["search_complete"], v["as_tight"],
+                       v["as_tight_and_no_slower"], v["ladder_median_s"], v["search_median_s"]]
+                      for m, v in s["ladder"].items()], "lrrrrrrr")
     if s.get("memory"):
-        out += table(["model", "images", "peak RSS MB, largest process (`--jobs 1` batch, eps 5)"],
-                     [[m["model"], m.get("images", "-"), m["peak_rss_mb"]] for m in s["memory"]], "lrr")
+        out += table(["model", "images", "peak RSS MB, largest process (`--jobs 1` batch, eps 5)",
+                      "peak PSS MB, all its processes"],
+                     [[m["model"], m.get("images", "-"), m["peak_rss_mb"], m.get("peak_tree_pss_mb", "-")]
+                      for m in s["memory"]], "lrrr")
     out += [f"Disagreements between configs (one robust, another a counterexample): {len(s.get('disagreements', []))}.",
             ""]
     return out
