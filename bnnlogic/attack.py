@@ -59,7 +59,7 @@ import scipy.sparse as sp
 
 from .blas import one_blas_thread
 from .ir import IR, Conv, Dense, MaxPool, in_classes
-from .logic.encode import _gather
+from .logic.encoding import _gather
 from .logic.region import Region
 
 #: default time budget of ``attack`` (seconds): a hit usually comes within a few gradient

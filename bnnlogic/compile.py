@@ -10,7 +10,7 @@ feature cannot change any input bit, so it only multiplies counts by its width. 
                                       (a conv's padded inputs are FALSE)
                                       T(i, b) = ite(l_i, T(i+1, b-1), T(i+1, b)), memoised
     max-pool                          OR of the inputs
-    beats(c, d), pred = c             as in ``bnnlogic.logic.encode`` (exact integer argmax, ties low)
+    beats(c, d), pred = c             as in ``bnnlogic.logic.encoding`` (exact integer argmax, ties low)
 
 Neurons fixed over the box by ``bounds.propagate`` are constants.  Models of ``valid & pred_c``
 are exactly the raw inputs of the box predicted c (one per value of the bits), so the count
@@ -30,7 +30,7 @@ from .budget import Budget
 from .errors import UserError
 from .ir import IR, Dense, MaxPool
 from .logic.bounds import propagate
-from .logic.encode import _gather
+from .logic.encoding import _gather
 from .logic.region import Region
 
 

@@ -47,7 +47,7 @@ from .budget import Budget, Stopped, interruption
 from .errors import UserError
 from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
-from .logic.encode import cell_intervals
+from .logic.encoding import cell_intervals
 from .logic.sweep import cell_inputs, n_cells, sweep
 from .portfolio import race_solvers
 

@@ -16,16 +16,19 @@ before importing bnnlogic keeps numba's defaults (correct, slower).
 from __future__ import annotations
 
 import os
-
-import llvmlite.binding as llvm
-from numba.core import config
+import sys
 
 
 def apply() -> None:
-    """Set ``NUMBA_CPU_FEATURES`` (host features, 512-bit preferred) and ``OMP_WAIT_POLICY=passive`` if unset."""
+    """Set ``NUMBA_CPU_FEATURES`` (host features, 512-bit preferred) and ``OMP_WAIT_POLICY=passive``
+    if unset.  Numba is not imported here (a process that never compiles a loop does not load
+    it); if it already is, its configuration is reloaded."""
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     if "NUMBA_CPU_FEATURES" not in os.environ and "NUMBA_CPU_NAME" not in os.environ:
+        import llvmlite.binding as llvm
+
         features = llvm.get_host_cpu_features()
         if features.get("avx512vpopcntdq"):
             os.environ["NUMBA_CPU_FEATURES"] = features.flatten() + ",-prefer-256-bit"
-    config.reload_config()
+    if "numba.core.config" in sys.modules:
+        sys.modules["numba.core.config"].reload_config()

@@ -43,7 +43,7 @@ import numpy as np
 from .blas import one_blas_thread
 from .logic import Query
 from .logic.bounds import Bounds
-from .logic.encode import Encoding
+from .logic.encoding import Encoding
 from .logic.region import Region
 from .logic.sweep import n_cells
 

@@ -32,7 +32,7 @@ from .ir import check_ties, in_classes
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.backends import check_backend
 from .logic.bounds import Bounds, fixed_counts, propagate
-from .logic.encode import size_stats
+from .logic.encoding import size_stats
 from .logic.sweep import n_cells
 from .model import Model
 

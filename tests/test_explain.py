@@ -9,7 +9,7 @@ import pytest
 
 import bnnlogic.explain as explain_mod
 from bnnlogic.explain import Explainer, margin_order
-from bnnlogic.logic.encode import nearest_in_interval
+from bnnlogic.logic.encoding import nearest_in_interval
 from tests.helpers import box_inputs, random_ir
 
 NETS = {

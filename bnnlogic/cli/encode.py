@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from ..logic import encode
 from ..logic.backends import ENCODINGS
-from ..logic.dimacs import write_dimacs
 from ..model import load
 from ._common import add_json_flag, emit, load_array
 
@@ -39,6 +37,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..logic import encode
+    from ..logic.dimacs import write_dimacs
     from ..verification import make_region
 
     model = load(args.model)

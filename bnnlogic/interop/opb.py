@@ -1,6 +1,6 @@
 """OPB export (the pseudo-Boolean competition format): one linear constraint per neuron.
 
-``write_opb(encoding, "q.opb")`` writes the ``Formula`` of an encoding (``bnnlogic.logic.encode``)
+``write_opb(encoding, "q.opb")`` writes the ``Formula`` of an encoding (``bnnlogic.logic.encoding``)
 for PB solvers (clasp, RoundingSat, Exact, ...), with the map file ``q.opb.map.json`` of
 ``bnnlogic.logic.dimacs`` (variables -> raw feature thresholds and neurons; ``decode_model``
 turns a solver's model into a raw input).  Variables are ``x1 .. xN``, the formula's own;
@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 from ..fileio import atomic_open, write_json
 from ..logic.dimacs import variable_map
-from ..logic.encode import Encoding
+from ..logic.encoding import Encoding
 from ..logic.formula import Formula
 
 Terms = dict[int, int]  # variable -> coefficient

@@ -22,7 +22,7 @@ text denotes):
   normal form.  A comparison ``sum_c a_c Y_c + k (op) 0`` with rational a, k becomes, after
   clearing denominators, ``sum_c a'_c Y_c >= b'`` with integers (``>`` is ``>= b'+1`` since scores
   are integers; ``==`` is two of them, ``!=`` a disjunction): a ``ScoreAtLeast`` atom, encoded
-  exactly (``bnnlogic.logic.encode``).  If the DNF says exactly "the prediction lies in B" (each
+  exactly (``bnnlogic.logic.encoding``).  If the DNF says exactly "the prediction lies in B" (each
   term: one class c beating, with the model's tie rule, every class outside B; e.g. what
   ``write_vnnlib`` writes), the query is ``verify_region``'s "prediction in the complement of
   B" and gets its whole portfolio (bounds, branch and bound, attack, solver); otherwise the
@@ -50,7 +50,7 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import write_text
 from ..logic import region
-from ..logic.encode import ScoreAtLeast
+from ..logic.encoding import ScoreAtLeast
 from ..logic.region import Region
 from ..model import Model
 

@@ -31,7 +31,7 @@ from ..fileio import atomic_open, write_json
 from ..logic import region
 from ..logic.backends import to_cnf
 from ..logic.dimacs import variable_map
-from ..logic.encode import Encoding, encode
+from ..logic.encoding import Encoding, encode
 from ..model import Model
 
 

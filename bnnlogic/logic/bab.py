@@ -33,7 +33,7 @@ import numpy as np
 
 from ..ir import IR, Conv, Dense, free_thresholds, in_classes
 from .bounds import Bounds, propagate
-from .encode import _gather
+from .encoding import _gather
 from .region import Region
 from .sweep import sweep
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..fileio import atomic_open, write_json
 from .backends import to_cnf
-from .encode import Encoding, nearest_in_interval
+from .encoding import Encoding, nearest_in_interval
 
 
 def write_dimacs(enc: Encoding, path: str | os.PathLike, encoding: str = "totalizer") -> dict:

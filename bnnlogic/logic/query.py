@@ -18,7 +18,7 @@ import numpy as np
 from ..ir import IR, in_classes
 from .backends import DEFAULT, backend_size, check_backend, make_backend
 from .bounds import Bounds
-from .encode import Encoding, ScoreAtLeast, encode
+from .encoding import Encoding, ScoreAtLeast, encode
 from .region import Region
 
 Goal = Sequence[Sequence[tuple[int, "Sequence[int] | ScoreAtLeast"]]]

@@ -41,7 +41,7 @@ import scipy.sparse
 from ..ir import IR, Conv, Dense, MaxPool, free_thresholds, in_classes
 from ..infer.kernels import _borrow
 from .bounds import propagate
-from .encode import _gather, cell_intervals
+from .encoding import _gather, cell_intervals
 
 CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks
 TABLE = 1 << 20  # distinct layer-1 patterns held (at most) before they are decided and dropped

@@ -157,7 +157,7 @@ def test_region_errors_and_size():
 def test_score_atoms_match_brute_force(net, use_bounds):
     """Goals on the integer scores (``ScoreAtLeast``: pairwise differences, one score, a linear
     combination, ANDed and ORed) are SAT iff some input of the box meets them."""
-    from bnnlogic.logic.encode import ScoreAtLeast
+    from bnnlogic.logic.encoding import ScoreAtLeast
 
     ir = random_ir(7, **NETS[net])
     n = ir.n_classes
