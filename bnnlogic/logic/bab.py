@@ -38,6 +38,12 @@ from .region import Region
 from .sweep import sweep
 
 
+#: bytes of one (batch, features) int64 array of boxes: a batch's working copies (bounds, probes,
+#: kids) are a few of them; measured on plain Fashion nets (784 features), 2048-box batches
+#: peaked at 654 MB where 256-512 peaked at 537-555 MB, with equal or shorter times
+BATCH_BYTES = 1 << 21
+
+
 class _Either:
     """Reads as set when any of its events (None entries ignored) is set (``sweep`` polls it)."""
 
@@ -141,7 +147,7 @@ def split_box(ir: IR, R: Region, n_parts: int, bounds: Bounds | None = None) -> 
 
 
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
-        max_nodes: int = 2_000_000, batch: int = 2048,
+        max_nodes: int = 2_000_000, batch: int | None = None,
         enum_cells: int = 1 << 20, threads: int | None = None,
         bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None
         ) -> tuple[str, np.ndarray | None, int]:
@@ -153,7 +159,9 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
 
     A node with at most ``enum_cells`` threshold cells is not split further: ``sweep`` visits
     every cell, which decides it exactly (each cell counts as a node); ``threads`` such
-    leaves are swept at once (default: the CPU count)."""
+    leaves are swept at once (default: the CPU count).  Nodes are handled ``batch`` at a
+    time (default: as many as fit one ``BATCH_BYTES`` int64 array of boxes, at most 2048): a
+    depth-first search holds about one waiting batch per level."""
     if R.l0 is not None:
         raise ValueError("bab handles boxes only")
     t0 = time.perf_counter()
@@ -164,7 +172,11 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         bounds = propagate(ir, R.lo, R.hi)
     rank = split_rank(ir, bounds)
     center = R.center if R.center is not None else R.lo
-    stack = [(R.lo[None].copy(), R.hi[None].copy())]
+    batch = batch or min(2048, max(64, BATCH_BYTES // (8 * len(R.lo))))
+    # waiting boxes keep the smallest integer dtype of the domain (uint8 pixels: 8x less than
+    # int64; a deep search holds ~depth batches); a popped batch works in int64
+    compact = np.promote_types(np.min_scalar_type(ir.coding.lo), np.min_scalar_type(ir.coding.hi))
+    stack = [(R.lo[None].astype(compact), R.hi[None].astype(compact))]
     nodes = cells = 0
     deadline = None if timeout is None else t0 + timeout
     done = threading.Event()  # tells running sweeps to give up once the answer is known
@@ -184,7 +196,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         while stack:
             if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes or halt.is_set():
                 return "unknown", None, nodes + cells
-            LO, HI = stack.pop()
+            LO, HI = (a.astype(np.int64) for a in stack.pop())
             nodes += len(LO)
             probe = np.clip(center[None], LO, HI)
             scores = engine.scores(probe)
@@ -212,7 +224,7 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
                 continue
             kids_lo, kids_hi = _halve(LO, HI, thr, rank, within)
             for s in range(0, len(kids_lo), batch):
-                stack.append((kids_lo[s:s + batch], kids_hi[s:s + batch]))
+                stack.append((kids_lo[s:s + batch].astype(compact), kids_hi[s:s + batch].astype(compact)))
         return "unsat", None, nodes + cells
     finally:
         done.set()
