@@ -204,6 +204,27 @@ def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int], tie
             and bool(safe_nodes(model.ir, *bounds[-1], np.argmax(scores, axis=1), mask, ties=ties)[0]))
 
 
+def _bounds_radius(model: Model, x: np.ndarray, label: int, max_eps: int, ties: str = "low") -> int:
+    """The largest eps in [0, max_eps] whose L-infinity box around x interval bounds alone prove
+    to keep ``label`` (``_bounds_exclude``).  Proofs are monotone in eps (the bounds of a smaller
+    box are tighter), so it gallops 1, 2, 4, ... to the first eps not proven and bisects below:
+    about 2 log2(max_eps) propagations."""
+    c, bad = model.ir.coding, [k for k in range(model.ir.n_classes) if k != label]
+
+    def proves(eps: int) -> bool:
+        R = region.linf(c, x, eps)
+        return _bounds_exclude(model, R, propagate(model.ir, R.lo, R.hi), bad, ties)
+
+    lo, hi = 0, 1  # proven; the first eps not known to be proven
+    while hi <= max_eps and proves(hi):
+        lo, hi = hi, 2 * hi
+    hi = min(hi, max_eps + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if proves(mid) else (lo, mid)
+    return lo
+
+
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
          bounds: Bounds | None = None, ties: str = "low", threads: int | None = None) -> bool:
     """Branch and bound over input thresholds (``logic.bab``, boxes only) for the time left
@@ -305,9 +326,13 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
     ``label`` (``radius_robust``) and the smallest eps with a replayed counterexample
     (``radius_counterexample``).
 
-    Every probed eps is a full decision (``verify_region``: bounds, branch and bound, the racing
-    portfolio, each box with its own, tighter bounds), so the search is never weaker than
-    deciding each eps by hand.  Probes gallop 1, 2, 4, ... until the first counterexample, then
+    First, interval bounds alone (monotone in eps: a smaller box has tighter bounds) give the
+    largest eps ``b`` they prove, by galloping and bisecting over a few propagations
+    (``_bounds_radius``).  Then every probed eps is a full decision (``verify_region``: bounds,
+    branch and bound, the racing portfolio, each box with its own, tighter bounds), so the
+    search is never weaker than deciding each eps by hand.  Probes gallop up from b in steps
+    1, 2, 4, ... (b + 1 first, the ladder's next step: where bounds are tight the radius is
+    usually near b, and small boxes are cheap to decide) until the first counterexample, then
     bisect the open interval; a counterexample found at eps e lies at L-inf distance d <= e
     from x, which becomes the upper end.  With a ``timeout``, a probe gets at most
     ``RADIUS_PROBE_SHARE`` of the time left: one that runs out becomes a *ceiling* (the
@@ -344,7 +369,13 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             res.radius_counterexample = int(np.abs(r.counterexample - x).max())
         return r.status
 
-    res.radius_robust, undecided = 0, set()  # eps 0: x itself keeps its label
+    res.radius_robust, undecided, step = 0, set(), 1  # eps 0: x itself keeps its label
+    if timeout is None or timeout > 0:
+        tb, b = time.perf_counter(), _bounds_radius(model, x, label, max_eps, ties)
+        if b:
+            res.radius_robust, res.solver_calls = b, 1
+            res.probes.append({"eps": b, "status": "robust", "time_s": round(time.perf_counter() - tb, 6),
+                               "backend": "bounds"})
     while True:
         lo, top = res.radius_robust, (max_eps + 1 if res.radius_counterexample is None else res.radius_counterexample)
         if lo >= top - 1:
@@ -352,8 +383,8 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
         ceiling = min((e for e in undecided if lo < e < top), default=None)  # the smallest eps not decided
         if ceiling is not None:  # bisect below it
             eps = ceiling if ceiling == lo + 1 else (lo + ceiling) // 2
-        elif res.radius_counterexample is None:  # gallop
-            eps = min(max(1, 2 * lo), max_eps)
+        elif res.radius_counterexample is None:  # gallop up from the bounds' radius: b+1, then steps 2, 4, ...
+            eps, step = min(lo + step, max_eps), 2 * step
         else:  # bisect
             eps = (lo + top) // 2
         last = timeout is None or eps == lo + 1  # no smaller eps is open: this one must be decided

@@ -85,6 +85,34 @@ def test_robustness_radius_is_exact(seed):
     assert r.solver_calls == len(r.probes) <= 2 * 3 + 2
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 7, 18])  # nets where bounds alone prove some eps, not all
+def test_the_radius_search_starts_at_the_bounds_radius_and_climbs_like_the_ladder(seed):
+    """Interval bounds alone first give the largest eps b they prove (checked eps by eps); the
+    first full decision is the ladder's next step, b + 1; the radius is brute force's."""
+    from bnnlogic.logic.bounds import propagate
+    from bnnlogic.verification import _bounds_exclude, make_region
+
+    m = tiny(seed, hi=9, levels=3)
+    x = np.random.default_rng(seed).integers(0, 10, 4)
+    y = int(m.predict(x)[0])
+    bad = [k for k in range(m.ir.n_classes) if k != y]
+
+    def proves(e):
+        R = make_region(m, x, e)
+        return _bounds_exclude(m, R, propagate(m.ir, R.lo, R.hi), bad)
+
+    span = m.ir.coding.hi - m.ir.coding.lo
+    b = max((e for e in range(span + 1) if all(proves(k) for k in range(1, e + 1))), default=0)
+    assert [proves(e) for e in range(1, span + 1)] == [e <= b for e in range(1, span + 1)]  # monotone in eps
+    first = next((e for e in range(span + 1) if brute_cex(m, x, e, [y])), None)
+    r = robustness_radius(m, x, label=y)
+    eps = [p["eps"] for p in r.probes]
+    assert r.complete and r.radius_counterexample == first and 0 < b <= r.radius_robust
+    assert (r.probes[0]["backend"], eps[0]) == ("bounds", b)
+    if b < span:  # the first full decision
+        assert eps[1] == b + 1
+
+
 def test_robustness_radius_of_a_misclassified_input_is_zero():
     m = tiny(0)
     x = np.array([1, 2, 3, 4])
@@ -134,6 +162,7 @@ def test_a_probe_that_runs_out_of_its_share_does_not_end_the_radius_search(monke
         return out
 
     monkeypatch.setattr(verification, "verify_region", fake)
+    monkeypatch.setattr(verification, "_bounds_radius", lambda *a: 0)  # every eps from the fake
     monkeypatch.setattr(verification.region, "linf", lambda coding, x, eps: SimpleNamespace(eps=eps))  # eps > domain
     r = robustness_radius(m, x, label=y, max_eps=20, timeout=60)
     probed = [p["eps"] for p in r.probes]
@@ -144,7 +173,8 @@ def test_a_probe_that_runs_out_of_its_share_does_not_end_the_radius_search(monke
         assert (r.radius_robust, r.radius_counterexample, r.complete) == (first - 1, first, True)
     if 8 in limits:
         assert limits[8] <= 60 * verification.RADIUS_PROBE_SHARE
-    assert len(probed) == len(set(probed))  # no eps decided twice
+    # an eps is probed twice only to give the one just above the robust radius all the time left
+    assert all(probed.count(e) == 1 or e == r.radius_robust + 1 for e in probed)
 
 
 def test_property_file(tmp_path):
