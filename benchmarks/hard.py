@@ -254,7 +254,8 @@ def ladder_rows(name: str, model, X, y, images: int, timeout: float, cap: float)
 def against_ladder(radii: list[dict], ladders: list[dict]) -> dict:
     """Per model: images where the radius search's bracket is at least as tight as the ladder's
     (robust side >= the ladder's, counterexample side proven wherever the ladder's is and no
-    larger), and of those, how many took at most the ladder's time."""
+    larger), how many of those took at most the ladder's time, and how many of the others
+    (the ladder tighter) had the ladder take longer than the search."""
     out: dict[str, dict] = {}
     lad = {(r["model"], r["index"]): r for r in ladders}
     for r in radii:
@@ -262,7 +263,8 @@ def against_ladder(radii: list[dict], ladders: list[dict]) -> dict:
         if l_ is None:
             continue
         o = out.setdefault(r["model"], {"images": 0, "ladder_complete": 0, "search_complete": 0,
-                                        "as_tight": 0, "as_tight_and_no_slower": 0, "ladder_median_s": [],
+                                        "as_tight": 0, "as_tight_and_no_slower": 0, "tighter_ladder_took_longer": 0,
+                                        "ladder_median_s": [],
                                         "search_median_s": []})
         tight = ((r["radius_robust"] or 0) >= (l_["radius_robust"] or 0)
                  and (l_["radius_counterexample"] is None
@@ -273,6 +275,7 @@ def against_ladder(radii: list[dict], ladders: list[dict]) -> dict:
         o["search_complete"] += r["complete"]
         o["as_tight"] += tight
         o["as_tight_and_no_slower"] += tight and r["time_s"] <= l_["time_s"]
+        o["tighter_ladder_took_longer"] += not tight and l_["time_s"] > r["time_s"]
         o["ladder_median_s"].append(l_["time_s"])
         o["search_median_s"].append(r["time_s"])
     for o in out.values():
@@ -448,7 +451,7 @@ def main() -> None:
                                           f"{v['median_s']:.1f} s" for m, v in rad_summary.items())]
     ladder = against_ladder(radii, ladders)
     lines += [f"ladder by hand ({m}): search as tight {v['as_tight']}/{v['images']}, and no slower "
-              f"{v['as_tight_and_no_slower']}; complete ladder {v['ladder_complete']} / search {v['search_complete']}; "
+              f"{v['as_tight_and_no_slower']}; ladder tighter but longer {v['tighter_ladder_took_longer']}; complete ladder {v['ladder_complete']} / search {v['search_complete']}; "
               f"median {v['ladder_median_s']:.1f} / {v['search_median_s']:.1f} s" for m, v in ladder.items()]
     lines += ["memory (--jobs 1 batch, eps 5; largest process RSS / whole tree PSS): " + "; ".join(
         f"{m['model']} {m['peak_rss_mb']} / {m['peak_tree_pss_mb']} MB" for m in memory)]

@@ -206,23 +206,30 @@ def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int], tie
 
 def _bounds_radius(model: Model, x: np.ndarray, label: int, max_eps: int, ties: str = "low") -> int:
     """The largest eps in [0, max_eps] whose L-infinity box around x interval bounds alone prove
-    to keep ``label`` (``_bounds_exclude``).  Proofs are monotone in eps (the bounds of a smaller
-    box are tighter), so it gallops 1, 2, 4, ... to the first eps not proven and bisects below:
-    about 2 log2(max_eps) propagations."""
-    c, bad = model.ir.coding, [k for k in range(model.ir.n_classes) if k != label]
+    to keep ``label``: no other class can be preferred to x's own class anywhere in the box
+    (``logic.bab.safe_nodes`` on ``propagate``'s last hidden layer, as ``_bounds_exclude``; x
+    is classified as ``label``).  Proofs are monotone in eps (the bounds of a smaller box are
+    tighter), so two batched propagations find it: the powers of two up to max_eps, then every
+    eps between the largest proven one and the next."""
+    from .logic.bab import safe_nodes
 
-    def proves(eps: int) -> bool:
-        R = region.linf(c, x, eps)
-        return _bounds_exclude(model, R, propagate(model.ir, R.lo, R.hi), bad, ties)
+    ir, c = model.ir, model.ir.coding
+    bad = np.arange(ir.n_classes) != label
+    ref = np.argmax(model.engine.scores(x[None]), axis=1)
 
-    lo, hi = 0, 1  # proven; the first eps not known to be proven
-    while hi <= max_eps and proves(hi):
-        lo, hi = hi, 2 * hi
-    hi = min(hi, max_eps + 1)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if proves(mid) else (lo, mid)
-    return lo
+    def proven(eps: list[int]) -> np.ndarray:
+        boxes = [region.linf(c, x, e) for e in eps]
+        blo, bhi = propagate(ir, np.stack([R.lo for R in boxes]), np.stack([R.hi for R in boxes]))[-1]
+        return safe_nodes(ir, blo, bhi, np.repeat(ref, len(eps)), bad, ties=ties)
+
+    def climb(lo: int, eps: list[int]) -> tuple[int, int]:
+        """(largest proven, first not proven) among ``eps`` (ascending, above ``lo``)."""
+        ok = proven(eps) if eps else np.zeros(0, bool)
+        k = int(np.argmin(ok)) if not ok.all() else len(eps)  # proofs are monotone: a prefix holds
+        return (eps[k - 1] if k else lo), (eps[k] if k < len(eps) else max_eps + 1)
+
+    lo, hi = climb(0, [e for e in (1 << i for i in range(max(1, max_eps).bit_length())) if e <= max_eps])
+    return climb(lo, list(range(lo + 1, hi)))[0]
 
 
 def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: VerifyResult,
@@ -330,10 +337,10 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
     largest eps ``b`` they prove, by galloping and bisecting over a few propagations
     (``_bounds_radius``).  Then every probed eps is a full decision (``verify_region``: bounds,
     branch and bound, the racing portfolio, each box with its own, tighter bounds), so the
-    search is never weaker than deciding each eps by hand.  Probes gallop up from b in steps
-    1, 2, 4, ... (b + 1 first, the ladder's next step: where bounds are tight the radius is
-    usually near b, and small boxes are cheap to decide) until the first counterexample, then
-    bisect the open interval; a counterexample found at eps e lies at L-inf distance d <= e
+    search is never weaker than deciding each eps by hand.  Probes climb from b in steps 1, 1,
+    2, 4, ... (b + 1 and b + 2 first, the ladder's next steps: where bounds are tight the radius
+    is usually just above b, and small boxes are cheap to decide) until the first
+    counterexample, then bisect the open interval; a counterexample found at eps e lies at L-inf distance d <= e
     from x, which becomes the upper end.  With a ``timeout``, a probe gets at most
     ``RADIUS_PROBE_SHARE`` of the time left: one that runs out becomes a *ceiling* (the
     smallest eps not decided) and the search bisects below it, since smaller boxes are mostly
@@ -369,7 +376,7 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             res.radius_counterexample = int(np.abs(r.counterexample - x).max())
         return r.status
 
-    res.radius_robust, undecided, step = 0, set(), 1  # eps 0: x itself keeps its label
+    res.radius_robust, undecided, climbs = 0, set(), 0  # eps 0: x itself keeps its label
     if timeout is None or timeout > 0:
         tb, b = time.perf_counter(), _bounds_radius(model, x, label, max_eps, ties)
         if b:
@@ -383,8 +390,8 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
         ceiling = min((e for e in undecided if lo < e < top), default=None)  # the smallest eps not decided
         if ceiling is not None:  # bisect below it
             eps = ceiling if ceiling == lo + 1 else (lo + ceiling) // 2
-        elif res.radius_counterexample is None:  # gallop up from the bounds' radius: b+1, then steps 2, 4, ...
-            eps, step = min(lo + step, max_eps), 2 * step
+        elif res.radius_counterexample is None:  # climb from the bounds' radius: b+1, b+2, then steps 2, 4, ...
+            eps, climbs = min(lo + (1 << max(0, climbs - 1)), max_eps), climbs + 1
         else:  # bisect
             eps = (lo + top) // 2
         last = timeout is None or eps == lo + 1  # no smaller eps is open: this one must be decided
