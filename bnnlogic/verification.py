@@ -209,8 +209,8 @@ def _bounds_radius(model: Model, x: np.ndarray, label: int, max_eps: int, ties: 
     to keep ``label``: no other class can be preferred to x's own class anywhere in the box
     (``logic.bab.safe_nodes`` on ``propagate``'s last hidden layer, as ``_bounds_exclude``; x
     is classified as ``label``).  Proofs are monotone in eps (the bounds of a smaller box are
-    tighter), so two batched propagations find it: the powers of two up to max_eps, then every
-    eps between the largest proven one and the next."""
+    tighter), so eps 1 alone, then two batched propagations find it: the powers of two up to
+    max_eps, then every eps between the largest proven one and the next."""
     from .logic.bab import safe_nodes
 
     ir, c = model.ir, model.ir.coding
@@ -228,7 +228,9 @@ def _bounds_radius(model: Model, x: np.ndarray, label: int, max_eps: int, ties: 
         k = int(np.argmin(ok)) if not ok.all() else len(eps)  # proofs are monotone: a prefix holds
         return (eps[k - 1] if k else lo), (eps[k] if k < len(eps) else max_eps + 1)
 
-    lo, hi = climb(0, [e for e in (1 << i for i in range(max(1, max_eps).bit_length())) if e <= max_eps])
+    if max_eps < 1 or not proven([1])[0]:  # often so on plain nets: one propagation, not a batch
+        return 0
+    lo, hi = climb(1, [e for e in (1 << i for i in range(1, max_eps.bit_length())) if e <= max_eps])
     return climb(lo, list(range(lo + 1, hi)))[0]
 
 
