@@ -1,7 +1,11 @@
-"""Shared test fixtures: random tiny IRs and brute-force enumeration of small raw boxes."""
+"""Shared test fixtures: random tiny IRs, brute-force enumeration of small raw boxes, and the
+modules a fresh interpreter loads."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+from typing import Sequence
 
 import numpy as np
 
@@ -122,3 +126,11 @@ def flipped_copies(path, out):
         bad[pos] ^= 0x5A
         Path(out).write_bytes(bytes(bad))
         yield pos
+
+
+def loaded_modules(imports: str, modules: Sequence[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``imports`` (Python code)."""
+    code = f"import sys\n{imports}\nprint(' '.join(m for m in {list(modules)!r} if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
