@@ -28,7 +28,7 @@ import numpy as np
 
 from .attack import attack
 from .errors import UserError
-from .ir import check_ties, in_classes
+from .ir import IR, check_ties, in_classes
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.backends import check_backend
 from .logic.bounds import Bounds, fixed_counts, propagate
@@ -189,38 +189,39 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
                             out.engine if out.engine in ("attack", "bab") else "solver", ties)
 
 
+def _safe_boxes(ir: IR, scores: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bad: np.ndarray,
+                ties: str = "low") -> np.ndarray:
+    """Per box (n,): its probe (a point of the box, whose ``scores`` (n, classes) are given)
+    gets a good class, and the box's interval bit bounds on the last hidden layer (blo, bhi)
+    show that no class in ``bad`` (a class mask) can be preferred to it anywhere in the box
+    (``logic.bab.safe_nodes``), ties read by ``ties``."""
+    from .logic.bab import safe_nodes
+
+    return ~in_classes(scores, bad, ties) & safe_nodes(ir, blo, bhi, np.argmax(scores, axis=1), bad, ties=ties)
+
+
 def _bounds_exclude(model: Model, R: Region, bounds: Bounds, bad: list[int], ties: str = "low") -> bool:
     """True if R's interval ``bounds`` prove that no class in ``bad`` is ever predicted: the
     class of R's center (its low corner without one) is good and no bad class can be preferred
-    to it anywhere in R (``logic.bab.safe_nodes`` on the last hidden layer's bit bounds), ties
-    read by ``ties``."""
-    from .logic.bab import safe_nodes
-
+    to it anywhere in R (``_safe_boxes``)."""
     probe = np.clip(R.center if R.center is not None else R.lo, R.lo, R.hi)[None]
     scores = model.engine.scores(probe)
-    mask = np.zeros(model.ir.n_classes, dtype=bool)
-    mask[bad] = True
-    return (not in_classes(scores, mask, ties)[0]
-            and bool(safe_nodes(model.ir, *bounds[-1], np.argmax(scores, axis=1), mask, ties=ties)[0]))
+    return bool(_safe_boxes(model.ir, scores, *bounds[-1], np.isin(np.arange(model.ir.n_classes), bad), ties)[0])
 
 
 def _bounds_radius(model: Model, x: np.ndarray, label: int, max_eps: int, ties: str = "low") -> int:
     """The largest eps in [0, max_eps] whose L-infinity box around x interval bounds alone prove
-    to keep ``label``: no other class can be preferred to x's own class anywhere in the box
-    (``logic.bab.safe_nodes`` on ``propagate``'s last hidden layer, as ``_bounds_exclude``; x
-    is classified as ``label``).  Proofs are monotone in eps (the bounds of a smaller box are
-    tighter), so eps 1 alone, then two batched propagations find it: the powers of two up to
-    max_eps, then every eps between the largest proven one and the next."""
-    from .logic.bab import safe_nodes
-
+    to keep ``label`` (``_safe_boxes``, x the probe of every box).  Proofs are monotone in eps
+    (the bounds of a smaller box are tighter), so eps 1 alone, then two batched propagations
+    find it: the powers of two up to max_eps, then every eps between the largest proven one and
+    the next."""
     ir, c = model.ir, model.ir.coding
-    bad = np.arange(ir.n_classes) != label
-    ref = np.argmax(model.engine.scores(x[None]), axis=1)
+    bad, scores = np.arange(ir.n_classes) != label, model.engine.scores(x[None])
 
     def proven(eps: list[int]) -> np.ndarray:
         boxes = [region.linf(c, x, e) for e in eps]
         blo, bhi = propagate(ir, np.stack([R.lo for R in boxes]), np.stack([R.hi for R in boxes]))[-1]
-        return safe_nodes(ir, blo, bhi, np.repeat(ref, len(eps)), bad, ties=ties)
+        return _safe_boxes(ir, np.repeat(scores, len(eps), axis=0), blo, bhi, bad, ties)
 
     def climb(lo: int, eps: list[int]) -> tuple[int, int]:
         """(largest proven, first not proven) among ``eps`` (ascending, above ``lo``)."""
