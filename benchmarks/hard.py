@@ -24,7 +24,8 @@ at eps 5 (a subprocess, the user's path: its largest process's RSS and its whole
 summed PSS; alone, ``--configs '' --engines '' --radius 0``, it is recorded as ``hard-memory``);
 ``--ladder K``: the decision ladder by hand (eps 1, 2, ... until the first counterexample or
 unknown, ``--timeout`` each) on K of the radius images, against the radius search (radii
-without verdict rows are recorded as ``hard-radius``).  Disagreements between configs (one
+without verdict rows are recorded as ``hard-radius``; verdict rows of other models than the three
+as ``hard-<models>``).  Disagreements between configs (one
 robust, another a counterexample) are counted: there must be none.  Per-query rows stream to
 ``benchmarks/out/hard/<model>.<config>.jsonl``, each with the git revision that ran it (a rerun
 resumes from the rows of the current revision and runs the others again), the summary to
@@ -466,8 +467,11 @@ def main() -> None:
     if args.record:
         from records import save_record
 
-        # a radius-only or memory-only run is its own record, so the newest "hard" keeps its verdict rows
+        # a radius-only or memory-only run is its own record, so the newest "hard" keeps its verdict rows;
+        # so is a run on other models than the three (e.g. 100 images of one net: "hard-fashion-mlp-large-eev")
         kind = "hard" if recs else "hard-radius" if radii else "hard-memory"
+        if recs and args.models != MODELS_DEFAULT:
+            kind += "-" + args.models.replace(",", "-")
         print("record:", save_record(kind, summary_out, recs, radii=radii,
                                      **({"ladders": ladders} if ladders else {})))
 
