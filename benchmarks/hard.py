@@ -16,7 +16,8 @@ query at a time:
                one engine alone for the whole timeout (no attack, no portfolio), on the first
                ``--engine-images`` images: the per-engine solve times the schedules are chosen from
 
-Per (model, config, eps): robust / counterexample / unknown, median and mean seconds, the
+One unmeasured query on the next image first pays the kernels' compilation (once per machine:
+numba caches it) and the solvers' start-up.  Per (model, config, eps): robust / counterexample / unknown, median and mean seconds, the
 largest overrun of the timeout; a cumulative solved-vs-time plot per model (``--plot``);
 ``--radius K``: ``robustness_radius`` of the first K images (both sides proven? decisions, time);
 ``--memory K``: peak memory of ``bnnlogic verify --data ... --jobs 1`` over the first K images
@@ -424,6 +425,9 @@ def main() -> None:
         model = get_model(name)
         data = load_dataset(model.meta["dataset"])
         X, y = data.X_test.reshape(len(data.X_test), -1).astype(np.int64), data.y_test
+        if args.configs or args.engines:  # compiled kernels and solver start-up paid before the first row
+            verify_region(model, make_region(model, X[args.images], max(eps_list)), [int(y[args.images])],
+                          int(y[args.images]), timeout=min(args.timeout, 10.0))
         for cfg in [c for c in args.configs.split(",") if c]:
             n = args.one_core_images if cfg == "one-core" and args.one_core_images is not None else args.images
             recs += run_config(name, model, X, y, n, eps_list, cfg, args.timeout)
