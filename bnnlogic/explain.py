@@ -215,10 +215,13 @@ class Explainer:
         return t
 
     def _gave_up(self, what: str) -> Exception:
-        """The error for a solver call that returned unknown: ``Stopped`` if the whole budget ran
-        out, else a ``UserError`` (the per-call limit was too short for a definite answer)."""
+        """The error for a solver call that returned unknown: ``Stopped`` if the whole limit ran
+        out, else a ``UserError``: the abductive search's ``budget`` ran out, or the per-call
+        limit was too short for a definite answer."""
         if self.limit is not None and self.limit.expired():
             return Stopped("time")
+        if self.deadline is not None and time.perf_counter() >= self.deadline - 2e-3:  # the call had the budget's rest
+            return UserError(f"no explanation within the budget of {self.budget} s")
         return UserError(f"{what} gave up after {self._call_timeout()} s; explanations need a definite answer "
                          "(raise the time per call)")
 

@@ -3,6 +3,7 @@ set, enumeration finds them all, the minimum one is cardinality-minimum, top-k s
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -226,6 +227,25 @@ def test_an_interrupted_abductive_search_returns_a_sufficient_set_marked_incompl
     assert e.stopped == "interrupt" and ex.stopped == "interrupt" and e.verified is None
     assert entails(ir, ex, e.features)  # sufficient (maybe not minimal)
     assert e.to_json()["complete"] is False and e.to_json()["stopped"] == "interrupt"
+
+
+@pytest.mark.parametrize("budget,timeout,message", [(0.05, None, "no explanation within the budget of 0.05 s"),
+                                                    (None, 0.01, "the solver gave up after 0.01 s")])
+def test_a_solver_call_that_gives_up_names_what_ran_out(monkeypatch, budget, timeout, message):
+    """The last call of an abductive search has only the budget's rest: its "unknown" means the
+    budget ran out (not "raise the time per call"); a call cut by the per-call limit says so."""
+    from bnnlogic.errors import UserError
+
+    def undecided(solvers, assumptions, timeout, extra=()):
+        time.sleep(timeout)
+        return "unknown", None, None
+
+    monkeypatch.setattr(explain_mod, "race_solvers", undecided)
+    ir, ex = make("dense", 0, None, enum_cells=0)
+    ex.fast, ex.budget, ex.timeout = False, budget, timeout
+    with pytest.raises(UserError, match=message):
+        ex.abductive()
+    ex.close()
 
 
 def test_the_time_limit_returns_the_relevant_features_when_nothing_better_was_shown():
