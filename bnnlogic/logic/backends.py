@@ -42,6 +42,8 @@ DEFAULT = "exact"
 EXACT_SLICE = 0.5
 #: seconds a forked backend (``_Forked``) may take to answer after an interrupt before it is killed
 KILL_GRACE = 0.05
+#: seconds between the repeated stops of an interrupted CP-SAT solve (``_CPSAT.interrupt``)
+STOP_RETRY_S = 0.005
 BACKENDS = tuple([f"cnf:{s}:{e}" for s in ("glucose4", "cadical195") for e in ENCODINGS]
                  + [f"native:{s}" for s in NATIVE_SOLVERS] + ["cpsat", "exact"])
 
@@ -235,10 +237,25 @@ class _CPSAT:
         return "unknown", _no_model
 
     def interrupt(self) -> None:
+        """Stop the running solve.  CP-SAT ignores a ``StopSearch`` that comes before its search
+        has started (measured, OR-Tools 9.15: the solve then runs to its time limit; in an
+        explanation's race this held a call 50 s after the attack had won), and a large model
+        takes tens of ms to load; so the stop is repeated every ``STOP_RETRY_S`` until the
+        solve returns."""
         with self._lock:
             self._stopped = True
-            if self._solver is not None:
-                self._solver.StopSearch()
+            solver = self._solver
+        if solver is not None:
+            threading.Thread(target=self._keep_stopping, args=(solver,), daemon=True,
+                             name="bnnlogic-cpsat-stop").start()
+
+    def _keep_stopping(self, solver) -> None:
+        while True:
+            with self._lock:
+                if self._solver is not solver:  # the solve returned
+                    return
+                solver.StopSearch()
+            time.sleep(STOP_RETRY_S)
 
     def clear_interrupt(self) -> None:
         with self._lock:

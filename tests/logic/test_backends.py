@@ -92,3 +92,47 @@ def _assert_gone(pid: int, wait: float = 10.0) -> None:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     raise AssertionError(f"forked solver server {pid} outlived its parent")
+
+
+def _random_3sat(n_vars: int, ratio: float, seed: int):
+    """A hard random 3-SAT formula (ratio 4.26: at the threshold) as a ``Formula``."""
+    import numpy as np
+
+    from bnnlogic.logic.formula import Formula
+
+    rng = np.random.default_rng(seed)
+    f = Formula(n_vars=n_vars + 1)
+    for _ in range(int(ratio * n_vars)):
+        vs = rng.choice(n_vars, 3, replace=False) + 2
+        f.clauses.append([int(v) if rng.random() < 0.5 else -int(v) for v in vs])
+    return f
+
+
+def test_cpsat_stops_when_interrupted_before_its_search_begins(monkeypatch):
+    """CP-SAT ignores a StopSearch that comes before its search starts (the solve then ran to
+    its time limit: an explanation's race once waited 50 s after the attack had won).  Here the
+    solve takes 0.2 s to begin (a large model's load) and the interrupt comes in that window:
+    the solve must still end at once."""
+    import threading
+
+    from ortools.sat.python import cp_model
+
+    from bnnlogic.logic import backends
+
+    solve, began = cp_model.CpSolver.Solve, threading.Event()
+
+    def slow_start(self, *a, **kw):
+        began.set()
+        time.sleep(0.2)
+        return solve(self, *a, **kw)
+
+    monkeypatch.setattr(cp_model.CpSolver, "Solve", slow_start)
+    b = backends.make_backend("cpsat", _random_3sat(500, 4.26, 0))
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", b.solve([], 30.0)))
+    t0 = time.monotonic()
+    th.start()
+    began.wait(10)
+    b.interrupt()
+    th.join(60)
+    assert time.monotonic() - t0 < 5 and out["r"][0] == "unknown"
