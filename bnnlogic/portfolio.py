@@ -314,7 +314,12 @@ def race_solvers(queries: Sequence[Query], assumptions: Sequence[int] = (), time
     share one encoding, so that a value decodes the same whichever won; they are ready for the
     next race afterwards."""
     def solver(q: Query):
-        return lambda stop: q.backend.solve(assumptions, timeout)
+        def run(stop: threading.Event):
+            backend = q.backend  # built on the first call (seconds for a large model): the race may
+            if stop.is_set():  # be over by then, and ``q.interrupt`` found no backend to stop
+                return "unknown", None
+            return backend.solve(assumptions, timeout)
+        return run
 
     for q in queries:
         q.clear_interrupt()

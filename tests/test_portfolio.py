@@ -249,3 +249,37 @@ def test_verify_gives_the_race_its_cores(monkeypatch, cores):
     assert got == [cores]
     verification.verify(m, R.center, eps=2, timeout=30, use_attack=False, cores=cores)
     assert got == [cores, cores]  # the public verify passes them on
+
+
+def test_a_solver_still_building_when_the_race_ends_does_not_solve(monkeypatch):
+    """``race_solvers`` builds a query's backend on its first call; if another racer wins
+    meanwhile, ``Query.interrupt`` finds no backend to stop, so the built one must not start
+    its search (it ran to its time limit: 50 s of an explanation's 60 s budget)."""
+    from bnnlogic.logic import Query
+
+    ir = random_ir(3, n_features=4, hi=3, hidden=(6,))
+    x = np.array([1, 2, 0, 3])
+    y = int(ir.predict(x[None])[0])
+    q = Query(ir, region.linf(ir.coding, x, 1), [[(0, [c for c in range(ir.n_classes) if c != y])]], "cpsat")
+    solved = []
+
+    class Slow:  # a backend whose build takes 0.3 s and whose search would take the whole timeout
+        def solve(self, assumptions, timeout):
+            solved.append(timeout)
+            time.sleep(timeout)
+            return "unknown", None
+
+        def interrupt(self):
+            pass
+
+        def clear_interrupt(self):
+            pass
+
+    def build(self):
+        time.sleep(0.3)
+        return Slow()
+
+    monkeypatch.setattr(type(q).backend, "func", build)  # Query.backend: a cached_property
+    t0 = time.monotonic()
+    status, value, winner = portfolio.race_solvers([q], [], 30.0, [lambda stop: ("sat", "found")])
+    assert (status, value, winner) == ("sat", "found", None) and time.monotonic() - t0 < 5 and not solved
