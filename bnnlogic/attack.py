@@ -450,7 +450,7 @@ def _single_moves(q: _Search, t_end: float | None) -> np.ndarray | None:
             j = int(np.argmax(margin + rng.random(len(m))))  # ties at random
             if margin[j] > best:
                 best, best_L = margin[j], C[j]
-            if t_end is not None and t0 + (time.perf_counter() - t0) * len(moves) / (c + len(m)) > t_end:
+            if q.stopped() or t_end is not None and t0 + (time.perf_counter() - t0) * len(moves) / (c + len(m)) > t_end:
                 return None
         L = best_L
     return None
@@ -477,7 +477,7 @@ def _patterns(q: _Search, t_end: float | None) -> np.ndarray | None:
         L, s, found = _toward(Pb, L, s, Wb, S, rng, t_end, 4 * S.n + 16)
         if found:
             return L[None]
-        if _expired(t_end):
+        if _expired(t_end) or q.stopped():
             return None
         L = S.mid.copy() if S.l0 is not None else rng.integers(S.lo, S.hi + 1)
         s = Wb.T @ S.bit_values(L[None])[0] - k0

@@ -156,7 +156,7 @@ class Race:
             from .attack import attack
 
             x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed, ties=self.ties,
-                       timeout=seconds)
+                       timeout=seconds, stop=stop)
             return ("sat", x, 0) if x is not None else ("unknown", None, 0)
         if engine == "bab":
             from .logic.bab import bab

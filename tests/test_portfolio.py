@@ -97,6 +97,22 @@ def test_the_first_answer_cancels_the_other_lanes():
     assert log == [("cpsat", True)]
 
 
+def test_an_attack_step_stops_when_another_lane_decides():
+    """A long attack step on a box it cannot break ends with the race (it used to run to its own
+    time limit: the race waited its one-second grace and left the lane running in the
+    background, 1.1 s of 1.2 s on some queries of the EEV-recipe net)."""
+    m = Model(random_ir(13, n_features=8, hi=5, hidden=(40, 20), levels=2, n_classes=3))
+    x = np.random.default_rng(13).integers(0, 6, 8)
+    R, y = region.linf(m.ir.coding, x, 1), int(m.predict(x)[0])
+    bad = [c for c in range(3) if c != y]
+    assert not truth(m, R, bad)  # robust, and too many live neurons for the attack to see it at once
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    t0 = time.perf_counter()
+    out = race.run(30, schedule=((("wait", 0.05), ("bab", None)), (("attack", 30.0),)))
+    assert out.status == "unsat" and out.engine == "bab" and time.perf_counter() - t0 < 0.5
+    assert not any(t.name.startswith("bnnlogic-lane") and t.is_alive() for t in threading.enumerate())
+
+
 def test_the_deadline_holds_when_nobody_decides():
     m, R, y, bad = question(0)
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
