@@ -348,7 +348,8 @@ def attack(engine, ir: IR, R: Region, bad_classes: Sequence[int], seed: int = 0,
     ``ties``, ``ir.in_classes``), or None if none is found.
 
     The stages of the module docstring until a hit, ``timeout`` seconds (None: no limit),
-    ``stop`` set (seen between stages and gradient steps: a racer's cancel) or
+    ``stop`` set (seen between stages, chunks of single moves, tabu restarts and gradient
+    steps: a racer's cancel) or
     ``max_steps`` steps (gradient steps; tabu restarts in stage 1); ``batch`` gradient
     candidates at a time.  Deterministic for a given ``seed`` when the budget is in steps
     (``timeout=None``).  A candidate that the network over R predicts bad and ``engine`` does

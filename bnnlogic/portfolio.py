@@ -314,12 +314,9 @@ def race_solvers(queries: Sequence[Query], assumptions: Sequence[int] = (), time
     share one encoding, so that a value decodes the same whichever won; they are ready for the
     next race afterwards."""
     def solver(q: Query):
-        def run(stop: threading.Event):
-            backend = q.backend  # built on the first call (seconds for a large model): the race may
-            if stop.is_set():  # be over by then, and ``q.interrupt`` found no backend to stop
-                return "unknown", None
-            return backend.solve(assumptions, timeout)
-        return run
+        # the backend is built on the first call (seconds for a large model): a race over by then
+        # reaches it through ``Query.live_backend``
+        return lambda stop: q.live_backend().solve(assumptions, timeout)
 
     for q in queries:
         q.clear_interrupt()

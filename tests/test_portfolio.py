@@ -280,13 +280,17 @@ def test_a_solver_still_building_when_the_race_ends_does_not_solve(monkeypatch):
     solved = []
 
     class Slow:  # a backend whose build takes 0.3 s and whose search would take the whole timeout
+        stopped = False
+
         def solve(self, assumptions, timeout):
+            if self.stopped:  # as every backend: an interrupt before the solve ends it at once
+                return "unknown", None
             solved.append(timeout)
             time.sleep(timeout)
             return "unknown", None
 
         def interrupt(self):
-            pass
+            self.stopped = True
 
         def clear_interrupt(self):
             pass

@@ -102,13 +102,20 @@ class Query:
             raise ReplayError(f"solver witness does not reach the goal: predictions {preds} (encoder bug)")
         return preds
 
+    def live_backend(self):
+        """The backend, built on first use; an ``interrupt`` that came while it was being built
+        (and so found no backend to stop) is passed on, so that its next solve returns
+        "unknown" at once instead of searching to its time limit."""
+        backend = self.backend
+        if getattr(self, "_interrupted", False):
+            backend.interrupt()
+        return backend
+
     def solve(self, assumptions: Sequence[int] = (), timeout: float | None = None) -> Answer:
         """Solve under ``assumptions`` within ``timeout`` seconds, building the backend on the
         first call counted in them (on a large encoding the build is part of the wait)."""
         t0 = time.perf_counter()
-        backend = self.backend
-        if getattr(self, "_interrupted", False):  # interrupted while the backend was being built
-            backend.interrupt()
+        backend = self.live_backend()
         if timeout is not None:
             timeout -= time.perf_counter() - t0
             if timeout <= 0:
