@@ -189,7 +189,7 @@ class Race:
         """Run ``schedule`` (default: the tuned one for ``cores``) until the first decisive
         answer or ``timeout`` seconds; cancel the rest.  Returns within about ``timeout`` plus
         the time a lane takes to notice the cancel (a sweep chunk, a CP-SAT or PySAT stop; a
-        forked Exact is killed within ``logic.backends.KILL_GRACE``)."""
+        forked Exact is killed within ``logic.backends.POLL_S``)."""
         with one_blas_thread():
             return self._run(timeout, cores, schedule, grace)
 

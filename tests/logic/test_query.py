@@ -107,11 +107,14 @@ def test_incremental_assumptions_match_cold_solves():
     for b in ("cnf:cadical195:totalizer", "native:gluecard4", "cpsat", "exact"):
         q = Query(ir, R, [[(0, bad)]], backend=b)
         inp = q.encoding.inputs
-        for eps in (0, 1, 2, 3):
+        for eps in (0, 1, 2, 3, 0, 3):  # boxes shrink again: no call's assumptions outlive it
             small = region.linf(ir.coding, x, eps)
             assume = [l for ls in inp.box_literals(small.lo, small.hi).values() for l in ls]
             ans = q.solve(assume)
             assert ans.status == ("sat" if brute(ir, small, bad) else "unsat"), (b, eps)
+        assert q.solve().status == ("sat" if brute(ir, R, bad) else "unsat"), b
+        l = next(l for ls in inp.box_literals(x, x).values() for l in ls)
+        assert q.backend.solve([l, -l], None)[0] == "unsat", b
 
 
 def test_unsat_cores_are_assumptions_that_suffice():
@@ -124,7 +127,7 @@ def test_unsat_cores_are_assumptions_that_suffice():
         y = int(ir.predict(x[None])[0])
         bad = [c for c in range(ir.n_classes) if c != y]
         R = region.domain(ir.coding)
-        for b in ("cnf:cadical195:totalizer", "native:gluecard4", "exact", "cpsat"):
+        for b in ("cnf:cadical195:totalizer", "native:gluecard4", "exact"):  # CP-SAT gives no core
             q = Query(ir, R, [[(0, bad)]], backend=b)
             fix = q.encoding.inputs.box_literals(x, x)
             assume = [l for ls in fix.values() for l in ls]
@@ -138,6 +141,25 @@ def test_unsat_cores_are_assumptions_that_suffice():
             assert not brute(ir, region.Region(lo, hi, x), bad), b
             nontrivial += q.backend.solve([], None)[0] == "sat"
     assert nontrivial >= 8  # the domain alone reaches another class: the core is needed
+
+
+def test_cpsat_assumptions_hold_for_their_call_only():
+    """CP-SAT pins the assumed variables for one call: pinned to x the domain holds no other
+    class, and the next call without assumptions sees the whole domain again."""
+    nontrivial = 0
+    for seed in range(12):
+        ir = random_ir(seed, n_features=6, hi=3, levels=3, hidden=(8,), n_classes=3)
+        x = np.random.default_rng(seed).integers(0, 4, 6)
+        bad = [c for c in range(ir.n_classes) if c != int(ir.predict(x[None])[0])]
+        R = region.domain(ir.coding)
+        q = Query(ir, R, [[(0, bad)]], backend="cpsat")
+        assume = [l for ls in q.encoding.inputs.box_literals(x, x).values() for l in ls]
+        assert q.backend.solve(assume, None)[0] == "unsat"
+        assert q.backend.core() is None
+        reach = brute(ir, R, bad)
+        assert q.solve().status == ("sat" if reach else "unsat"), seed
+        nontrivial += reach
+    assert nontrivial >= 8
 
 
 def test_region_errors_and_size():
@@ -216,8 +238,8 @@ def test_forked_exact_answers_like_in_process_exact_and_stops_on_interrupt():
 
 
 def test_a_forked_solver_that_does_not_answer_an_interrupt_is_killed_and_forked_afresh(monkeypatch):
-    """A child stuck (building, or inside a slice) is killed ``KILL_GRACE`` s after an interrupt
-    or its timeout: the waiting solve returns "unknown" at once, and the next solve forks a
+    """A child stuck (building, or inside a slice) is killed when the parent next looks after an
+    interrupt, or ``KILL_GRACE`` s after its timeout: the waiting solve returns "unknown" at once, and the next solve forks a
     working child."""
     import threading
     import time
