@@ -21,13 +21,18 @@ def _bad(ir, classes):
 
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("table,memory,sparse,table0", [
-    (1, sweep_mod.MEMORY, 0.0, 1 << 12), (4, sweep_mod.MEMORY, 0.0, 1 << 12),  # flushes; dense products
-    (64, sweep_mod.MEMORY, 0.0, 2),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
-    (sweep_mod.TABLE, sweep_mod.MEMORY, sweep_mod.SPARSE, 1 << 12),
-    (sweep_mod.TABLE, 64, 1.0, 1 << 12)])  # table capped by bytes, one-row decide blocks, sparse products
-def test_sweep_matches_brute_force(net, seed, table, memory, sparse, table0, monkeypatch):
+@pytest.mark.parametrize("table,memory,sparse,table0,deep", [
+    (1, sweep_mod.MEMORY, 0.0, 1 << 12, 2.0), (4, sweep_mod.MEMORY, 0.0, 1 << 12, 2.0),  # flushes; dense products
+    (64, sweep_mod.MEMORY, 0.0, 2, 2.0),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
+    (sweep_mod.TABLE, sweep_mod.MEMORY, sweep_mod.SPARSE, 1 << 12, sweep_mod.DEEP_RATIO),  # the defaults
+    (sweep_mod.TABLE, 64, 1.0, 1 << 12, 0.0),  # table capped by bytes, one-row decide blocks, sparse products
+    (sweep_mod.TABLE, sweep_mod.MEMORY, 0.0, 2, 0.0),  # the deep walk from the first cells on
+    (sweep_mod.TABLE, sweep_mod.MEMORY, 0.0, 16, 0.0)])  # ... after a few patterns
+def test_sweep_matches_brute_force(net, seed, table, memory, sparse, table0, deep, monkeypatch):
+    """Every configuration of the walk decides every box like brute force: the table walk
+    alone (``deep`` 2.0: never switches), the deep walk after the first decision (0.0)."""
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
+    monkeypatch.setattr(sweep_mod, "DEEP_RATIO", deep)
     monkeypatch.setattr(sweep_mod, "TABLE", table)
     monkeypatch.setattr(sweep_mod, "TABLE0", table0)
     monkeypatch.setattr(sweep_mod, "MEMORY", memory)

@@ -11,6 +11,7 @@ from bnnlogic.ir import IR, TIES, Output, in_classes
 from bnnlogic.logic import BACKENDS, Query, region
 from bnnlogic.logic.bab import bab, safe_nodes
 from bnnlogic.logic.bounds import propagate
+from bnnlogic.logic import sweep as sweep_mod
 from bnnlogic.logic.sweep import sweep
 from bnnlogic.verification import _bounds_exclude
 from tests.helpers import box_inputs, random_ir
@@ -66,7 +67,10 @@ def test_every_backend_follows_the_tie_rule(ties):
 
 @pytest.mark.parametrize("ties", TIES)
 @pytest.mark.parametrize("enum_cells", [1, 4096])
-def test_bab_sweep_attack_and_bounds_follow_the_tie_rule(ties, enum_cells):
+@pytest.mark.parametrize("deep", [0.0, 2.0])  # the sweep's deep walk from its first decision on, or never
+def test_bab_sweep_attack_and_bounds_follow_the_tie_rule(ties, enum_cells, deep, monkeypatch):
+    monkeypatch.setattr(sweep_mod, "DEEP_RATIO", deep)
+    monkeypatch.setattr(sweep_mod, "TABLE0", 2)
     for ir, R, mask, truth in CASES:
         engine = Model(ir).engine
         status, w, _ = bab(engine, ir, R, np.nonzero(mask)[0], enum_cells=enum_cells, ties=ties)
