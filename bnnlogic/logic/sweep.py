@@ -275,6 +275,19 @@ def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
     return 0
 
 
+#: de Bruijn sequence B(2, 6) and the bit index of each of its 6-bit windows (``_lowest_bit``)
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+_DEBRUIJN_INDEX[[(((1 << i) * 0x03F79D71B4CB0A89) & (2**64 - 1)) >> 58 for i in range(64)]] = np.arange(64)
+
+
+@numba.njit(cache=True, inline="always")
+def _lowest_bit(w):
+    """Index of the lowest set bit of the non-zero uint64 ``w`` (its isolated bit times a de
+    Bruijn sequence puts a distinct 6-bit window on top)."""
+    return _DEBRUIJN_INDEX[((w & (~w + np.uint64(1))) * _DEBRUIJN) >> np.uint64(58)]
+
+
 @numba.njit(cache=True, inline="always")
 def _bad_scores(acc, scale, offset, bad, adversarial):
     """``ir.in_classes`` of one row of scores ``scale * acc + offset``."""
@@ -305,9 +318,9 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
     nearly every cell shows a new layer-1 pattern (the whole domain of a dense net), where
     ``_walk``'s table saves nothing and deciding its patterns costs a product per cell.
 
-    ``size``: free neurons per hidden layer (layer 1 first); ``U`` (flat int32) the weight
+    ``size``: free neurons per hidden layer (layer 1 first); ``U`` (flat int8) the weight
     matrices of the layers above the first, matrix l at ``uoff[l]``, C order (|F_l|, |F_{l+1}|);
-    ``um`` (int32) their margins and ``on`` (bool) their outputs, layer l at ``moff[l]``;
+    ``um`` (int16) their margins and ``on`` (bool) their outputs, layer l at ``moff[l]``;
     ``Wout`` (|F_L|, C) int32; ``acc`` (C,) int64 output sums of the current cell; ``fa``,
     ``fb`` scratch (max |F_l|,).  ``state[0]``: the current cell's Gray index.  Returns 0: step
     budget spent, 2: every cell visited, 3: the current cell is predicted in ``bad``."""
@@ -331,13 +344,11 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
                 new = old + sign * rq[i]
                 mq[i] = new
                 delta |= np.uint64((old ^ new) < 0) << np.uint64(i)
-            i = q
             while delta:
-                if delta & np.uint64(1):
-                    fa[nf] = 2 * i + (margin[i] >= 0)
-                    nf += 1
-                delta >>= np.uint64(1)
-                i += 1
+                i = q + _lowest_bit(delta)
+                delta &= delta - np.uint64(1)
+                fa[nf] = 2 * i + (margin[i] >= 0)
+                nf += 1
         for l in range(nup):
             if nf == 0:
                 break
@@ -346,8 +357,12 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
             for f in range(nf):
                 i, d = fa[f] >> 1, 1 if fa[f] & 1 else -1
                 r = _borrow(U, uoff[l] + i * n, n)
-                for j in range(n):
-                    m[j] += d * r[j]
+                if d > 0:
+                    for j in range(n):
+                        m[j] += r[j]
+                else:
+                    for j in range(n):
+                        m[j] -= r[j]
             t = _borrow(on, moff[l], n)
             nf = 0
             for q in range(0, n, 64):
@@ -356,14 +371,12 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
                 delta = np.uint64(0)
                 for j in range(w):
                     delta |= np.uint64((mq[j] >= 0) != tq[j]) << np.uint64(j)
-                j = q
                 while delta:
-                    if delta & np.uint64(1):
-                        t[j] = not t[j]
-                        fb[nf] = 2 * j + t[j]
-                        nf += 1
-                    delta >>= np.uint64(1)
-                    j += 1
+                    j = q + _lowest_bit(delta)
+                    delta &= delta - np.uint64(1)
+                    t[j] = not t[j]
+                    fb[nf] = 2 * j + t[j]
+                    nf += 1
             fa, fb = fb, fa
         if nf == 0:
             continue
@@ -447,10 +460,14 @@ def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray, tie
 def _deep_state(p: _Plan, margin: np.ndarray) -> tuple | None:
     """``_walk_deep``'s arrays for the cell whose layer-1 margins are ``margin``: the free
     neurons' margins and outputs of every layer above (one forward pass from the low corner's
-    sums), the output sums, the weights as int32.  None when a layer above the first is sparse
-    (a conv or pool layer: the table walk serves those) or the layers above hold more than
-    ``DEEP_WEIGHTS`` weights."""
+    sums), the output sums, the weights of the layers above as int8.  None when a layer above
+    the first is sparse (a conv or pool layer: the table walk serves those), the layers above
+    hold more than ``DEEP_WEIGHTS`` weights, or a margin might not fit int16."""
     if any(scipy.sparse.issparse(M) for M in p.mats) or sum(M.size for M in p.mats) > DEEP_WEIGHTS:
+        return None
+    # int8 weights, int16 margins: a free neuron's margin takes both signs and moves by at most
+    # sum_i |w_i| over its free inputs, so |margin| stays below that sum
+    if any(M.size and (np.abs(M).max() > 127 or np.abs(M).sum(axis=0).max() >= 1 << 15) for M in p.mats):
         return None
     on0 = p.on0
     t = margin >= 0
@@ -462,10 +479,10 @@ def _deep_state(p: _Plan, margin: np.ndarray) -> tuple | None:
         ons.append(t)
     acc = p.acc_out0 + (t.astype(np.int64) - on0[-1]) @ p.W_out.astype(np.int64)
     size = np.array([len(k) for k in p.k], dtype=np.int64)
-    U = np.concatenate([np.ascontiguousarray(M, dtype=np.int32).ravel() for M in p.mats] + [np.zeros(0, np.int32)])
+    U = np.concatenate([np.ascontiguousarray(M, dtype=np.int8).ravel() for M in p.mats] + [np.zeros(0, np.int8)])
     uoff = np.cumsum([0] + [M.size for M in p.mats]).astype(np.int64)
     moff = np.cumsum([0] + [len(m) for m in ums]).astype(np.int64)
-    um = np.concatenate(ums + [np.zeros(0, np.int64)]).astype(np.int32)  # |sums| <= fan-in
+    um = np.concatenate(ums + [np.zeros(0, np.int64)]).astype(np.int16)  # |sums| <= fan-in
     on = np.concatenate(ons + [np.zeros(0, bool)])
     return size, U, uoff, um, moff, on, np.ascontiguousarray(p.W_out, dtype=np.int32), acc.astype(np.int64)
 

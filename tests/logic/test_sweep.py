@@ -98,3 +98,11 @@ def test_cell_inputs_cover_every_cell_once(net):
     mine = np.unique(ir.coding.encode(X).reshape(len(X), -1), axis=0)
     assert R.contains(X).all() and len(mine) == len(X) == len(every)
     assert 2 ** sweep_mod.n_cells(ir.coding.thresholds, R.lo, R.hi)[0] == pytest.approx(len(X))
+
+
+def test_lowest_bit_names_the_lowest_set_bit():
+    rng = np.random.default_rng(0)
+    for i in range(64):
+        for high in (0, *rng.integers(0, 1 << 62, 3).tolist()):
+            w = np.uint64(((high << 1) | 1) << i & (2**64 - 1))
+            assert sweep_mod._lowest_bit(w) == i
