@@ -206,9 +206,13 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             pred = np.argmax(scores, axis=1)  # a good class (with ``adversarial``, every maximal one is)
             blo, bhi = bounds[-1] if nodes == 1 else propagate(ir, LO, HI)[-1]  # nodes == 1: R itself
             keep = ~safe_nodes(ir, blo, bhi, pred, bad, ties=ties)
-            LO, HI, probe = LO[keep], HI[keep], probe[keep]
+            LO, HI, probe, S = LO[keep], HI[keep], probe[keep], scores[keep]
             if not len(LO):
                 continue
+            # the nodes whose probe a bad class comes closest to first (leaves are swept in this order)
+            lead = S[np.arange(len(S)), pred[keep]] - S[:, bad].max(axis=1)
+            order = np.argsort(lead, kind="stable")
+            LO, HI, probe = LO[order], HI[order], probe[order]
             within = free_thresholds(thr[:, None, :], LO, HI)  # (M, n, d)
             log_cells = np.log2(within.sum(axis=0) + 1).sum(axis=1)  # (n,)
             if (log_cells == 0).any():  # a leaf that is not safe: its probe would have been bad

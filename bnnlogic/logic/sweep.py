@@ -61,7 +61,7 @@ GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
 DECIDED = np.uint64(1 << 63)
 #: the walk goes on through every layer (``_walk_deep``) once at least this share of the cells
 #: met so far showed a new layer-1 pattern.  Measured on digits mlp:200,100, boxes of 2^18-2^22
-#: cells of the whole domain: 97% new patterns, 1.3-1.7 us per cell with the table, 0.47-0.53
+#: cells of the whole domain: 97% new patterns, 1.3-1.7 us per cell with the table, 0.30-0.33
 #: us with the deep walk; on fashion mlp-small's boxes the share stays below it (the table)
 DEEP_RATIO = 0.5
 #: ... if the layers above the first hold at most this many weights (dense int32 copies)
