@@ -301,3 +301,30 @@ def test_other_errors_are_not_taken_for_a_stop():
     with pytest.raises(RuntimeError, match="a real bug"):
         ex.abductive()
     ex.close()
+
+
+@pytest.mark.parametrize("bab_wins", [True, False])
+def test_branch_and_bound_races_alone_once_it_wins_and_the_solvers_do_not(monkeypatch, bab_wins):
+    """Races where branch and bound ran: after its first win (the solvers none), later races
+    run it alone on every core; a solver's win keeps the solvers in.  The explanation stays
+    exact either way."""
+    real = explain_mod.race_solvers
+    seen = []
+
+    def race(solvers, assumptions, timeout, extra=()):  # one side decides, deterministically
+        seen.append(len(solvers))
+        if bab_wins or not solvers:
+            status, value = extra[0](None)
+            return status, value, None
+        return real(solvers, assumptions, timeout)
+
+    monkeypatch.setattr(explain_mod, "race_solvers", race)
+    ir = random_ir(0, **NETS["dense"])
+    x = np.random.default_rng(0).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    ex = Explainer(ir, x, None, enum_cells=0, cores=2)
+    ex.fast = False  # every check races
+    e = ex.abductive()
+    assert len(seen) >= 3 and seen[0] == 2
+    assert seen[1:] == ([0] * (len(seen) - 1) if bab_wins else [2] * (len(seen) - 1))
+    assert entails(ir, ex, e.features) and all(not entails(ir, ex, set(e.features) - {f}) for f in e.features)
+    ex.close()
