@@ -227,8 +227,8 @@ def explain_tables(rec: Record) -> list[str]:
         for algo, a in pm["algorithms"].items():
             rows.append([model, algo, f"{a['explained']}/{a['images']}", a["size_median"], a["size_max"],
                          a["time_median_s"], a["time_max_s"], a["verify_median_s"], f"{a['verified']}/{a['images']}"])
-    out += table(["model", "algorithm", "explained", "size median", "size max", "time median (s)", "time max (s)",
-                  "verify median (s)", "verified"], rows, "llrrrrrrr")
+    out += table(["model", "algorithm", "explained", "size median", "size max", "time median, explained (s)",
+                  "time max (s)", "verify median (s)", "verified"], rows, "llrrrrrrr")
     counts = rec.get("counting") or []
     if counts:
         methods = [m for m in ("enumerate", "ganak", "approx", "bdd") if any(m in r for r in counts)]
