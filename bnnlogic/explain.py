@@ -70,7 +70,7 @@ BAB_CELLS = 1 << 28
 #: once branch and bound has won this many of the races it ran in and the solvers none of them
 #: (a plain net: its sweep decides, the solvers time out), it races alone with the attack, on
 #: every core.  Measured on digits mlp:200,100 over the whole domain: plain, branch and bound won
-#: every such race from the first on, and image 1 took 33 -> 7.4 s; friendly, the solvers won
+#: every such race from the first on, and image 1 took 33 -> 14 s; friendly, the solvers won
 #: the first three (images 0 and 3), so it never races alone there
 BAB_ALONE_AFTER = 1
 CHECK_CELLS = 1 << 22  # the independent check enumerates boxes this small through the engine

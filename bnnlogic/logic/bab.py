@@ -16,7 +16,8 @@ exact, and the probe decides the leaf: the search is sound and complete (tests c
 with brute force).  Near the bottom, splitting costs more than looking: a node with at most
 ``enum_cells`` threshold cells is decided by ``sweep.sweep``, which visits every cell with
 incremental, deduplicated inference, several nodes at once on threads.
-Features are split in order of their weight into the free first-layer neurons.  It suits
+Features are split in order of their weight into the free first-layer neurons; the nodes of a
+batch, and so the leaves swept, go in the order of how close a bad class comes to their probe.  It suits
 plain (not verification-friendly) networks at small eps, where a CDCL solver branching on
 hidden neurons struggles although few input bits are free: the sweep takes ~40-60 ns per
 cell per thread (about 2^30 cells a minute).
