@@ -64,7 +64,7 @@ DECIDED = np.uint64(1 << 63)
 #: cells of the whole domain: 97% new patterns, 1.3-1.7 us per cell with the table, 0.30-0.33
 #: us with the deep walk; on fashion mlp-small's boxes the share stays below it (the table)
 DEEP_RATIO = 0.5
-#: ... if the layers above the first hold at most this many weights (dense int32 copies)
+#: ... if the layers above the first hold at most this many weights (dense int8 copies)
 DEEP_WEIGHTS = 1 << 24
 
 
@@ -227,6 +227,20 @@ def _step(digit, direc, radix, bitcol):
     return 2 * b + up
 
 
+@numba.njit(cache=True, inline="always")
+def _add_row(margin, row, sign, q, w):
+    """``margin[q:q+w] += sign * row[q:q+w]`` (w <= 64), branch-free; the neurons whose margin
+    changed sign (flipped) as a 64-bit mask, neuron q + i at bit i."""
+    mq, rq = _borrow(margin, q, w), _borrow(row, q, w)
+    delta = np.uint64(0)
+    for i in range(w):
+        old = mq[i]
+        new = old + sign * rq[i]
+        mq[i] = new
+        delta |= np.uint64((old ^ new) < 0) << np.uint64(i)
+    return delta
+
+
 @numba.njit(cache=True, nogil=True)
 def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
     """Advance the Gray walk by up to ``steps`` cells, recording each new layer-1 pattern.
@@ -257,15 +271,8 @@ def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
         digit[j] = nv
         state[0] += 1
         changed = False
-        for q in range(words):  # branch-free: flipped neurons as a 64-bit mask per word
-            w = min(n - 64 * q, 64)
-            mq, rq = _borrow(margin, 64 * q, w), _borrow(row, 64 * q, w)
-            delta = np.uint64(0)
-            for i in range(w):
-                old = mq[i]
-                new = old + sign * rq[i]
-                mq[i] = new
-                delta |= np.uint64((old ^ new) < 0) << np.uint64(i)
+        for q in range(words):
+            delta = _add_row(margin, row, sign, 64 * q, min(n - 64 * q, 64))
             key[q] ^= delta
             changed |= delta != 0
         if changed:
@@ -335,15 +342,8 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
         sign = np.int32(1) if b & 1 else np.int32(-1)
         row = _borrow(W, (b >> 1) * n1, n1)
         nf = 0
-        for q in range(0, n1, 64):  # branch-free per 64 neurons, as in ``_walk``; then the flips
-            w = min(n1 - q, 64)
-            mq, rq = _borrow(margin, q, w), _borrow(row, q, w)
-            delta = np.uint64(0)
-            for i in range(w):
-                old = mq[i]
-                new = old + sign * rq[i]
-                mq[i] = new
-                delta |= np.uint64((old ^ new) < 0) << np.uint64(i)
+        for q in range(0, n1, 64):
+            delta = _add_row(margin, row, sign, q, min(n1 - q, 64))
             while delta:
                 i = q + _lowest_bit(delta)
                 delta &= delta - np.uint64(1)
@@ -482,7 +482,7 @@ def _deep_state(p: _Plan, margin: np.ndarray) -> tuple | None:
     U = np.concatenate([np.ascontiguousarray(M, dtype=np.int8).ravel() for M in p.mats] + [np.zeros(0, np.int8)])
     uoff = np.cumsum([0] + [M.size for M in p.mats]).astype(np.int64)
     moff = np.cumsum([0] + [len(m) for m in ums]).astype(np.int64)
-    um = np.concatenate(ums + [np.zeros(0, np.int64)]).astype(np.int16)  # |sums| <= fan-in
+    um = np.concatenate(ums + [np.zeros(0, np.int64)]).astype(np.int16)  # fits: checked above
     on = np.concatenate(ons + [np.zeros(0, bool)])
     return size, U, uoff, um, moff, on, np.ascontiguousarray(p.W_out, dtype=np.int32), acc.astype(np.int64)
 
