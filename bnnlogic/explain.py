@@ -68,11 +68,15 @@ ENUM_CELLS = 1 << 22
 #: domain: 0.1-1.2 s less per explanation than with 2^34)
 BAB_CELLS = 1 << 28
 #: once branch and bound has won this many of the races it ran in and the solvers none of them
-#: (a plain net: its sweep decides, the solvers time out), it races alone with the attack, on
-#: every core.  Measured on digits mlp:200,100 over the whole domain: plain, branch and bound won
+#: (a plain net: its sweep decides, the solvers time out), or once a sweep of the search went
+#: through every layer (``sweep``'s deep walk: nearly every cell a new layer-1 pattern, which
+#: happened on the plain digits nets only, never on the friendly ones), it races alone with
+#: the attack, on every core.  Measured on digits mlp:200,100 over the whole domain: plain, branch and bound won
 #: every such race from the first on, and image 1 took 33 -> 14 s; friendly, the solvers won
 #: the first three (images 0 and 3), so it never races alone there
 BAB_ALONE_AFTER = 1
+#: proven-good free sets remembered (``Explainer._skip``; deletion needs only the newest)
+GOOD_KEPT = 4
 CHECK_CELLS = 1 << 22  # the independent check enumerates boxes this small through the engine
 CHECK_RACE_CELLS = 1 << 30  # ... and races that enumeration against its solver up to this many cells
 KINDS = ("abductive", "contrastive", "minimum")
@@ -204,6 +208,10 @@ class Explainer:
             self.relevant = list(self.features)
         self._bounds_tries = self._bounds_hits = 0
         self._bab_wins = self._solver_wins = 0  # in the races branch and bound ran in
+        self._deep = False  # a sweep met a new layer-1 pattern in nearly every cell (``logic.sweep``)
+        # free sets whose boxes are proven good (no other class): x's own cell, then the free
+        # set of each "unsat" (the newest first; ``_skip``)
+        self._good: list[frozenset[int]] = [frozenset()]
         # per feature, one raw value per interval of its thresholds: the one nearest x
         R = self.region
         self._cells = {f: np.clip(self.x[f], *cell_intervals(R.lo[f], R.hi[f], inp.thresholds[f]))
@@ -264,6 +272,7 @@ class Explainer:
             S = [f for f in (self.core if self.core is not None else fixed) if f in set(self.relevant)]
             if len(S) < len(self.best_axp):
                 self.best_axp = sorted(S)
+            self._good = [frozenset(self.relevant).difference(S)] + self._good[:GOOD_KEPT - 1]
         elif ans.witness is not None:
             changed = np.nonzero(ans.witness != self.x)[0].tolist()
             if self.best_cxp is None or len(changed) < len(self.best_cxp[0]):
@@ -302,13 +311,14 @@ class Explainer:
             raise UserError(f"no explanation within the budget of {self.budget} s")
         free = [f for f in self.relevant if f not in fixed]  # the others cannot change the output
         racing = len(self.solvers) > 1
-        cells = int(np.prod([len(self._cells[f]) for f in free], dtype=object))
-        if cells <= min(self.enum_cells, TINY_CELLS) and (ans := self._sweep(free)) is not None:
+        skip = self._skip(free, hint)
+        cells = int(np.prod([len(self._cells[f]) - (f == skip) for f in free], dtype=object))
+        if cells <= min(self.enum_cells, TINY_CELLS) and (ans := self._sweep(free, skip)) is not None:
             return ans
         if self.fast and (ans := self._replay_pool(fixed, hint)) is not None:
             self.oracle["replay"] += 1
             return ans
-        if TINY_CELLS < cells <= min(self.enum_cells, SMALL_CELLS) and (ans := self._sweep(free)) is not None:
+        if TINY_CELLS < cells <= min(self.enum_cells, SMALL_CELLS) and (ans := self._sweep(free, skip)) is not None:
             return ans
         if self.fast:
             if cells > SMALL_CELLS and not racing and (ans := self._attack(fixed)) is not None:
@@ -318,15 +328,15 @@ class Explainer:
             if (self._bounds_tries < 16 or 8 * self._bounds_hits >= self._bounds_tries) and self._bounds_entail(fixed):
                 self.oracle["bounds"] += 1
                 return Answer("unsat")
-        if SMALL_CELLS < cells <= self.enum_cells and (ans := self._sweep(free)) is not None:
+        if SMALL_CELLS < cells <= self.enum_cells and (ans := self._sweep(free, skip)) is not None:
             return ans
         t0 = time.perf_counter()
         extra, hits, solvers = [], [], self.solvers
         with_bab = racing and cells <= BAB_CELLS
         if with_bab:
-            alone = self._bab_wins >= BAB_ALONE_AFTER and not self._solver_wins
+            alone = (self._bab_wins >= BAB_ALONE_AFTER or self._deep) and not self._solver_wins
             solvers = [] if alone else solvers
-            extra.append(self._bab_call(fixed, self.cores if alone else 1))
+            extra.append(self._bab_call(fixed, self.cores if alone else 1, skip))
         if racing and self.fast and cells > SMALL_CELLS:
             extra.append(self._attack_call(fixed, hits))
         status, value, winner = race_solvers(solvers, [l for f in fixed for l in self._fix[f]],
@@ -356,6 +366,35 @@ class Explainer:
         lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
         return Region(lo, hi, self.x, None, "box", None)
 
+    def _skip(self, free: list[int], hint: int | None) -> int | None:
+        """``hint`` if the box with ``free`` minus it is inside a box proven good (``_good``):
+        then only the cells where ``hint`` leaves x's cell can be bad, and the sweep and branch
+        and bound search those alone (``_parts``; with deletion, every call after the first
+        "unsat": 1/n of the n cells of the freed feature are skipped)."""
+        if hint is None or hint not in free:
+            return None
+        rest = set(free) - {hint}
+        return hint if any(rest <= G for G in self._good) else None
+
+    def _parts(self, fixed: Iterable[int], skip: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The restricted box (``_restricted``) as disjoint boxes (lo, hi), without the cells
+        where feature ``skip`` (if any) sits in x's cell: at most two, below and above it."""
+        R = self._restricted(fixed)
+        if skip is None:
+            return [(R.lo, R.hi)]
+        low, high = cell_intervals(R.lo[skip], R.hi[skip], self.query.encoding.inputs.thresholds[skip])
+        c = int(np.searchsorted(low, self.x[skip], side="right")) - 1  # x's cell
+        parts = []
+        if c > 0:
+            hi = R.hi.copy()
+            hi[skip] = high[c - 1]
+            parts.append((R.lo, hi))
+        if c < len(low) - 1:
+            lo = R.lo.copy()
+            lo[skip] = low[c + 1]
+            parts.append((lo, R.hi))
+        return parts
+
     def _attack(self, fixed: set[int]) -> Answer | None:
         """``bnnlogic.attack`` on the restricted region for ``ATTACK_S`` s: a witness joins the
         replay pool (replayed), None if it finds none."""
@@ -381,16 +420,17 @@ class Explainer:
             return "sat", w
         return run
 
-    def _bab_call(self, fixed: set[int], threads: int = 1):
+    def _bab_call(self, fixed: set[int], threads: int = 1, skip: int | None = None):
         """Branch and bound over the region with ``fixed`` pinned to x (``logic.bab``, on
-        ``threads`` threads), as a racer of ``portfolio.race_solvers``: ``(status, witness or None)``."""
+        ``threads`` threads; without the cells of ``skip`` in x's cell, ``_parts``), as a racer
+        of ``portfolio.race_solvers``: ``(status, witness or None)``."""
         from .logic.bab import bab
 
-        R, timeout = self._restricted(fixed), self._call_timeout()
+        R, parts, timeout = self._restricted(fixed), self._parts(fixed, skip), self._call_timeout()
 
         def run(stop):
             status, w, _ = bab(self.query.engines[0], self.ir, R, self.other, timeout=timeout, threads=threads,
-                               stop=stop)
+                               stop=stop, parts=parts)
             return status, w
         return run
 
@@ -469,21 +509,25 @@ class Explainer:
         self._bounds_hits += ok
         return ok
 
-    def _sweep(self, free: list[int]) -> Answer | None:
-        """Every threshold cell of the free features, the others pinned to x (``logic.sweep``);
-        None if the time limit (``timeout``, or the search's budget) ran out first."""
+    def _sweep(self, free: list[int], skip: int | None = None) -> Answer | None:
+        """Every threshold cell of the free features, the others pinned to x (``logic.sweep``;
+        without the cells of ``skip`` in x's cell, ``_parts``); None if the time limit
+        (``timeout``, or the search's budget) ran out first."""
         t0 = time.perf_counter()
-        R = self._restricted(set(self.relevant) - set(free))
         ends = [t for t in (self.deadline, None if self.timeout is None else t0 + self.timeout,
                             None if self.limit is None else self.limit.deadline) if t is not None]
-        status, x, _ = sweep(self.ir, R.lo, R.hi, self._bad, self.x, min(ends) if ends else None)
-        if status == "unknown":
-            return None
+        for lo, hi in self._parts(set(self.relevant) - set(free), skip):
+            stats: dict = {}
+            status, x, _ = sweep(self.ir, lo, hi, self._bad, self.x, min(ends) if ends else None, stats=stats)
+            self._deep |= stats.get("deep", False)
+            if status == "unknown":
+                return None
+            if status == "sat":
+                self.oracle["enumerate"] += 1
+                self._remember(x)
+                return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
         self.oracle["enumerate"] += 1
-        if status == "unsat":
-            return Answer("unsat", time_s=time.perf_counter() - t0)
-        self._remember(x)
-        return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
+        return Answer("unsat", time_s=time.perf_counter() - t0)
 
     def entails(self, S: Iterable[int]) -> bool:
         """Does fixing S (to x's values) force the prediction over the region?"""

@@ -328,3 +328,58 @@ def test_branch_and_bound_races_alone_once_it_wins_and_the_solvers_do_not(monkey
     assert seen[1:] == ([0] * (len(seen) - 1) if bab_wins else [2] * (len(seen) - 1))
     assert entails(ir, ex, e.features) and all(not entails(ir, ex, set(e.features) - {f}) for f in e.features)
     ex.close()
+
+
+def test_branch_and_bound_races_alone_from_the_start_once_a_sweep_went_deep(monkeypatch):
+    """A sweep that went through every layer (nearly every cell a new layer-1 pattern) marks
+    the search; from then on branch and bound races alone, from the first race on."""
+    import bnnlogic.logic.sweep as sweep_mod
+
+    real, seen = explain_mod.race_solvers, []
+
+    def race(solvers, assumptions, timeout, extra=()):
+        seen.append(len(solvers))
+        return real(solvers, assumptions, timeout, extra)
+
+    monkeypatch.setattr(explain_mod, "race_solvers", race)
+    ir = random_ir(0, **NETS["dense"])
+    x = np.random.default_rng(0).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    ex = Explainer(ir, x, None, enum_cells=0, cores=2)
+
+    def deep_sweep(*args, stats, **kw):  # the sweep as it reports a deep walk
+        stats["deep"] = True
+        return sweep_mod.sweep(*args, **kw)
+
+    monkeypatch.setattr(explain_mod, "sweep", deep_sweep)
+    assert not ex._deep and ex._sweep(ex.relevant) is not None and ex._deep
+    ex.fast = False  # every check races
+    e = ex.abductive()
+    assert seen and all(n == 0 for n in seen)
+    assert entails(ir, ex, e.features) and all(not entails(ir, ex, set(e.features) - {f}) for f in e.features)
+    ex.close()
+
+
+@pytest.mark.parametrize("net,seed,eps", CASES)
+def test_parts_leave_out_exactly_the_cells_of_a_box_proven_good(net, seed, eps):
+    """``_skip`` names the freed feature only when the rest of the free set lies in a box
+    proven good (x's own cell, then each "unsat"); ``_parts`` is then the restricted box
+    without the inputs whose skipped feature sits in x's cell, as disjoint boxes."""
+    ir, ex = make(net, seed, eps)
+    feats = ex.relevant
+    if len(feats) < 2:
+        pytest.skip("needs two relevant features")
+    f, g = feats[0], feats[1]
+    assert ex._skip([f], f) == f and ex._skip([f, g], f) is None and ex._skip([f, g], None) is None
+    free = [f, g]
+    if ex._solve(set(feats) - {f}).status == "unsat" and ex.core is None:
+        assert ex._skip(free, g) == g and ex._skip(free, f) is None
+    ts = ex.query.encoding.inputs.thresholds
+    for h in free:
+        fixed = set(feats) - set(free)
+        R = ex._restricted(fixed)
+        every = box_inputs(R.lo, R.hi)
+        same_cell = np.all((every[:, h, None] >= ts[h][None]) == (ex.x[h] >= ts[h])[None], axis=1)
+        parts = np.concatenate([box_inputs(lo, hi) for lo, hi in ex._parts(fixed, h)])
+        assert len(np.unique(parts, axis=0)) == len(parts)  # disjoint
+        assert {tuple(r) for r in parts.tolist()} == {tuple(r) for r in every[~same_cell].tolist()}
+    ex.close()

@@ -150,11 +150,12 @@ def split_box(ir: IR, R: Region, n_parts: int, bounds: Bounds | None = None) -> 
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
         max_nodes: int = 2_000_000, batch: int | None = None,
         enum_cells: int = 1 << 20, threads: int | None = None,
-        bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None
-        ) -> tuple[str, np.ndarray | None, int]:
+        bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None,
+        parts: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[str, np.ndarray | None, int]:
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
     unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
-    (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``ties``: whether a tie with a bad
+    (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``parts``: sub-boxes (lo, hi) of R,
+    the only inputs searched (default: R; the caller knows the rest of R is good); ``ties``: whether a tie with a bad
     class counts as bad (``ir.in_classes``); ``stop``: gives up ("unknown") soon after it is
     set (a racing portfolio's cancel).
 
@@ -177,7 +178,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     # waiting boxes keep the smallest integer dtype of the domain (uint8 pixels: 8x less than
     # int64; a deep search holds ~depth batches); a popped batch works in int64
     compact = np.promote_types(np.min_scalar_type(ir.coding.lo), np.min_scalar_type(ir.coding.hi))
-    stack = [(R.lo[None].astype(compact), R.hi[None].astype(compact))]
+    parts = [(R.lo, R.hi)] if parts is None else parts
+    stack = [(np.array([lo for lo, _ in parts], dtype=compact), np.array([hi for _, hi in parts], dtype=compact))]
     nodes = cells = 0
     deadline = None if timeout is None else t0 + timeout
     done = threading.Event()  # tells running sweeps to give up once the answer is known
@@ -205,7 +207,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             if len(hit):
                 return "sat", probe[hit[0]], nodes + cells
             pred = np.argmax(scores, axis=1)  # a good class (with ``adversarial``, every maximal one is)
-            blo, bhi = bounds[-1] if nodes == 1 else propagate(ir, LO, HI)[-1]  # nodes == 1: R itself
+            first = nodes == 1 and np.array_equal(LO[0], R.lo) and np.array_equal(HI[0], R.hi)
+            blo, bhi = bounds[-1] if first else propagate(ir, LO, HI)[-1]  # R's own bounds
             keep = ~safe_nodes(ir, blo, bhi, pred, bad, ties=ties)
             LO, HI, probe, S = LO[keep], HI[keep], probe[keep], scores[keep]
             if not len(LO):

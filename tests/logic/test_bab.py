@@ -29,6 +29,26 @@ def test_bab_matches_brute_force(net, seed, enum_cells):
                 assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
 
 
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("seed", range(5))
+def test_bab_searches_only_the_parts_given(net, seed):
+    """With ``parts`` (sub-boxes of R), the answer is brute force's over those parts alone:
+    the first half of R's split, the second, both."""
+    ir = random_ir(seed, **NETS[net])
+    m = Model(ir)
+    x = np.random.default_rng(seed).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    R = region.linf(ir.coding, x, min(2, ir.coding.hi))
+    halves = [(P.lo, P.hi) for P in split_box(ir, R, 2)]
+    for bad in ([c for c in range(ir.n_classes) if c != int(ir.predict(x[None])[0])], [ir.n_classes - 1]):
+        for parts in ([halves[0]], [halves[-1]], halves):
+            X = np.concatenate([box_inputs(lo, hi) for lo, hi in parts])
+            truth = bool(np.isin(ir.predict(X), bad).any())
+            status, w, _ = bab(m.engine, ir, R, bad, enum_cells=6, parts=parts)
+            assert status == ("sat" if truth else "unsat")
+            if w is not None:
+                assert any(np.all((lo <= w) & (w <= hi)) for lo, hi in parts) and int(ir.predict(w[None])[0]) in bad
+
+
 def test_bab_gives_up_on_budget():
     """A query that needs splitting reports unknown when the node budget is exhausted."""
     for seed in range(50):

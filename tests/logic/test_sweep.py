@@ -45,9 +45,15 @@ def test_sweep_matches_brute_force(net, seed, table, memory, sparse, table0, dee
     for eps in range(min(3, ir.coding.hi) + 1):
         R = region.linf(ir.coding, x, eps)
         pred = ir.predict(box_inputs(R.lo, R.hi))
+        layer1 = ir.activations(box_inputs(R.lo, R.hi))[1].reshape(len(pred), -1)
         for bad in ([c for c in range(ir.n_classes) if c != y], [ir.n_classes - 1], [y]):
-            status, w, _ = sweep(ir, R.lo, R.hi, _bad(ir, bad), probe=x)
+            stats = {}
+            status, w, _ = sweep(ir, R.lo, R.hi, _bad(ir, bad), probe=x, stats=stats)
             assert status == ("sat" if np.isin(pred, bad).any() else "unsat")
+            if deep > 1:  # the table walk alone: never reported deep
+                assert "deep" not in stats
+            elif net == "wide" and status == "unsat" and table0 == 2 and len(np.unique(layer1, axis=0)) > 1:
+                assert stats["deep"]  # deep from the first decision (the second layer-1 pattern) on
             if w is not None:
                 assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
 
