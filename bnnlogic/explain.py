@@ -36,6 +36,7 @@ smallest replayed witness's changed features, for an enumeration the explanation
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -49,7 +50,7 @@ from .ir import IR, Dense
 from .logic import DEFAULT, Answer, Query, Region, region
 from .logic.encoding import cell_intervals
 from .logic.sweep import cell_inputs, n_cells, sweep
-from .portfolio import race_solvers
+from .portfolio import bab_fits, race_solvers
 
 BACKEND = DEFAULT
 RACE_PARTNER = "cpsat"  # raced against BACKEND on every solver call when two cores are free
@@ -65,7 +66,10 @@ ENUM_CELLS = 1 << 22
 #: boxes with more cells than ``enum_cells`` but at most this many race branch and bound (its sweep
 #: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26
 #: cells, and above 2^28 it only took CPU from the solvers (digits mlp:200,100 friendly, whole
-#: domain: 0.1-1.2 s less per explanation than with 2^34)
+#: domain: 0.1-1.2 s less per explanation than with 2^34).  Once it races alone
+#: (``BAB_ALONE_AFTER``) it takes every box whose sweep may fit the call's time
+#: (``portfolio.bab_fits``): there the solvers lost every race (plain mlp:200,100 images 2
+#: and 4: a 2^30-cell call that the solvers left undecided for 330 s)
 BAB_CELLS = 1 << 28
 #: once branch and bound has won this many of the races it ran in and the solvers none of them
 #: (a plain net: its sweep decides, the solvers time out), or once a sweep of the search went
@@ -298,8 +302,11 @@ class Explainer:
                        other class can be preferred: "unsat";
             solver     the incremental solvers, raced (``portfolio.race_solvers``; with branch
                        and bound on boxes of at most BAB_CELLS cells, which races alone on
-                       every core once it has won BAB_ALONE_AFTER of those races and the
-                       solvers none); their witnesses join the replay pool.
+                       every core, and on any box it may sweep in time, once it has won BAB_ALONE_AFTER
+                       of those races and the solvers none, or once a sweep went deep);
+                       their witnesses join the replay pool.  With ``hint`` freed next to a
+                       box proven good (``_skip``), the sweep and branch and bound search
+                       only the cells where it leaves x's cell.
 
         ``hint``: a feature just freed (deletion's candidate); replayed witnesses are also tried
         with it moved to each of its other cells.  ``fast=False`` skips replay and bounds (the
@@ -332,9 +339,10 @@ class Explainer:
             return ans
         t0 = time.perf_counter()
         extra, hits, solvers = [], [], self.solvers
-        with_bab = racing and cells <= BAB_CELLS
+        alone = racing and (self._bab_wins >= BAB_ALONE_AFTER or self._deep) and not self._solver_wins
+        # alone, it is the one complete engine that decides: any box its sweep may finish in time
+        with_bab = racing and (cells <= BAB_CELLS or (alone and bab_fits(math.log2(cells), self._call_timeout())))
         if with_bab:
-            alone = (self._bab_wins >= BAB_ALONE_AFTER or self._deep) and not self._solver_wins
             solvers = [] if alone else solvers
             extra.append(self._bab_call(fixed, self.cores if alone else 1, skip))
         if racing and self.fast and cells > SMALL_CELLS:

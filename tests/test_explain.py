@@ -332,16 +332,18 @@ def test_branch_and_bound_races_alone_once_it_wins_and_the_solvers_do_not(monkey
 
 def test_branch_and_bound_races_alone_from_the_start_once_a_sweep_went_deep(monkeypatch):
     """A sweep that went through every layer (nearly every cell a new layer-1 pattern) marks
-    the search; from then on branch and bound races alone, from the first race on."""
+    the search; from then on branch and bound races alone, from the first race on, on boxes
+    of any size (here every box is above ``BAB_CELLS``)."""
     import bnnlogic.logic.sweep as sweep_mod
 
     real, seen = explain_mod.race_solvers, []
 
     def race(solvers, assumptions, timeout, extra=()):
-        seen.append(len(solvers))
+        seen.append((len(solvers), len(extra)))
         return real(solvers, assumptions, timeout, extra)
 
     monkeypatch.setattr(explain_mod, "race_solvers", race)
+    monkeypatch.setattr(explain_mod, "BAB_CELLS", 0)
     ir = random_ir(0, **NETS["dense"])
     x = np.random.default_rng(0).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
     ex = Explainer(ir, x, None, enum_cells=0, cores=2)
@@ -354,7 +356,7 @@ def test_branch_and_bound_races_alone_from_the_start_once_a_sweep_went_deep(monk
     assert not ex._deep and ex._sweep(ex.relevant) is not None and ex._deep
     ex.fast = False  # every check races
     e = ex.abductive()
-    assert seen and all(n == 0 for n in seen)
+    assert seen and all(n == (0, 1) for n in seen)  # branch and bound alone (no attack: fast is off)
     assert entails(ir, ex, e.features) and all(not entails(ir, ex, set(e.features) - {f}) for f in e.features)
     ex.close()
 
