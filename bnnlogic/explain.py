@@ -66,18 +66,20 @@ ENUM_CELLS = 1 << 22
 #: boxes with more cells than ``enum_cells`` but at most this many race branch and bound (its sweep
 #: and bounds) against the solvers; a plain net's sweep beats a solver's search well past 2^26
 #: cells, and above 2^28 it only took CPU from the solvers (digits mlp:200,100 friendly, whole
-#: domain: 0.1-1.2 s less per explanation than with 2^34).  Once it races alone
-#: (``BAB_ALONE_AFTER``) it takes every box whose sweep may fit the call's time
-#: (``portfolio.bab_fits``): there the solvers lost every race (plain mlp:200,100 images 2
-#: and 4: a 2^30-cell call that the solvers left undecided for 330 s)
+#: domain: 0.1-1.2 s less per explanation than with 2^34).  Once it races alone after a sweep
+#: went deep (``BAB_ALONE_AFTER``), it takes every box whose sweep may fit the call's time
+#: (``portfolio.bab_fits``): plain mlp:200,100 images 2 and 4 met a 2^30-cell call that the
+#: solvers left undecided for 330 s.  Not on its wins alone: friendly mlp:64,32 image 0, where
+#: it won the first races, then took 3 s for a 2^32-cell box the solvers prove in 0.1 s
 BAB_CELLS = 1 << 28
 #: once branch and bound has won this many of the races it ran in and the solvers none of them
 #: (a plain net: its sweep decides, the solvers time out), or once a sweep of the search went
 #: through every layer (``sweep``'s deep walk: nearly every cell a new layer-1 pattern, which
 #: happened on the plain digits nets only, never on the friendly ones), it races alone with
-#: the attack, on every core.  Measured on digits mlp:200,100 over the whole domain: plain, branch and bound won
-#: every such race from the first on, and image 1 took 33 -> 14 s; friendly, the solvers won
-#: the first three (images 0 and 3), so it never races alone there
+#: the attack, on every core.  Measured on digits mlp:200,100 over the whole domain: plain,
+#: branch and bound won every such race from the first on, and image 1 took 33 -> 14 s (the
+#: deep-walk signal then saved its first race beside the solvers: 5.9 -> 2.1 s); friendly, the
+#: solvers won the first three (images 0 and 3), so it never races alone there
 BAB_ALONE_AFTER = 1
 #: proven-good free sets remembered (``Explainer._skip``; deletion needs only the newest)
 GOOD_KEPT = 4
@@ -301,9 +303,10 @@ class Explainer:
             bounds     interval bounds over the restricted box (exact integers) show that no
                        other class can be preferred: "unsat";
             solver     the incremental solvers, raced (``portfolio.race_solvers``; with branch
-                       and bound on boxes of at most BAB_CELLS cells, which races alone on
-                       every core, and on any box it may sweep in time, once it has won BAB_ALONE_AFTER
-                       of those races and the solvers none, or once a sweep went deep);
+                       and bound on boxes of at most BAB_CELLS cells; it races alone on every
+                       core once it has won BAB_ALONE_AFTER of those races and the solvers
+                       none, or once a sweep went deep, and then, after a deep sweep, on any
+                       box it may sweep in time);
                        their witnesses join the replay pool.  With ``hint`` freed next to a
                        box proven good (``_skip``), the sweep and branch and bound search
                        only the cells where it leaves x's cell.
@@ -340,8 +343,9 @@ class Explainer:
         t0 = time.perf_counter()
         extra, hits, solvers = [], [], self.solvers
         alone = racing and (self._bab_wins >= BAB_ALONE_AFTER or self._deep) and not self._solver_wins
-        # alone, it is the one complete engine that decides: any box its sweep may finish in time
-        with_bab = racing and (cells <= BAB_CELLS or (alone and bab_fits(math.log2(cells), self._call_timeout())))
+        # alone after a deep sweep, it is the one complete engine that decides: any box its sweep may finish in time
+        big = alone and self._deep and bab_fits(math.log2(cells), self._call_timeout())
+        with_bab = racing and (cells <= BAB_CELLS or big)
         if with_bab:
             solvers = [] if alone else solvers
             extra.append(self._bab_call(fixed, self.cores if alone else 1, skip))
@@ -528,14 +532,15 @@ class Explainer:
             stats: dict = {}
             status, x, _ = sweep(self.ir, lo, hi, self._bad, self.x, min(ends) if ends else None, stats=stats)
             self._deep |= stats.get("deep", False)
-            if status == "unknown":
-                return None
-            if status == "sat":
-                self.oracle["enumerate"] += 1
-                self._remember(x)
-                return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
+            if status != "unsat":
+                break
+        if status == "unknown":
+            return None
         self.oracle["enumerate"] += 1
-        return Answer("unsat", time_s=time.perf_counter() - t0)
+        if status == "unsat":
+            return Answer("unsat", time_s=time.perf_counter() - t0)
+        self._remember(x)
+        return Answer("sat", x, self.query.replay(x), time.perf_counter() - t0)
 
     def entails(self, S: Iterable[int]) -> bool:
         """Does fixing S (to x's values) force the prediction over the region?"""

@@ -333,7 +333,8 @@ def test_branch_and_bound_races_alone_once_it_wins_and_the_solvers_do_not(monkey
 def test_branch_and_bound_races_alone_from_the_start_once_a_sweep_went_deep(monkeypatch):
     """A sweep that went through every layer (nearly every cell a new layer-1 pattern) marks
     the search; from then on branch and bound races alone, from the first race on, on boxes
-    of any size (here every box is above ``BAB_CELLS``)."""
+    of any size (here every box is above ``BAB_CELLS``).  Its wins alone do not take it
+    above ``BAB_CELLS``: there the solvers race without it."""
     import bnnlogic.logic.sweep as sweep_mod
 
     real, seen = explain_mod.race_solvers, []
@@ -352,9 +353,13 @@ def test_branch_and_bound_races_alone_from_the_start_once_a_sweep_went_deep(monk
         stats["deep"] = True
         return sweep_mod.sweep(*args, **kw)
 
+    ex.fast = False  # every check races
+    ex._bab_wins = 1
+    ex.abductive()
+    assert seen and all(n == (2, 0) for n in seen)  # the solvers, no branch and bound
+    seen.clear()
     monkeypatch.setattr(explain_mod, "sweep", deep_sweep)
     assert not ex._deep and ex._sweep(ex.relevant) is not None and ex._deep
-    ex.fast = False  # every check races
     e = ex.abductive()
     assert seen and all(n == (0, 1) for n in seen)  # branch and bound alone (no attack: fast is off)
     assert entails(ir, ex, e.features) and all(not entails(ir, ex, set(e.features) - {f}) for f in e.features)
