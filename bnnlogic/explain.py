@@ -60,6 +60,12 @@ TINY_CELLS = 1 << 14  # boxes this small are swept first (about a millisecond)
 #: mlp:200,100 friendly, whole domain: a sweep of 2^20 cells takes 45 ms, a missed attack ATTACK_S)
 SMALL_CELLS = 1 << 20
 ATTACK_S = 0.1  # seconds of ``bnnlogic.attack`` on a larger restricted box, after the replay pool
+#: ... when it races beside the solvers or branch and bound, where a missed attack costs a share
+#: of a core, not waiting.  Plain digits mlp:200,100 image 1 over the whole domain, 3 runs each:
+#: 0.1 s: 6.5-9.1 s (a witness the attack finds alone in 10-240 ms, raced on a shared core it
+#: missed, and branch and bound took 3.4 s); 0.3 s: 4.5-4.6 s; 0.5 and 1 s: the same; the
+#: friendly net and plain mlp:64,32 unchanged within noise
+RACE_ATTACK_S = 0.3
 #: boxes with at most this many cells are swept rather than solved (same net: 2^22 cells in 0.15 s,
 #: 2^24 in 0.9 s, where the solvers prove 2^26 in 0.17-0.3 s)
 ENUM_CELLS = 1 << 22
@@ -296,10 +302,11 @@ class Explainer:
             replay     a recent witness with ``fixed`` reset to x is still an input of the
                        restricted region: "sat" if the engine gives it another class (the
                        witness is replayed like any other);
-            attack     ``bnnlogic.attack`` on the restricted region for ``ATTACK_S`` s (boxes
-                       of more than SMALL_CELLS cells): a replayed witness; on one core
-                       before the solver, on two or more raced beside the solvers (a
-                       missed attack then costs a share of a core, not ATTACK_S of waiting);
+            attack     ``bnnlogic.attack`` on the restricted region (boxes of more than
+                       SMALL_CELLS cells): a replayed witness; on one core for ``ATTACK_S``
+                       s before the solver, on two or more raced beside the solvers for
+                       ``RACE_ATTACK_S`` s (a missed attack then costs a share of a core,
+                       not its time of waiting);
             bounds     interval bounds over the restricted box (exact integers) show that no
                        other class can be preferred: "unsat";
             solver     the incremental solvers, raced (``portfolio.race_solvers``; with branch
@@ -350,7 +357,7 @@ class Explainer:
             solvers = [] if alone else solvers
             extra.append(self._bab_call(fixed, self.cores if alone else 1, skip))
         if racing and self.fast and cells > SMALL_CELLS:
-            extra.append(self._attack_call(fixed, hits))
+            extra.append(self._attack_call(fixed, hits, RACE_ATTACK_S))
         status, value, winner = race_solvers(solvers, [l for f in fixed for l in self._fix[f]],
                                              self._call_timeout(), extra)
         by_attack = bool(hits) and status == "sat" and winner is None and value is hits[0]
@@ -416,8 +423,8 @@ class Explainer:
         self._remember(w)
         return Answer("sat", w, self.query.replay(w))
 
-    def _attack_call(self, fixed: set[int], hits: list):
-        """The attack as a racer of ``portfolio.race_solvers`` (``ATTACK_S`` s, cancelled when a
+    def _attack_call(self, fixed: set[int], hits: list, seconds: float = ATTACK_S):
+        """The attack as a racer of ``portfolio.race_solvers`` (``seconds``, cancelled when a
         solver decides first; ``stop`` None: not cancelled): ``("sat", witness)``, the witness
         also appended to ``hits``, or ``("unknown", None)``."""
         from .attack import attack
@@ -425,7 +432,7 @@ class Explainer:
         R = self._restricted(fixed)
 
         def run(stop):
-            w = attack(self.query.engines[0], self.ir, R, self.other, timeout=ATTACK_S, stop=stop)
+            w = attack(self.query.engines[0], self.ir, R, self.other, timeout=seconds, stop=stop)
             if w is None:
                 return "unknown", None
             hits.append(w)
