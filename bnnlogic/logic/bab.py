@@ -155,9 +155,9 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
     unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
     (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``parts``: sub-boxes (lo, hi) of R,
-    the only inputs searched (default: R; the caller knows the rest of R is good); ``ties``: whether a tie with a bad
-    class counts as bad (``ir.in_classes``); ``stop``: gives up ("unknown") soon after it is
-    set (a racing portfolio's cancel).
+    the only inputs searched (default: R; the caller knows the rest of R is good); ``ties``:
+    whether a tie with a bad class counts as bad (``ir.in_classes``); ``stop``: gives up
+    ("unknown") soon after it is set (a racing portfolio's cancel).
 
     A node with at most ``enum_cells`` threshold cells is not split further: ``sweep`` visits
     every cell, which decides it exactly (each cell counts as a node); ``threads`` such

@@ -335,8 +335,9 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
     2i + on (no branch on the sign: 12% faster, 287 -> 251 ns per cell on digits mlp:200,100);
     ``um`` (int16) their margins and ``on`` (bool) their outputs, layer l at ``moff[l]``;
     ``Wout`` (2 |F_L|, C) int32 signed the same way; ``acc`` (C,) int64 output sums of the
-    current cell; ``fa``, ``fb`` scratch (max |F_l|,).  ``state[0]``: the current cell's Gray index.  Returns 0: step
-    budget spent, 2: every cell visited, 3: the current cell is predicted in ``bad``."""
+    current cell; ``fa``, ``fb`` scratch (max |F_l|,).  ``state[0]``: the current cell's Gray
+    index.  Returns 0: step budget spent, 2: every cell visited, 3: the current cell is
+    predicted in ``bad``."""
     if _bad_scores(acc, scale, offset, bad, adversarial):
         return 3
     n1, nup = len(margin), len(uoff) - 1
