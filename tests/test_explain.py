@@ -104,18 +104,25 @@ def test_margin_order_is_a_permutation_of_free_features():
     assert sorted(order) == ex.features
 
 
-@pytest.mark.parametrize("check", ["engine", "solver", "race"])
+@pytest.mark.parametrize("check", ["engine", "solver", "race", "lost"])
 def test_verify_rejects_insufficient_and_non_minimal_sets(check, monkeypatch):
     """Each way the independent check decides entailment: every cell through the engine, the
-    check backend on a fresh encoding, and the two raced (two cores)."""
+    check backend on a fresh encoding, the two raced (two cores), and the engine alone on two
+    cores once the search's solvers lost every race (no check solver is built)."""
     if check != "engine":
         monkeypatch.setattr(explain_mod, "CHECK_CELLS", 0)
     if check == "solver":
         monkeypatch.setattr(explain_mod, "CHECK_RACE_CELLS", 0)
     ir = random_ir(22, **NETS["dense"])
     x = np.random.default_rng(22).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
-    ex = Explainer(ir, x, None, cores=2 if check == "race" else 1)  # AXps {0,2}, {0,4}, {1}, {2,4}
+    ex = Explainer(ir, x, None, cores=2 if check in ("race", "lost") else 1)  # AXps {0,2}, {0,4}, {1}, {2,4}
     e = ex.abductive()
+    ex._deep, ex._bab_wins, ex._solver_wins = False, int(check == "lost"), 0
+    if check == "lost":
+        def no_solver(*args, **kw):
+            raise AssertionError("the check built a solver")
+
+        monkeypatch.setattr(explain_mod, "Query", no_solver)
     for wrong in ([0], [1, 2], [2, 3]):  # not sufficient, not minimal, not sufficient
         e.features = wrong
         assert ex.verify(e).verified is False
