@@ -349,7 +349,7 @@ class Explainer:
             return ans
         t0 = time.perf_counter()
         extra, hits, solvers = [], [], self.solvers
-        alone = racing and (self._bab_wins >= BAB_ALONE_AFTER or self._deep) and not self._solver_wins
+        alone = racing and self._solvers_lost
         # alone after a deep sweep, it is the one complete engine that decides: any box its sweep may finish in time
         big = alone and self._deep and bab_fits(math.log2(cells), self._call_timeout())
         with_bab = racing and (cells <= BAB_CELLS or big)
@@ -385,6 +385,12 @@ class Explainer:
         lo[free], hi[free] = self.region.lo[free], self.region.hi[free]
         return Region(lo, hi, self.x, None, "box", None)
 
+    @property
+    def _solvers_lost(self) -> bool:
+        """The solvers lost every race so far (a plain net): branch and bound won
+        BAB_ALONE_AFTER of them, or a sweep went deep, and the solvers won none."""
+        return (self._bab_wins >= BAB_ALONE_AFTER or self._deep) and not self._solver_wins
+
     def _skip(self, free: list[int], hint: int | None) -> int | None:
         """``hint`` if the box with ``free`` minus it is inside a box proven good (``_good``):
         then only the cells where ``hint`` leaves x's cell can be bad, and the sweep and branch
@@ -395,10 +401,9 @@ class Explainer:
         rest = set(free) - {hint}
         return hint if any(rest <= G for G in self._good) else None
 
-    def _parts(self, fixed: Iterable[int], skip: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The restricted box (``_restricted``) as disjoint boxes (lo, hi), without the cells
+    def _parts(self, R: Region, skip: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The restricted box R (``_restricted``) as disjoint boxes (lo, hi), without the cells
         where feature ``skip`` (if any) sits in x's cell: at most two, below and above it."""
-        R = self._restricted(fixed)
         if skip is None:
             return [(R.lo, R.hi)]
         low, high = cell_intervals(R.lo[skip], R.hi[skip], self.query.encoding.inputs.thresholds[skip])
@@ -445,7 +450,8 @@ class Explainer:
         of ``portfolio.race_solvers``: ``(status, witness or None)``."""
         from .logic.bab import bab
 
-        R, parts, timeout = self._restricted(fixed), self._parts(fixed, skip), self._call_timeout()
+        R, timeout = self._restricted(fixed), self._call_timeout()
+        parts = self._parts(R, skip)
 
         def run(stop):
             status, w, _ = bab(self.query.engines[0], self.ir, R, self.other, timeout=timeout, threads=threads,
@@ -535,7 +541,7 @@ class Explainer:
         t0 = time.perf_counter()
         ends = [t for t in (self.deadline, None if self.timeout is None else t0 + self.timeout,
                             None if self.limit is None else self.limit.deadline) if t is not None]
-        for lo, hi in self._parts(set(self.relevant) - set(free), skip):
+        for lo, hi in self._parts(self._restricted(set(self.relevant) - set(free)), skip):
             stats: dict = {}
             status, x, _ = sweep(self.ir, lo, hi, self._bad, self.x, min(ends) if ends else None, stats=stats)
             self._deep |= stats.get("deep", False)
@@ -768,7 +774,7 @@ class Explainer:
         # the search's solvers lost every race it ran them in (a plain net): the check's solver
         # would only take a core from the enumeration (plain mlp:64,32 image 3, 2^26 cells:
         # 16.6 s raced, 11.7 s alone; mlp:200,100 image 1, 2^24: 6.1 -> 3.7 s)
-        lost = racing and (self._bab_wins > 0 or self._deep) and not self._solver_wins
+        lost = racing and self._solvers_lost
         if (CHECK_CELLS > 0 and log_cells <= np.log2(CHECK_CELLS)) or (lost and log_cells <= np.log2(CHECK_RACE_CELLS)):
             status = self._enumerate_call(R, timeout)(None)[0]
         else:

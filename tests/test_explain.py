@@ -393,7 +393,7 @@ def test_parts_leave_out_exactly_the_cells_of_a_box_proven_good(net, seed, eps):
         R = ex._restricted(fixed)
         every = box_inputs(R.lo, R.hi)
         same_cell = np.all((every[:, h, None] >= ts[h][None]) == (ex.x[h] >= ts[h])[None], axis=1)
-        parts = np.concatenate([box_inputs(lo, hi) for lo, hi in ex._parts(fixed, h)])
+        parts = np.concatenate([box_inputs(lo, hi) for lo, hi in ex._parts(R, h)])
         assert len(np.unique(parts, axis=0)) == len(parts)  # disjoint
         assert {tuple(r) for r in parts.tolist()} == {tuple(r) for r in every[~same_cell].tolist()}
     ex.close()
