@@ -136,7 +136,8 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     decides a query whose engines alone take ``times[engine]`` seconds (absent: not decided
     within the engine run's timeout), each lane on its own core; None if not by ``deadline``.
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
-    only where ``portfolio.bab_fits``."""
+    only where ``portfolio.bab_fits`` (its engine rows ran on every core, as beside a lane
+    that yields to it)."""
     from bnnlogic.portfolio import bab_fits
 
     best = None
@@ -147,6 +148,11 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
             if limit <= 0:
                 break
             if engine == "bab" and not bab_fits(log_cells, limit):
+                continue
+            if engine == "yield":  # the lane ends where branch and bound runs in another lane
+                if any(e == "bab" and bab_fits(log_cells, deadline) for other in schedule if other is not lane
+                       for e, _ in other):
+                    break
                 continue
             need = times.get(engine)
             if need is not None:

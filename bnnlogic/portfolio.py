@@ -14,6 +14,9 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     cpsat    OR-Tools CP-SAT, one worker, on the same encoding
     cnf      a CDCL solver on a CNF of the same encoding (``CNF_BACKEND``)
     wait     nothing (the lane sleeps; it leaves the core and the GIL to the other lanes)
+    yield    if branch and bound has started in another lane, this lane ends here: its core
+             goes to branch and bound's threads (a schedule with a yield step gives branch and
+             bound every core); else the lane goes on with its next step
 
 A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
 (``None``: until the deadline).  Lanes run on threads of this process (one lane: the caller's
@@ -62,6 +65,9 @@ BAB_SLACK = 4.0
 BAB_MAX_LOG_CELLS = 40
 #: seconds the attack gets at the head of a lane (it finds most counterexamples in 2-30 ms)
 ATTACK_S = 0.1
+#: seconds Exact races beside branch and bound before it yields its core (on conv-small, Exact
+#: decided the boxes that branch and bound also takes in 0.2-1.0 s, or not within 60 s)
+EXACT_BESIDE_BAB_S = 2.0
 
 #: schedules by the number of cores a query may use (more cores: the 2-core schedule).  Chosen
 #: from per-engine solve times on hard queries (``benchmarks/hard.py --tune``, recorded as
@@ -71,10 +77,14 @@ ATTACK_S = 0.1
 #: counterexamples of boxes too big to sweep (conv nets at eps 20).  The Exact lane first waits
 #: while the attack takes its first slice: encoding the query for Exact is Python that holds the
 #: GIL, and beside the attack it made the counterexamples the attack finds in 2-7 ms take 40-50
-#: ms (digits mlp:64,32 at eps 3: mean per query 55 ms without the wait, 4 ms with it).
+#: ms (digits mlp:64,32 at eps 3: mean per query 55 ms without the wait, 4 ms with it).  Where
+#: branch and bound runs, Exact then yields its core to it after ``EXACT_BESIDE_BAB_S``: on the
+#: plain nets, of the boxes branch and bound takes, Exact decided some within a second and none
+#: later within 60 s, and branch and bound on both cores decides about twice as fast (fashion
+#: conv-small image 11 at eps 5: unknown at 60 s -> 39 s; mlp-small image 11: 20 -> 10 s).
 SCHEDULES: dict[int, Schedule] = {
     1: ((("attack", ATTACK_S), ("bab", 10.0), ("attack", 1.0), ("exact", None)),),
-    2: ((("wait", ATTACK_S), ("exact", None)),
+    2: ((("wait", ATTACK_S), ("exact", EXACT_BESIDE_BAB_S), ("yield", None), ("exact", None)),
         (("attack", ATTACK_S), ("bab", None), ("attack", 2.0), ("cpsat", None))),
 }
 
@@ -196,7 +206,10 @@ class Race:
     def _run(self, timeout: float | None, cores: int | None, schedule: Schedule | None, grace: float) -> Outcome:
         cores = cores or default_cores()
         lanes = schedule or schedule_for(cores)
-        bab_threads = max(1, cores // len(lanes))  # a lane's share of the cores (branch and bound's threads)
+        # branch and bound's threads: every core if another lane yields to it, else a lane's share
+        yields = any(engine == "yield" for steps in lanes for engine, _ in steps)
+        bab_threads = cores if yields else max(1, cores // len(lanes))
+        bab_started = threading.Event()
         t0 = time.perf_counter()
         deadline = None if timeout is None else t0 + timeout
         stop = threading.Event()
@@ -212,8 +225,14 @@ class Race:
                     if left is not None and left <= 0:
                         break
                     limit = seconds if left is None else (left if seconds is None else min(seconds, left))
+                    if engine == "yield":
+                        if bab_started.is_set():
+                            break
+                        continue
                     if stop.is_set() or not self.applies(engine, limit):
                         continue
+                    if engine == "bab":
+                        bab_started.set()
                     st, x, nodes = self.run_engine(engine, limit, stop, threads=bab_threads)
                     with tlock:
                         if engine != "wait":

@@ -248,6 +248,36 @@ def test_a_wait_step_leaves_the_cores_to_the_other_lane_and_is_not_an_engine():
     assert "wait" not in out.seconds
 
 
+@pytest.mark.parametrize("bab_runs", [True, False])
+def test_a_yield_step_ends_its_lane_once_branch_and_bound_runs_and_gives_it_every_core(bab_runs):
+    """``("yield", None)``: where branch and bound has started in another lane, the yielding
+    lane ends there (its later steps never run) and branch and bound got every core as threads;
+    where branch and bound does not run (its box too big for the time), the lane goes on."""
+    m, R, y, bad = question(0)
+    race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
+    race.applies = lambda engine, seconds: engine != "bab" or bab_runs
+
+    def run_engine(engine, seconds, stop, threads=1):
+        log.append((engine, threads))
+        if engine == "wait":
+            stop.wait(seconds)
+        if engine == "bab":
+            stop.wait(0.5)  # still running when the other lane reaches its yield
+            return "unsat", None, 0
+        return "unknown", None, 0
+
+    race.run_engine = run_engine
+    out = race.run(10, cores=2, schedule=((("wait", 0.1), ("exact", 0.1), ("yield", None), ("cpsat", None)),
+                                          (("bab", None),)))
+    engines = [e for e, _ in log]
+    if bab_runs:
+        assert out.status == "unsat" and out.engine == "bab"
+        assert ("bab", 2) in log and "cpsat" not in engines
+    else:
+        assert out.status == "unknown" and "bab" not in engines and "cpsat" in engines
+    assert "yield" not in engines and "yield" not in out.seconds
+
+
 @pytest.mark.parametrize("cores", [1, 2])
 def test_verify_gives_the_race_its_cores(monkeypatch, cores):
     """The cores a query may use reach the race (branch and bound's threads come from them)."""
