@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Sequence
 
 import numpy as np
@@ -186,6 +187,9 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     done = threading.Event()  # tells running sweeps to give up once the answer is known
     halt = _Either(done, stop)
     pool: ThreadPoolExecutor | None = None  # started when two leaves are swept at once
+    # ... and then BLAS is held to one thread: the sweeps' threads are the parallelism, BLAS
+    # threads beside them only contend (a 2-core backend="bab" query of conv-small: 26 s -> 15 s)
+    blas = ExitStack()
 
     def sweep_leaves(LO: np.ndarray, HI: np.ndarray, probe: np.ndarray):
         """``sweep`` of every node given, on threads when there are several."""
@@ -193,52 +197,52 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, halt, ties)  # noqa: E731
         if len(LO) <= 1:
             return map(run, range(len(LO)))
-        pool = pool or ThreadPoolExecutor(threads or os.cpu_count() or 1)
+        if pool is None:
+            blas.enter_context(one_blas_thread())
+            pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
         return pool.map(run, range(len(LO)))
 
-    # the sweeps' threads are the parallelism: BLAS threads beside them only contend (a 2-core
-    # backend="bab" query of conv-small took 26 s instead of 16 s)
-    with one_blas_thread():
-        try:
-            while stack:
-                if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes or halt.is_set():
-                    return "unknown", None, nodes + cells
-                LO, HI = (a.astype(np.int64) for a in stack.pop())
-                nodes += len(LO)
-                probe = np.clip(center[None], LO, HI)
-                scores = engine.scores(probe)
-                hit = np.nonzero(in_classes(scores, bad, ties))[0]
-                if len(hit):
-                    return "sat", probe[hit[0]], nodes + cells
-                pred = np.argmax(scores, axis=1)  # a good class (with ``adversarial``, every maximal one is)
-                first = nodes == 1 and np.array_equal(LO[0], R.lo) and np.array_equal(HI[0], R.hi)
-                blo, bhi = bounds[-1] if first else propagate(ir, LO, HI)[-1]  # R's own bounds
-                keep = ~safe_nodes(ir, blo, bhi, pred, bad, ties=ties)
-                LO, HI, probe, S = LO[keep], HI[keep], probe[keep], scores[keep]
-                if not len(LO):
-                    continue
-                # the nodes whose probe a bad class comes closest to first (leaves are swept in this order)
-                lead = S[np.arange(len(S)), pred[keep]] - S[:, bad].max(axis=1)
-                order = np.argsort(lead, kind="stable")
-                LO, HI, probe = LO[order], HI[order], probe[order]
-                within = free_thresholds(thr[:, None, :], LO, HI)  # (M, n, d)
-                log_cells = np.log2(within.sum(axis=0) + 1).sum(axis=1)  # (n,)
-                if (log_cells == 0).any():  # a leaf that is not safe: its probe would have been bad
-                    raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
-                small = log_cells <= np.log2(max(enum_cells, 1))
-                leaves = np.nonzero(small)[0]
-                for st, w, n in sweep_leaves(LO[leaves], HI[leaves], probe[leaves]):
-                    cells += n
-                    if st != "unsat":
-                        return st, w, nodes + cells
-                LO, HI, within = LO[~small], HI[~small], within[:, ~small]
-                if not len(LO):
-                    continue
-                kids_lo, kids_hi = _halve(LO, HI, thr, rank, within)
-                for s in range(0, len(kids_lo), batch):
-                    stack.append((kids_lo[s:s + batch].astype(compact), kids_hi[s:s + batch].astype(compact)))
-            return "unsat", None, nodes + cells
-        finally:
-            done.set()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+    try:
+        while stack:
+            if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes or halt.is_set():
+                return "unknown", None, nodes + cells
+            LO, HI = (a.astype(np.int64) for a in stack.pop())
+            nodes += len(LO)
+            probe = np.clip(center[None], LO, HI)
+            scores = engine.scores(probe)
+            hit = np.nonzero(in_classes(scores, bad, ties))[0]
+            if len(hit):
+                return "sat", probe[hit[0]], nodes + cells
+            pred = np.argmax(scores, axis=1)  # a good class (with ``adversarial``, every maximal one is)
+            first = nodes == 1 and np.array_equal(LO[0], R.lo) and np.array_equal(HI[0], R.hi)
+            blo, bhi = bounds[-1] if first else propagate(ir, LO, HI)[-1]  # R's own bounds
+            keep = ~safe_nodes(ir, blo, bhi, pred, bad, ties=ties)
+            LO, HI, probe, S = LO[keep], HI[keep], probe[keep], scores[keep]
+            if not len(LO):
+                continue
+            # the nodes whose probe a bad class comes closest to first (leaves are swept in this order)
+            lead = S[np.arange(len(S)), pred[keep]] - S[:, bad].max(axis=1)
+            order = np.argsort(lead, kind="stable")
+            LO, HI, probe = LO[order], HI[order], probe[order]
+            within = free_thresholds(thr[:, None, :], LO, HI)  # (M, n, d)
+            log_cells = np.log2(within.sum(axis=0) + 1).sum(axis=1)  # (n,)
+            if (log_cells == 0).any():  # a leaf that is not safe: its probe would have been bad
+                raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
+            small = log_cells <= np.log2(max(enum_cells, 1))
+            leaves = np.nonzero(small)[0]
+            for st, w, n in sweep_leaves(LO[leaves], HI[leaves], probe[leaves]):
+                cells += n
+                if st != "unsat":
+                    return st, w, nodes + cells
+            LO, HI, within = LO[~small], HI[~small], within[:, ~small]
+            if not len(LO):
+                continue
+            kids_lo, kids_hi = _halve(LO, HI, thr, rank, within)
+            for s in range(0, len(kids_lo), batch):
+                stack.append((kids_lo[s:s + batch].astype(compact), kids_hi[s:s + batch].astype(compact)))
+        return "unsat", None, nodes + cells
+    finally:
+        done.set()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        blas.close()
