@@ -83,8 +83,7 @@ def test_bab_holds_blas_to_one_thread_while_it_sweeps_on_threads(monkeypatch):
 
     monkeypatch.setattr(bab_module, "sweep", look)
     with threadpool_limits(2, user_api="blas"):
-        before = blas()
-        assert max(before) == 2
+        assert set(blas()) == {2}
         for seed in range(20):  # until leaves are swept on threads (neither their probes nor bounds decide)
             ir = random_ir(seed, **NETS[sorted(NETS)[0]])
             x = np.random.default_rng(seed).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
@@ -94,7 +93,7 @@ def test_bab_holds_blas_to_one_thread_while_it_sweeps_on_threads(monkeypatch):
             if seen:
                 break
         assert seen and set(seen) == {1}
-        assert blas() == before
+        assert set(blas()) == {2}  # restored (the search may have loaded another BLAS library meanwhile)
 
 
 @pytest.mark.parametrize("seed", range(6))
