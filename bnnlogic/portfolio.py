@@ -65,9 +65,10 @@ BAB_SLACK = 4.0
 BAB_MAX_LOG_CELLS = 40
 #: seconds the attack gets at the head of a lane (it finds most counterexamples in 2-30 ms)
 ATTACK_S = 0.1
-#: seconds Exact races beside branch and bound before it yields its core (on conv-small, Exact
-#: decided the boxes that branch and bound also takes in 0.2-1.0 s, or not within 60 s)
-EXACT_BESIDE_BAB_S = 2.0
+#: seconds Exact races beside branch and bound before it yields its core: on fashion conv-small,
+#: Exact decided boxes that branch and bound also takes (2^23-2^32 cells) in 0.2-3.5 s alone,
+#: 3.7-4.6 s beside branch and bound's two threads; on mlp-small it decided none of them
+EXACT_BESIDE_BAB_S = 6.0
 
 #: schedules by the number of cores a query may use (more cores: the 2-core schedule).  Chosen
 #: from per-engine solve times on hard queries (``benchmarks/hard.py --tune``, recorded as
@@ -78,10 +79,10 @@ EXACT_BESIDE_BAB_S = 2.0
 #: while the attack takes its first slice: encoding the query for Exact is Python that holds the
 #: GIL, and beside the attack it made the counterexamples the attack finds in 2-7 ms take 40-50
 #: ms (digits mlp:64,32 at eps 3: mean per query 55 ms without the wait, 4 ms with it).  Where
-#: branch and bound runs, Exact then yields its core to it after ``EXACT_BESIDE_BAB_S``: on the
-#: plain nets, of the boxes branch and bound takes, Exact decided some within a second and none
-#: later within 60 s, and branch and bound on both cores decides about twice as fast (fashion
-#: conv-small image 11 at eps 5: unknown at 60 s -> 39 s; mlp-small image 11: 20 -> 10 s).
+#: branch and bound runs, Exact then yields its core to it after ``EXACT_BESIDE_BAB_S``: branch
+#: and bound on both cores decides about twice as fast (fashion conv-small image 11 at eps 5:
+#: unknown at 60 s -> 40 s; mlp-small image 11: 20 -> 12 s).  2 s cut off Exact's 2.6-3.5-s
+#: proofs on conv-small's radius ladder (image 2 at eps 13: 2.9 s -> unknown).
 SCHEDULES: dict[int, Schedule] = {
     1: ((("attack", ATTACK_S), ("bab", 10.0), ("attack", 1.0), ("exact", None)),),
     2: ((("wait", ATTACK_S), ("exact", EXACT_BESIDE_BAB_S), ("yield", None), ("exact", None)),
