@@ -134,3 +134,10 @@ def loaded_modules(imports: str, modules: Sequence[str]) -> list[str]:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout.split()
+
+
+def blas_threads() -> list[int]:
+    """The thread count of every BLAS library loaded in this process (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

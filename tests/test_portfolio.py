@@ -12,7 +12,7 @@ from bnnlogic import Model, portfolio, verification
 from bnnlogic.logic import propagate, region
 from bnnlogic.portfolio import Race
 from bnnlogic.verification import verify_region
-from tests.helpers import box_inputs, random_ir
+from tests.helpers import blas_threads, box_inputs, random_ir
 
 SINGLE = {e: (((e, None),),) for e in ("exact", "cpsat", "cnf", "bab")}
 
@@ -124,12 +124,6 @@ def test_the_deadline_holds_when_nobody_decides():
     assert sorted(log) == [("bab", False), ("cpsat", True)] or all(stopped for _, stopped in log)
 
 
-def _blas_threads() -> list[int]:
-    from threadpoolctl import threadpool_info
-
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-
 def test_races_run_blas_on_one_thread_and_restore_it():
     """OpenBLAS deadlocks when a lane forks a solver server while another lane is inside a
     multi-threaded product, so every race (``Race.run``, ``race_calls``, nested or on several
@@ -137,26 +131,26 @@ def test_races_run_blas_on_one_thread_and_restore_it():
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(2, user_api="blas"):
-        before = _blas_threads()
+        before = blas_threads()
         assert before and max(before) == 2
         seen = []
 
         def look(stop):
-            seen.append(_blas_threads())
+            seen.append(blas_threads())
             return "unknown", None
 
         def nested(stop):
             portfolio.race_calls([look, look])
-            seen.append(_blas_threads())  # the inner race has ended, the outer one has not
+            seen.append(blas_threads())  # the inner race has ended, the outer one has not
             return "unknown", None
 
         assert portfolio.race_calls([nested, look, look]) == ("unknown", None, None)
         m, R, y, bad = question(0)
         race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
-        race.run_engine = lambda engine, seconds, stop, threads=1: (seen.append(_blas_threads()), ("unknown", None, 0))[1]
+        race.run_engine = lambda engine, seconds, stop, threads=1: (seen.append(blas_threads()), ("unknown", None, 0))[1]
         race.run(5, schedule=((("exact", None),), (("cpsat", None),)))
         assert len(seen) == 7 and all(max(t) == 1 for t in seen)
-        assert _blas_threads() == before
+        assert blas_threads() == before
 
 
 def test_an_engine_error_reaches_the_caller():

@@ -8,7 +8,7 @@ from bnnlogic import Model
 from bnnlogic.logic import region
 from bnnlogic.logic.bab import bab, split_box
 from bnnlogic.logic.sweep import n_cells
-from tests.helpers import box_inputs, random_ir
+from tests.helpers import blas_threads, box_inputs, random_ir
 from tests.logic.test_query import NETS
 
 
@@ -69,21 +69,20 @@ def test_bab_holds_blas_to_one_thread_while_it_sweeps_on_threads(monkeypatch):
     contends (a 2-core backend="bab" query of conv-small: 26 s with BLAS on 2 threads, 15 s on
     one), so leaves swept on its threads run with BLAS on one thread, and the setting is
     restored after."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
     import bnnlogic.logic.bab as bab_module
 
-    blas = lambda: [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]  # noqa: E731
     seen = []
 
     def look(*args, **kw):
         if threading.current_thread() is not threading.main_thread():
-            seen.append(max(blas()))
+            seen.append(max(blas_threads()))
         return "unsat", None, 1
 
     monkeypatch.setattr(bab_module, "sweep", look)
     with threadpool_limits(2, user_api="blas"):
-        assert set(blas()) == {2}
+        assert set(blas_threads()) == {2}
         for seed in range(20):  # until leaves are swept on threads (neither their probes nor bounds decide)
             ir = random_ir(seed, **NETS[sorted(NETS)[0]])
             x = np.random.default_rng(seed).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
@@ -93,7 +92,7 @@ def test_bab_holds_blas_to_one_thread_while_it_sweeps_on_threads(monkeypatch):
             if seen:
                 break
         assert seen and set(seen) == {1}
-        assert set(blas()) == {2}  # restored (the search may have loaded another BLAS library meanwhile)
+        assert set(blas_threads()) == {2}  # restored (the search may have loaded another BLAS library meanwhile)
 
 
 @pytest.mark.parametrize("seed", range(6))
