@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from .blas import one_blas_thread
+from .ir import Dense
 from .logic import Query
 from .logic.bounds import Bounds
 from .logic.encoding import Encoding
@@ -56,10 +57,14 @@ Schedule = tuple[Lane, ...]
 
 #: the PySAT solver and cardinality encoding behind the ``cnf`` engine
 CNF_BACKEND = "cnf:glucose4:kmtotalizer"
-#: the sweep's cost per threshold cell on one thread (measured: 31-40 ns on 2^25-2^31 cell
-#: boxes of fashion-mlp-small, quiet machine), and how much less branch and bound is expected
-#: to need (its bounds prune, a counterexample ends it early)
+#: the sweep's cost per threshold cell on one thread (the 4e-8 measured before the block walk:
+#: 31-40 ns on 2^25-2^31-cell boxes of fashion-mlp-small; conv-small's leaves take 300-450 ns,
+#: but its bounds prune), and ``DENSE_CELL_S`` where the first layer is dense, in a race (the
+#: block walk: 6-36 ns per cell and thread on 2^28-2^32-cell boxes of fashion-mlp-small, 2
+#: threads); and how much less branch and bound is expected to need (its bounds prune, a
+#: counterexample ends it early)
 SWEEP_CELL_S = 4e-8
+DENSE_CELL_S = 2e-8
 BAB_SLACK = 4.0
 #: without a time limit, branch and bound takes boxes of at most 2^BAB_MAX_LOG_CELLS cells
 BAB_MAX_LOG_CELLS = 40
@@ -90,13 +95,13 @@ SCHEDULES: dict[int, Schedule] = {
 }
 
 
-def bab_fits(log_cells: float, seconds: float | None) -> bool:
+def bab_fits(log_cells: float, seconds: float | None, cell_s: float = SWEEP_CELL_S) -> bool:
     """Branch and bound is worth ``seconds`` on a box of 2^log_cells threshold cells: sweeping
-    them on one thread, ``BAB_SLACK`` times faster than every cell, fits (no limit: the box has
-    at most 2^BAB_MAX_LOG_CELLS cells)."""
+    them on one thread at ``cell_s`` seconds a cell, ``BAB_SLACK`` times faster than every
+    cell, fits (no limit: the box has at most 2^BAB_MAX_LOG_CELLS cells)."""
     if seconds is None:
         return log_cells <= BAB_MAX_LOG_CELLS
-    return log_cells <= BAB_MAX_LOG_CELLS and 2.0 ** log_cells * SWEEP_CELL_S <= BAB_SLACK * seconds
+    return log_cells <= BAB_MAX_LOG_CELLS and 2.0 ** log_cells * cell_s <= BAB_SLACK * seconds
 
 
 def default_cores() -> int:
@@ -155,7 +160,8 @@ class Race:
     def applies(self, engine: str, seconds: float | None) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
         and bound only if ``bab_fits``."""
-        return engine != "bab" or bab_fits(self.log_cells, seconds)
+        dense = bool(self.model.ir.layers) and isinstance(self.model.ir.layers[0], Dense)
+        return engine != "bab" or bab_fits(self.log_cells, seconds, DENSE_CELL_S if dense else SWEEP_CELL_S)
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
                    ) -> tuple[str, np.ndarray | None, int]:

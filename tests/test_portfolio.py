@@ -202,6 +202,22 @@ def test_branch_and_bound_runs_where_sweeping_the_box_fits_the_time():
     assert portfolio.bab_fits(30, 60.0) and not portfolio.bab_fits(30, 1.0)
     assert portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS, None)
     assert not portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS + 1, None)
+    # a dense first layer sweeps faster (the block walk): 2^33 cells fit a minute there only
+    assert portfolio.bab_fits(33, 60.0, portfolio.DENSE_CELL_S) and not portfolio.bab_fits(33, 60.0)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_a_race_prices_the_sweep_by_its_first_layer(kind):
+    from bnnlogic.logic.bab import leaf_cells
+    from tests.logic.test_query import NETS
+
+    ir = random_ir(0, **NETS["conv" if kind == "conv" else "dense"])
+    m = Model(ir)
+    R = region.domain(ir.coding)
+    race = Race(m, R, [0], propagate(ir, R.lo, R.hi))
+    race.log_cells = 33.0
+    assert race.applies("bab", 60.0) == (kind == "dense")
+    assert leaf_cells(ir) == (1 << 24 if kind == "dense" else 1 << 20)
 
 
 def test_a_one_lane_race_runs_on_the_calling_thread():

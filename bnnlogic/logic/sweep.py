@@ -4,16 +4,19 @@ Inside a box [lo, hi] of raw inputs, feature f with free coding thresholds t_1 <
 (lo_f < t <= hi_f) takes one of n + 1 *cells*: exactly the first c thresholds met.  Every input
 bit is fixed inside a cell, so one network evaluation per cell decides the whole box.
 
-The cells are visited in reflected mixed-radix Gray order (``_walk``): consecutive cells
-differ in one input bit u_b, so the first hidden layer is updated, not recomputed,
+The cells are visited block by block (``_walk``): a few *inner* digits that move layer 1's
+margins least form a block of B cells, and the walk goes over the other (*outer*) digits in
+reflected mixed-radix Gray order, so consecutive outer cells differ in one input bit u_b and
+the first hidden layer is updated, not recomputed,
 
     u_b flips by d = +-1:   acc_1 += d * A_1[F_1, b]        (F_l: the free neurons of layer l)
 
-and the walk records each distinct layer-1 pattern t_1[F_1] once, in a compiled hash table,
-with the Gray index of the first cell that showed it.  Many cells share a pattern (a plain
-784-200-100-100-100-10 net at eps 3: 8.4M cells, 60K patterns) and the rest of the network
-sees the cell only through it, so the layers above run once per distinct pattern, batched and
-deduplicated again layer by layer (``_decide``):
+At each outer cell the block's B cells are compared at once against precomputed margin
+deltas, only for the neurons the block can flip (``_block``), and each distinct layer-1
+pattern t_1[F_1] is recorded once, in a compiled hash table behind a small cache, with a cell
+that showed it.  Many cells share a pattern (fashion mlp-small at eps 5: 2^26 cells, 110K
+patterns) and the rest of the network sees the cell only through it, so the layers above run
+once per distinct pattern, batched and deduplicated again layer by layer (``_decide``):
 
     t_{l+1} = [acc_{l+1}^0 + (t_l - t_l^0) A_{l+1}[F_{l+1}, F_l]^T >= k_{l+1}]
     score   = scale * (acc_out^0 + (t_L - t_L^0) A_out[:, F_L]^T) + offset,  argmax (ties low;
@@ -30,8 +33,9 @@ when full, so a deadline is checked often and memory stays bounded (``MEMORY``,
 
 Where nearly every cell shows a new pattern (``DEEP_RATIO``: the whole domain of a dense
 net), the table saves nothing and each pattern costs a product; from the next decision on the
-walk then carries every layer incrementally instead (``_walk_deep``): the neurons that flip in
-layer l update layer l+1's sums by their rows, and the output is checked when it changes.
+walk then starts again and carries every layer incrementally, cell by cell in Gray order over
+all digits (``_walk_deep``): the neurons that flip in layer l update layer l+1's sums by their
+rows, and the output is checked when it changes.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ from ..infer.kernels import _borrow
 from .bounds import propagate
 from .encoding import _gather, cell_intervals
 
-CHUNK = 1 << 20  # Gray steps per kernel call between deadline checks (60 ms at 60 ns per cell)
+CHUNK = 1 << 20  # cells per kernel call between deadline checks (10-40 ms at 10-40 ns per cell)
 #: ... of the deep walk (0.3 us per cell: 20 ms; a chunk of CHUNK steps kept a race that the
 #: attack won in milliseconds waiting 0.3 s for branch and bound's sweep to stop)
 DEEP_CHUNK = 1 << 16
@@ -67,6 +71,13 @@ DECIDED = np.uint64(1 << 63)
 #: cells of the whole domain: 97% new patterns, 1.3-1.7 us per cell with the table, 0.30-0.33
 #: us with the deep walk; on fashion mlp-small's boxes the share stays below it (the table)
 DEEP_RATIO = 0.5
+#: cells of a block: the walk goes over the other digits, and at each of their cells records
+#: the distinct layer-1 patterns of a block of inner digits at once (``_block``)
+BLOCK = 1 << 13
+#: slots of the direct-mapped cache in front of the pattern table (``_record``)
+CACHE_BITS = 16
+#: ... and packed into one word when at most this many (else each cell's key is built in full)
+WIDE = 64
 #: ... if the layers above the first hold at most this many weights (dense int8 copies, each row
 #: also negated: twice this many bytes)
 DEEP_WEIGHTS = 1 << 24
@@ -169,6 +180,52 @@ def _flip_weights(idx: np.ndarray, w: np.ndarray, prev_free: np.ndarray, n_prev:
     return W
 
 
+@dataclass
+class _Blocks:
+    """The walk's split of the digits: ``inner`` digits (a block of B cells, enumerated at
+    every cell of the Gray walk over the ``outer`` digits) and the block's margin deltas."""
+
+    inner: np.ndarray  # digits of the block, the first fastest in a block's cell index c
+    outer: np.ndarray  # the walk's digits, in plan order
+    DT: np.ndarray  # (|F_1|, B) int32: layer-1 margin change of block cell c from the block's low corner
+    imin: np.ndarray  # (|F_1|,) int32: min over c of DT[:, c]
+    imax: np.ndarray  # (|F_1|,) int32: max over c
+
+    @property
+    def size(self) -> int:
+        return self.DT.shape[1]
+
+    def digits(self, cell: int, radix: np.ndarray) -> np.ndarray:
+        """The digits (plan order) of the cell ``o * B + c`` of the block walk."""
+        o, c = divmod(cell, self.size)
+        d = np.zeros(len(radix), dtype=np.int64)
+        d[self.outer] = _gray_digits(o, radix[self.outer])
+        d[self.inner] = np.unravel_index(c, radix[self.inner][::-1])[::-1] if len(self.inner) else ()
+        return d
+
+
+def _blocks(p: _Plan, limit: int) -> _Blocks:
+    """Inner digits: those moving layer 1's margins least (sum over free neurons of the range of
+    their contribution) while their cells multiply to at most ``limit``.  Inside a block few
+    neurons change, so ``_block`` compares only those, and its distinct patterns are few."""
+    n1 = p.W0.shape[1]
+    contrib = []
+    for j, r in enumerate(p.radix.tolist()):  # cell c of digit j sets bits bitcol[j, :c]
+        contrib.append(np.cumsum(np.vstack([np.zeros((1, n1), np.int64), p.W0[p.bitcol[j, :r - 1]]]), axis=0))
+    width = np.array([(c.max(axis=0) - c.min(axis=0)).sum() for c in contrib])
+    inner, B = [], 1
+    for j in np.argsort(width, kind="stable"):
+        if B * p.radix[j] <= limit:
+            inner.append(int(j))
+            B *= int(p.radix[j])
+    inner = np.array(inner, dtype=np.int64)
+    D = np.zeros((1, n1), np.int64)
+    for j in inner:  # later digits slower: c = c_0 + r_0 (c_1 + r_1 (...))
+        D = (contrib[j][:, None, :] + D[None]).reshape(len(contrib[j]) * len(D), n1)
+    DT = np.ascontiguousarray(D.T, dtype=np.int32)
+    return _Blocks(inner, np.setdiff1d(np.arange(len(p.radix)), inner), DT, DT.min(axis=1), DT.max(axis=1))
+
+
 @numba.njit(cache=True, inline="always")
 def _hash(key):
     h = np.uint64(0x9E3779B97F4A7C15)
@@ -198,6 +255,28 @@ def _insert(table, key, value):
         table[h, q] = key[q]
     table[h, words] = value
     return True
+
+
+@numba.njit(cache=True, inline="always")
+def _record(table, cache, key, value):
+    """``_insert``, behind ``cache`` (slots, words + 1): a direct-mapped cache of keys already
+    put into the table (or put there and decided since), which the table's slot needs not be
+    looked up for.  The cache stays small enough for a core's own cache, where the table does
+    not; the patterns of neighbouring blocks repeat.  True if the key was new to the table."""
+    words = len(key)
+    h = _hash(key) & np.uint64(len(cache) - 1)
+    if cache[h, words]:
+        same = True
+        for q in range(words):
+            if cache[h, q] != key[q]:
+                same = False
+                break
+        if same:
+            return False
+    for q in range(words):
+        cache[h, q] = key[q]
+    cache[h, words] = 1
+    return _insert(table, key, value)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -246,43 +325,96 @@ def _add_row(margin, row, sign, q, w):
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(steps, state, digit, direc, radix, bitcol, W, margin, key, table):
-    """Advance the Gray walk by up to ``steps`` cells, recording each new layer-1 pattern.
+def _block(o, margin, DT, imin, imax, table, cache, sub, seen, stamps, U, base, key, wide):
+    """Record the distinct layer-1 patterns of the inner block of the outer cell ``o`` into the
+    table (``_record``); returns how many were new to it.
 
-    ``W``: (|F_0|, |F_1|) C-contiguous; ``margin = acc_1 - k_1`` (a neuron is on iff its
-    margin is >= 0, so it flips iff the sign bit of its margin changes); ``key``: the current pattern, neuron i as bit i % 64 of word
-    i // 64; ``state = [Gray index of the current cell, patterns in the table]``; ``table``: see
-    ``_insert``.  Returns 0: step budget spent, 1: the table is half full (decide its new
-    patterns, then grow it or empty it; then call again), 2: every cell visited.  Every cell the walk reaches is
-    recorded before the call returns, except on 1 (the next call records it first)."""
-    n, words = len(margin), len(key)
-    state[1] += _insert(table, key, np.uint64(state[0] + 1))  # the current cell, on entry (maybe again)
-    for s in range(steps):
-        # next cell: the lowest digit that can move in its direction moves (``_step``, written
-        # out here: calling it made this loop 15% slower, 60 -> 72 ns per cell on fashion mlp-small)
-        j = 0
-        nv = 0
-        while j < len(digit):
-            nv = digit[j] + direc[j]
-            if 0 <= nv < radix[j]:
+    ``margin``: layer 1's margins (acc_1 - k_1) at the outer cell with every inner digit at 0;
+    ``DT`` (|F_1|, B) the inner cells' margin deltas (cell c: inner digits in mixed radix, the
+    first fastest), ``imin``/``imax`` (|F_1|,) their per-neuron minimum and maximum.  Neuron i
+    is on over the whole block when ``margin_i + imin_i >= 0``, off when ``margin_i + imax_i <
+    0``; only the other neurons U are compared per cell, ``[DT[u, c] >= -margin_u]``, packed as
+    a sub-key of |U| bits (when |U| <= ``wide``; else each cell's key is built in full), and
+    each distinct sub-key (an open-addressing set ``seen`` of at least 2B slots, ``stamps``
+    marking this block's) becomes one full key.  A pattern's value is its cell ``o * B + c`` + 1."""
+    n, B = len(margin), DT.shape[1]
+    for q in range(len(base)):
+        base[q] = 0
+    nu = 0
+    for i in range(n):
+        if margin[i] + imin[i] >= 0:
+            base[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+        elif margin[i] + imax[i] >= 0:
+            U[nu] = i
+            nu += 1
+    rep = np.uint64(o * B + 1)
+    if nu == 0:
+        return _record(table, cache, base, rep)
+    added = 0
+    if nu > wide:  # too many to pack: each cell's key in full
+        for c in range(B):
+            key[:] = base
+            for t in range(nu):
+                u = U[t]
+                if DT[u, c] >= -margin[u]:
+                    key[u >> 6] |= np.uint64(1) << np.uint64(u & 63)
+            added += _record(table, cache, key, rep + np.uint64(c))
+        return added
+    for c in range(B):
+        sub[c] = 0
+    for t in range(nu):
+        col, thr, bit = _borrow(DT, U[t] * B, B), -margin[U[t]], np.uint64(1) << np.uint64(t)
+        for c in range(B):
+            sub[c] |= bit if col[c] >= thr else np.uint64(0)
+    # each distinct sub-key once: an open-addressing set of len(seen) slots, a slot taken in this
+    # block when its stamp is o + 1 (no clearing between blocks)
+    mask, stamp = np.uint64(len(seen) - 1), o + 1
+    for c in range(B):
+        s = sub[c]
+        h = ((s + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32) & mask
+        new = True
+        while stamps[h] == stamp:
+            if seen[h] == s:
+                new = False
                 break
-            direc[j] = -direc[j]
-            j += 1
-        if j == len(digit):
+            h = (h + np.uint64(1)) & mask
+        if not new:
+            continue
+        seen[h], stamps[h] = s, stamp
+        key[:] = base
+        for t in range(nu):  # branch-free: the bits are random, a branch mispredicts (2x slower)
+            key[U[t] >> 6] |= ((s >> np.uint64(t)) & np.uint64(1)) << np.uint64(U[t] & 63)
+        added += _record(table, cache, key, rep + np.uint64(c))
+    return added
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(steps, state, digit, direc, radix, bitcol, W, margin, DT, imin, imax, table, cache, sub, seen, stamps, U,
+          base, key, wide):
+    """Advance the Gray walk over the outer digits by up to ``steps`` outer cells, recording
+    the distinct layer-1 patterns of each one's inner block (``_block``).
+
+    ``W``: (|F_0|, |F_1|) C-contiguous; ``margin = acc_1 - k_1`` at the current outer cell (a
+    neuron is on iff its margin is >= 0); ``state = [Gray index of the current outer cell,
+    patterns in the table, whether its block is recorded]``; ``table``: see ``_insert``.
+    Returns 0: step budget spent, 1: the table has no room for another block (decide its new
+    patterns, then grow it or empty it; then call again), 2: every cell visited."""
+    n, B = len(margin), DT.shape[1]
+    for s in range(steps):
+        if state[2] == 0:
+            if 2 * (state[1] + B) > len(table):
+                return 1
+            state[1] += _block(state[0], margin, DT, imin, imax, table, cache, sub, seen, stamps, U, base, key, wide)
+            state[2] = 1
+        b = _step(digit, direc, radix, bitcol)
+        if b < 0:
             return 2
-        sign = np.int32(1) if direc[j] > 0 else np.int32(-1)
-        row = _borrow(W, (bitcol[j, digit[j]] if direc[j] > 0 else bitcol[j, nv]) * n, n)
-        digit[j] = nv
+        sign = np.int32(1) if b & 1 else np.int32(-1)
+        row = _borrow(W, (b >> 1) * n, n)
+        for i in range(n):
+            margin[i] += sign * row[i]
         state[0] += 1
-        changed = False
-        for q in range(words):
-            delta = _add_row(margin, row, sign, 64 * q, min(n - 64 * q, 64))
-            key[q] ^= delta
-            changed |= delta != 0
-        if changed:
-            if 2 * (state[1] + 1) > len(table):
-                return 1  # before recording this cell: the next call starts with it
-            state[1] += _insert(table, key, np.uint64(state[0] + 1))
+        state[2] = 0
     return 0
 
 
@@ -462,7 +594,7 @@ def _deep_state(p: _Plan, margin: np.ndarray) -> tuple | None:
     """``_walk_deep``'s arrays for the cell whose layer-1 margins are ``margin``: the free
     neurons' margins and outputs of every layer above (one forward pass from the low corner's
     sums), the output sums, the weights of the layers above as int8.  None when a layer above
-    the first is sparse (a conv or pool layer: the table walk serves those), the layers above
+    the first is sparse (a conv or pool layer: the block walk serves those), the layers above
     hold more than ``DEEP_WEIGHTS`` weights, or a margin might not fit int16."""
     if any(scipy.sparse.issparse(M) for M in p.mats) or sum(M.size for M in p.mats) > DEEP_WEIGHTS:
         return None
@@ -558,27 +690,36 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     p = _plan(ir, lo, hi)
     bad = np.asarray(bad, dtype=np.bool_)
-    W, margin = p.W0, (p.acc0[0] - p.k[0]).astype(np.int32)
-    n, words = len(margin), max(1, (len(margin) + 63) // 64)
-    key = np.zeros(words, dtype=np.uint64)
-    for i in np.nonzero(margin >= 0)[0]:
-        key[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    margin0 = (p.acc0[0] - p.k[0]).astype(np.int32)
+    n, words = len(margin0), max(1, (len(margin0) + 63) // 64)
     cap = min(2 * TABLE, 1 << max(1, int(MEMORY // (8 * (words + 1))).bit_length() - 1))  # a power of 2
-    table = np.zeros((min(TABLE0, cap), words + 1), np.uint64)
-    state = np.zeros(2, dtype=np.int64)
-    digit, direc = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64)
+    blk = _blocks(p, max(1, min(BLOCK, cap // 2)))  # a block fits in a table that is at most half full
+    B, radix, bitcol = blk.size, p.radix[blk.outer], p.bitcol[blk.outer]
+    slots = 1 << (B - 1).bit_length()  # a power of 2, at least B
+    table = np.zeros((max(min(TABLE0, cap), 2 * slots), words + 1), np.uint64)  # a power of 2
+    state = np.zeros(3, dtype=np.int64)
+    digit, direc = np.zeros(len(radix), dtype=np.int64), np.ones(len(radix), dtype=np.int64)
+    margin = margin0.copy()
+    scratch = (np.zeros((1 << CACHE_BITS, words + 1), np.uint64), np.zeros(B, np.uint64), np.zeros(2 * slots, np.uint64), np.zeros(2 * slots, np.int64), np.zeros(n, np.int64),
+               np.zeros(words, np.uint64), np.zeros(words, np.uint64))
+    steps = max(1, CHUNK // B)
     seen = 0  # distinct layer-1 patterns decided so far
 
-    def witness(hit: int) -> tuple[str, np.ndarray, int]:
-        feats, values, x = _cell_values(ir.coding.thresholds, lo, hi, lo if probe is None else probe)
-        for f, v, c in zip(feats, values, _gray_digits(hit, p.radix)):
-            x[f] = v[c]
-        return "sat", x, int(state[0]) + 1
+    def visited() -> int:
+        return int(state[0] + state[2]) * B
 
+    def witness(digits: np.ndarray) -> tuple[str, np.ndarray, int]:
+        feats, values, x = _cell_values(ir.coding.thresholds, lo, hi, lo if probe is None else probe)
+        for f, v, c in zip(feats, values, digits):
+            x[f] = v[c]
+        return "sat", x, cells()
+
+    cells = visited
     while True:
         if _expired(deadline, stop):
-            return "unknown", None, int(state[0]) + 1
-        r = _walk(CHUNK, state, digit, direc, p.radix, p.bitcol, W, margin, key, table)
+            return "unknown", None, visited()
+        r = _walk(steps, state, digit, direc, radix, bitcol, p.W0, margin, blk.DT, blk.imin, blk.imax, table,
+                  *scratch, WIDE)
         if r == 0:
             continue
         # decide the patterns met since the last decision (every time the table fills up, so a
@@ -587,14 +728,14 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         fresh = (flags != 0) & (flags & DECIDED == 0)
         hit = _decide(p, table[fresh, :words], n, flags[fresh].astype(np.int64) - 1, bad, deadline, stop, ties)
         if hit == GAVE_UP:
-            return "unknown", None, int(state[0]) + 1
+            return "unknown", None, visited()
         if hit >= 0:
-            return witness(hit)
+            return witness(blk.digits(hit, p.radix))
         if r == 2:
-            return "unsat", None, int(state[0]) + 1
+            return "unsat", None, visited()
         seen += int(fresh.sum())
-        if seen >= DEEP_RATIO * (state[0] + 1) and (deep := _deep_state(p, margin)) is not None:
-            break  # nearly every cell is a new pattern: the deep walk from the current cell on
+        if seen >= DEEP_RATIO * visited() and (deep := _deep_state(p, margin0)) is not None:
+            break  # nearly every cell is a new pattern: the deep walk, from the first cell again
         table[fresh, words] |= DECIDED
         if len(table) < cap:
             bigger = np.zeros((2 * len(table), words + 1), np.uint64)
@@ -608,12 +749,15 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         stats["deep"] = True
     widest = max(len(k) for k in p.k)
     fa, fb = np.empty(widest, np.int64), np.empty(widest, np.int64)
-    while True:  # the current cell (not yet decided) first
+    state = np.zeros(1, dtype=np.int64)
+    digit, direc, margin = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64), margin0
+    cells = lambda: int(state[0]) + 1  # noqa: E731
+    while True:
         if _expired(deadline, stop):
-            return "unknown", None, int(state[0]) + 1
-        r = _walk_deep(DEEP_CHUNK, state, digit, direc, p.radix, p.bitcol, W, margin, *deep, p.scale, p.offset, bad,
-                       ties == "adversarial", fa, fb)
+            return "unknown", None, cells()
+        r = _walk_deep(DEEP_CHUNK, state, digit, direc, p.radix, p.bitcol, p.W0, margin, *deep, p.scale, p.offset,
+                       bad, ties == "adversarial", fa, fb)
         if r == 3:
-            return witness(int(state[0]))
+            return witness(_gray_digits(int(state[0]), p.radix))
         if r == 2:
-            return "unsat", None, int(state[0]) + 1
+            return "unsat", None, cells()

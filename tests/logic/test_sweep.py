@@ -19,25 +19,31 @@ def _bad(ir, classes):
     return b
 
 
+D = dict(table=sweep_mod.TABLE, memory=sweep_mod.MEMORY, sparse=0.0, table0=1 << 12, deep=2.0, block=sweep_mod.BLOCK,
+         wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS)
+CONFIGS = [
+    dict(D, table=1), dict(D, table=4),  # flushes (blocks of at most 1 and 4 cells); dense products
+    dict(D, table=64, table0=2),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
+    dict(D, sparse=sweep_mod.SPARSE, deep=sweep_mod.DEEP_RATIO),  # the defaults
+    dict(D, memory=64, sparse=1.0, deep=0.0),  # table capped by bytes, one-row decide blocks, sparse products
+    dict(D, wide=2, cache=0),  # blocks: keys built per cell beyond 2 changing neurons, a 1-slot cache
+    dict(D, block=4, cache=1),  # ... blocks of at most 4 cells, a 2-slot cache
+    dict(D, table0=2, deep=0.0, block=1),  # the deep walk from the second cell on
+    dict(D, table0=16, deep=0.0, block=4)]  # ... after a few blocks
+
+
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("table,memory,sparse,table0,deep", [
-    (1, sweep_mod.MEMORY, 0.0, 1 << 12, 2.0), (4, sweep_mod.MEMORY, 0.0, 1 << 12, 2.0),  # flushes; dense products
-    (64, sweep_mod.MEMORY, 0.0, 2, 2.0),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
-    (sweep_mod.TABLE, sweep_mod.MEMORY, sweep_mod.SPARSE, 1 << 12, sweep_mod.DEEP_RATIO),  # the defaults
-    (sweep_mod.TABLE, 64, 1.0, 1 << 12, 0.0),  # table capped by bytes, one-row decide blocks, sparse products
-    (sweep_mod.TABLE, sweep_mod.MEMORY, 0.0, 2, 0.0),  # the deep walk from the first cells on
-    (sweep_mod.TABLE, sweep_mod.MEMORY, 0.0, 16, 0.0)])  # ... after a few patterns
-def test_sweep_matches_brute_force(net, seed, table, memory, sparse, table0, deep, monkeypatch):
-    """Every configuration of the walk decides every box like brute force: the table walk
+@pytest.mark.parametrize("cfg", CONFIGS, ids=range(len(CONFIGS)))
+def test_sweep_matches_brute_force(net, seed, cfg, monkeypatch):
+    """Every configuration of the walk decides every box like brute force: the block walk
     alone (``deep`` 2.0: never switches), the deep walk after the first decision (0.0)."""
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
-    monkeypatch.setattr(sweep_mod, "DEEP_RATIO", deep)
-    monkeypatch.setattr(sweep_mod, "TABLE", table)
-    monkeypatch.setattr(sweep_mod, "TABLE0", table0)
-    monkeypatch.setattr(sweep_mod, "MEMORY", memory)
-    monkeypatch.setattr(sweep_mod, "BLOCK_MEMORY", min(memory, sweep_mod.BLOCK_MEMORY))
-    monkeypatch.setattr(sweep_mod, "SPARSE", sparse)
+    for name, attr in [("deep", "DEEP_RATIO"), ("table", "TABLE"), ("table0", "TABLE0"), ("memory", "MEMORY"),
+                       ("sparse", "SPARSE"), ("block", "BLOCK"), ("wide", "WIDE"), ("cache", "CACHE_BITS")]:
+        monkeypatch.setattr(sweep_mod, attr, cfg[name])
+    monkeypatch.setattr(sweep_mod, "BLOCK_MEMORY", min(cfg["memory"], sweep_mod.BLOCK_MEMORY))
+    deep, table0 = cfg["deep"], cfg["table0"]
     ir = random_ir(seed, **(WIDE if net == "wide" else NETS[net]))
     rng = np.random.default_rng(seed)
     x = rng.integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
@@ -53,7 +59,7 @@ def test_sweep_matches_brute_force(net, seed, table, memory, sparse, table0, dee
             if deep > 1:  # the table walk alone: never reported deep
                 assert "deep" not in stats
             elif net == "wide" and status == "unsat" and table0 == 2 and len(np.unique(layer1, axis=0)) > 1:
-                assert stats["deep"]  # deep from the first decision (the second layer-1 pattern) on
+                assert stats["deep"]  # deep from the first decision (the second cell) on
             if w is not None:
                 assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
 
