@@ -66,11 +66,16 @@ SPARSE = 0.05  # layers above the first whose weight matrix has fewer non-zeros 
 GAVE_UP = -2  # ``_decide``: the deadline passed or the stop event was set
 #: top bit of a table entry's index column: the pattern was already decided (not in ``bad``)
 DECIDED = np.uint64(1 << 63)
-#: the walk goes on through every layer (``_walk_deep``) once at least this share of the cells
-#: met so far showed a new layer-1 pattern.  Measured on digits mlp:200,100, boxes of 2^18-2^22
-#: cells of the whole domain: 97% new patterns, 1.3-1.7 us per cell with the table, 0.30-0.33
-#: us with the deep walk; on fashion mlp-small's boxes the share stays below it (the table)
-DEEP_RATIO = 0.5
+#: the walk starts again through every layer (``_walk_deep``) once at least ``DEEP_CELLS``
+#: cells were met and at least this share of them showed a new layer-1 pattern (each costs a
+#: product through the layers above, 1-1.5 us on fashion conv-small).  Measured: conv-small
+#: boxes of 2^20-2^21 cells show 25-37% new patterns, 360-525 ns per cell with the block walk,
+#: 190-290 ns deep (branch and bound on image 18 at eps 3: 12.8 s at 0.5, 9.9 s at 0.2); the
+#: whole domain of digits mlp:200,100 97% (1.3-1.7 us against 0.30-0.33); fashion mlp-small's
+#: boxes 0.2-1.2% overall, but some of its 2^24-cell leaves more than 10% in their first 2^15
+#: cells (at 0.1 two leaves of image 11 at eps 5 went deep: 4.5 -> 8.7 s)
+DEEP_RATIO = 0.2
+DEEP_CELLS = 1 << 15
 #: cells of a block: the walk goes over the other digits, and at each of their cells records
 #: the distinct layer-1 patterns of a block of inner digits at once (``_block``)
 BLOCK = 1 << 13
@@ -235,6 +240,15 @@ def _hash(key):
     return h
 
 
+@numba.njit(cache=True, inline="always")
+def _holds(table, h, key):
+    """Row h of ``table`` starts with the words of ``key``."""
+    for q in range(len(key)):
+        if table[h, q] != key[q]:
+            return False
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
 def _insert(table, key, value):
     """Put ``key`` (uint64 words) into the open-addressing table (cap, words + 1) if absent,
@@ -243,12 +257,7 @@ def _insert(table, key, value):
     words, mask = len(key), np.uint64(len(table) - 1)
     h = _hash(key) & mask
     while table[h, words] != 0:
-        same = True
-        for q in range(words):
-            if table[h, q] != key[q]:
-                same = False
-                break
-        if same:
+        if _holds(table, h, key):
             return False
         h = (h + np.uint64(1)) & mask
     for q in range(words):
@@ -265,14 +274,8 @@ def _record(table, cache, key, value):
     not; the patterns of neighbouring blocks repeat.  True if the key was new to the table."""
     words = len(key)
     h = _hash(key) & np.uint64(len(cache) - 1)
-    if cache[h, words]:
-        same = True
-        for q in range(words):
-            if cache[h, q] != key[q]:
-                same = False
-                break
-        if same:
-            return False
+    if cache[h, words] and _holds(cache, h, key):
+        return False
     for q in range(words):
         cache[h, q] = key[q]
     cache[h, words] = 1
@@ -523,11 +526,36 @@ def _walk_deep(steps, state, digit, direc, radix, bitcol, W, margin, size, U, uo
 
 
 def _unique_rows(V: np.ndarray) -> np.ndarray:
-    """Index of the first occurrence of each distinct row of a bool matrix (m, n)."""
+    """Index of the first occurrence of each distinct row of a bool matrix (m, n), in row order
+    (rows packed to uint64 words, then one pass through a hash set: ``_first_rows``)."""
     if V.shape[1] == 0:
         return np.zeros(min(len(V), 1), dtype=np.int64)
-    P = np.ascontiguousarray(np.packbits(V, axis=1))
-    return np.unique(P.view(np.dtype((np.void, P.shape[1]))).ravel(), return_index=True)[1]
+    P = np.packbits(V, axis=1, bitorder="little")
+    P = np.pad(P, ((0, 0), (0, -P.shape[1] % 8)))
+    return _first_rows(np.ascontiguousarray(P).view(np.uint64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_rows(P):
+    """Rows r of P (m, words) uint64 that differ from every row before them, in order."""
+    m = len(P)
+    size = 1
+    while size < 2 * m:
+        size *= 2
+    mask = np.uint64(size - 1)
+    slot = np.full(size, -1, np.int64)
+    out = np.empty(m, np.int64)
+    k = 0
+    for r in range(m):
+        row = P[r]
+        h = _hash(row) & mask
+        while slot[h] >= 0 and not _holds(P, slot[h], row):
+            h = (h + np.uint64(1)) & mask
+        if slot[h] < 0:
+            slot[h] = r
+            out[k] = r
+            k += 1
+    return out[:k]
 
 
 def _expired(deadline: float | None, stop: threading.Event | None) -> bool:
@@ -734,7 +762,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         if r == 2:
             return "unsat", None, visited()
         seen += int(fresh.sum())
-        if seen >= DEEP_RATIO * visited() and (deep := _deep_state(p, margin0)) is not None:
+        if visited() >= DEEP_CELLS and seen >= DEEP_RATIO * visited() and (deep := _deep_state(p, margin0)) is not None:
             break  # nearly every cell is a new pattern: the deep walk, from the first cell again
         table[fresh, words] |= DECIDED
         if len(table) < cap:

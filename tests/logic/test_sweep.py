@@ -20,16 +20,17 @@ def _bad(ir, classes):
 
 
 D = dict(table=sweep_mod.TABLE, memory=sweep_mod.MEMORY, sparse=0.0, table0=1 << 12, deep=2.0, block=sweep_mod.BLOCK,
-         wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS)
+         wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS, deep_cells=sweep_mod.DEEP_CELLS)
 CONFIGS = [
     dict(D, table=1), dict(D, table=4),  # flushes (blocks of at most 1 and 4 cells); dense products
     dict(D, table=64, table0=2),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
     dict(D, sparse=sweep_mod.SPARSE, deep=sweep_mod.DEEP_RATIO),  # the defaults
-    dict(D, memory=64, sparse=1.0, deep=0.0),  # table capped by bytes, one-row decide blocks, sparse products
+    dict(D, memory=64, sparse=1.0, deep=0.0, deep_cells=0),  # table capped by bytes, one-row decide blocks, sparse products
     dict(D, wide=2, cache=0),  # blocks: keys built per cell beyond 2 changing neurons, a 1-slot cache
     dict(D, block=4, cache=1),  # ... blocks of at most 4 cells, a 2-slot cache
-    dict(D, table0=2, deep=0.0, block=1),  # the deep walk from the second cell on
-    dict(D, table0=16, deep=0.0, block=4)]  # ... after a few blocks
+    dict(D, table0=2, deep=0.0, block=1, deep_cells=0),  # the deep walk from the second cell on
+    dict(D, table0=16, deep=0.0, block=4, deep_cells=0),  # ... after a few blocks
+    dict(D, deep=0.0, deep_cells=64)]  # ... after 64 cells (boxes of fewer never go deep)
 
 
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
@@ -40,7 +41,8 @@ def test_sweep_matches_brute_force(net, seed, cfg, monkeypatch):
     alone (``deep`` 2.0: never switches), the deep walk after the first decision (0.0)."""
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
     for name, attr in [("deep", "DEEP_RATIO"), ("table", "TABLE"), ("table0", "TABLE0"), ("memory", "MEMORY"),
-                       ("sparse", "SPARSE"), ("block", "BLOCK"), ("wide", "WIDE"), ("cache", "CACHE_BITS")]:
+                       ("sparse", "SPARSE"), ("block", "BLOCK"), ("wide", "WIDE"), ("cache", "CACHE_BITS"),
+                       ("deep_cells", "DEEP_CELLS")]:
         monkeypatch.setattr(sweep_mod, attr, cfg[name])
     monkeypatch.setattr(sweep_mod, "BLOCK_MEMORY", min(cfg["memory"], sweep_mod.BLOCK_MEMORY))
     deep, table0 = cfg["deep"], cfg["table0"]
@@ -118,3 +120,14 @@ def test_lowest_bit_names_the_lowest_set_bit():
         for high in (0, *rng.integers(0, 1 << 62, 3).tolist()):
             w = np.uint64(((high << 1) | 1) << i & (2**64 - 1))
             assert sweep_mod._lowest_bit(w) == i
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 64, 65, 130])
+def test_unique_rows_keeps_the_first_of_each_distinct_row_in_order(n):
+    rng = np.random.default_rng(n)
+    V = rng.random((300, n)) < 0.5
+    V[150:] = V[rng.integers(0, 150, 150)]  # many repeats
+    keep = sweep_mod._unique_rows(V)
+    assert np.all(np.diff(keep) > 0)
+    first = [r for r in range(len(V)) if not any((V[q] == V[r]).all() for q in range(r))]
+    assert keep.tolist() == first

@@ -71,6 +71,9 @@ def test_every_backend_follows_the_tie_rule(ties):
 def test_bab_sweep_attack_and_bounds_follow_the_tie_rule(ties, enum_cells, deep, monkeypatch):
     monkeypatch.setattr(sweep_mod, "DEEP_RATIO", deep)
     monkeypatch.setattr(sweep_mod, "TABLE0", 2)
+    if deep == 0.0:  # cell by cell, so that the first decision comes at the second cell
+        monkeypatch.setattr(sweep_mod, "DEEP_CELLS", 0)
+        monkeypatch.setattr(sweep_mod, "BLOCK", 1)
     for ir, R, mask, truth in CASES:
         engine = Model(ir).engine
         status, w, _ = bab(engine, ir, R, np.nonzero(mask)[0], enum_cells=enum_cells, ties=ties)
