@@ -211,7 +211,7 @@ def test_a_race_prices_the_sweep_by_its_first_layer(kind):
     from bnnlogic.logic.bab import leaf_cells
     from tests.logic.test_query import NETS
 
-    ir = random_ir(0, **NETS["conv" if kind == "conv" else "dense"])
+    ir = random_ir(0, **NETS[kind])
     m = Model(ir)
     R = region.domain(ir.coding)
     race = Race(m, R, [0], propagate(ir, R.lo, R.hi))

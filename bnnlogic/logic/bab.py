@@ -171,9 +171,9 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     whether a tie with a bad class counts as bad (``ir.in_classes``); ``stop``: gives up
     ("unknown") soon after it is set (a racing portfolio's cancel).
 
-    A node with at most ``enum_cells`` threshold cells (default ``leaf_cells(ir)``) is not split
-    further: ``sweep`` visits every cell, which decides it exactly (each cell counts as a node); ``threads`` such
-    leaves are swept at once (default: the CPU count).  Nodes are handled ``batch`` at a
+    A node with at most ``enum_cells`` threshold cells (default ``leaf_cells(ir)``) is not
+    split further: ``sweep`` visits every cell, which decides it exactly (each cell counts as a
+    node); ``threads`` such leaves are swept at once (default: the CPU count).  Nodes are handled ``batch`` at a
     time (default: as many as fit one ``BATCH_BYTES`` int64 array of boxes, at most 2048): a
     depth-first search holds about one waiting batch per level."""
     if R.l0 is not None:

@@ -81,7 +81,8 @@ DEEP_CELLS = 1 << 15
 BLOCK = 1 << 13
 #: slots of the direct-mapped cache in front of the pattern table (``_record``)
 CACHE_BITS = 16
-#: ... and packed into one word when at most this many (else each cell's key is built in full)
+#: the neurons a block can flip are packed into one word when at most this many (else each
+#: cell's key is built in full)
 WIDE = 64
 #: ... if the layers above the first hold at most this many weights (dense int8 copies, each row
 #: also negated: twice this many bytes)
@@ -728,21 +729,22 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     state = np.zeros(3, dtype=np.int64)
     digit, direc = np.zeros(len(radix), dtype=np.int64), np.ones(len(radix), dtype=np.int64)
     margin = margin0.copy()
-    scratch = (np.zeros((1 << CACHE_BITS, words + 1), np.uint64), np.zeros(B, np.uint64), np.zeros(2 * slots, np.uint64), np.zeros(2 * slots, np.int64), np.zeros(n, np.int64),
-               np.zeros(words, np.uint64), np.zeros(words, np.uint64))
+    scratch = (np.zeros((1 << CACHE_BITS, words + 1), np.uint64),  # cache
+               np.zeros(B, np.uint64),  # sub
+               np.zeros(2 * slots, np.uint64), np.zeros(2 * slots, np.int64),  # seen, stamps
+               np.zeros(n, np.int64), np.zeros(words, np.uint64), np.zeros(words, np.uint64))  # U, base, key
     steps = max(1, CHUNK // B)
     seen = 0  # distinct layer-1 patterns decided so far
 
     def visited() -> int:
         return int(state[0] + state[2]) * B
 
-    def witness(digits: np.ndarray) -> tuple[str, np.ndarray, int]:
+    def witness(digits: np.ndarray, cells: int) -> tuple[str, np.ndarray, int]:
         feats, values, x = _cell_values(ir.coding.thresholds, lo, hi, lo if probe is None else probe)
         for f, v, c in zip(feats, values, digits):
             x[f] = v[c]
-        return "sat", x, cells()
+        return "sat", x, cells
 
-    cells = visited
     while True:
         if _expired(deadline, stop):
             return "unknown", None, visited()
@@ -758,7 +760,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
         if hit == GAVE_UP:
             return "unknown", None, visited()
         if hit >= 0:
-            return witness(blk.digits(hit, p.radix))
+            return witness(blk.digits(hit, p.radix), visited())
         if r == 2:
             return "unsat", None, visited()
         seen += int(fresh.sum())
@@ -779,13 +781,12 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     fa, fb = np.empty(widest, np.int64), np.empty(widest, np.int64)
     state = np.zeros(1, dtype=np.int64)
     digit, direc, margin = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64), margin0
-    cells = lambda: int(state[0]) + 1  # noqa: E731
     while True:
         if _expired(deadline, stop):
-            return "unknown", None, cells()
+            return "unknown", None, int(state[0]) + 1
         r = _walk_deep(DEEP_CHUNK, state, digit, direc, p.radix, p.bitcol, p.W0, margin, *deep, p.scale, p.offset,
                        bad, ties == "adversarial", fa, fb)
         if r == 3:
-            return witness(_gray_digits(int(state[0]), p.radix))
+            return witness(_gray_digits(int(state[0]), p.radix), int(state[0]) + 1)
         if r == 2:
-            return "unsat", None, cells()
+            return "unsat", None, int(state[0]) + 1

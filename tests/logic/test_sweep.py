@@ -19,13 +19,14 @@ def _bad(ir, classes):
     return b
 
 
-D = dict(table=sweep_mod.TABLE, memory=sweep_mod.MEMORY, sparse=0.0, table0=1 << 12, deep=2.0, block=sweep_mod.BLOCK,
-         wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS, deep_cells=sweep_mod.DEEP_CELLS)
+D = dict(table=sweep_mod.TABLE, memory=sweep_mod.MEMORY, sparse=0.0, table0=1 << 12, deep=2.0,
+         block=sweep_mod.BLOCK, wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS, deep_cells=sweep_mod.DEEP_CELLS)
 CONFIGS = [
     dict(D, table=1), dict(D, table=4),  # flushes (blocks of at most 1 and 4 cells); dense products
     dict(D, table=64, table0=2),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
     dict(D, sparse=sweep_mod.SPARSE, deep=sweep_mod.DEEP_RATIO),  # the defaults
-    dict(D, memory=64, sparse=1.0, deep=0.0, deep_cells=0),  # table capped by bytes, one-row decide blocks, sparse products
+    # table capped by bytes, one-row decide blocks, sparse products
+    dict(D, memory=64, sparse=1.0, deep=0.0, deep_cells=0),
     dict(D, wide=2, cache=0),  # blocks: keys built per cell beyond 2 changing neurons, a 1-slot cache
     dict(D, block=4, cache=1),  # ... blocks of at most 4 cells, a 2-slot cache
     dict(D, table0=2, deep=0.0, block=1, deep_cells=0),  # the deep walk from the second cell on
@@ -58,7 +59,7 @@ def test_sweep_matches_brute_force(net, seed, cfg, monkeypatch):
             stats = {}
             status, w, _ = sweep(ir, R.lo, R.hi, _bad(ir, bad), probe=x, stats=stats)
             assert status == ("sat" if np.isin(pred, bad).any() else "unsat")
-            if deep > 1:  # the table walk alone: never reported deep
+            if deep > 1:  # the block walk alone: never reported deep
                 assert "deep" not in stats
             elif net == "wide" and status == "unsat" and table0 == 2 and len(np.unique(layer1, axis=0)) > 1:
                 assert stats["deep"]  # deep from the first decision (the second cell) on
