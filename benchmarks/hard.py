@@ -457,9 +457,11 @@ def main() -> None:
     for m in sorted({r["model"] for r in radii}):
         rr = [r for r in radii if r["model"] == m]
         rad_summary[m] = {"images": len(rr), "complete": sum(r["complete"] for r in rr),
+                          "counterexample_side": sum(r["radius_counterexample"] is not None for r in rr),
                           "median_s": statistics.median(r["time_s"] for r in rr),
                           "decisions_median": statistics.median(r["decisions"] for r in rr)}
-    lines += ["", "radius: " + "; ".join(f"{m}: {v['complete']}/{v['images']} both sides proven, median "
+    lines += ["", "radius: " + "; ".join(f"{m}: {v['complete']}/{v['images']} both sides proven, "
+                                          f"{v['counterexample_side']} with a counterexample side, median "
                                           f"{v['median_s']:.1f} s" for m, v in rad_summary.items())]
     ladder = against_ladder(radii, ladders)
     lines += [f"ladder by hand ({m}): search as tight {v['as_tight']}/{v['images']}, and no slower "

@@ -352,9 +352,10 @@ def hard_tables(rec: Record) -> list[str]:
         if s["rows"] else []
     rad = s.get("radius") or {}
     if rad:
-        out += table(["model", "images", "both sides proven", "median s", "median decisions"],
-                     [[m, v["images"], v["complete"], v["median_s"], v["decisions_median"]] for m, v in rad.items()],
-                     "lrrrr")
+        out += table(["model", "images", "both sides proven", "with a counterexample side", "median s",
+                      "median decisions"],
+                     [[m, v["images"], v["complete"], v.get("counterexample_side", "-"), v["median_s"],
+                       v["decisions_median"]] for m, v in rad.items()], "lrrrrr")
     if s.get("ladder"):
         out += ["The radius search against the decision ladder by hand (eps = 1, 2, ... one `verify_region` each "
                 "until the first counterexample or unknown) on the same images: *as tight* counts images where "

@@ -35,6 +35,7 @@ and bound's complete case split; every witness is replayed by the caller.
 from __future__ import annotations
 
 import os
+import itertools
 import queue
 import threading
 import time
@@ -134,6 +135,10 @@ class Race:
     ``bounds``: R's bit bounds (``logic.bounds.propagate``); ``encoding``: the bounds-first
     encoding if the caller built it (else built by the first solver engine that needs it);
     ``ties``: how a tie with a bad class reads (``ir.TIES``), the same for every engine.
+    The k-th attack slice of a race (k = 0, 1, ...) searches with ``seed + k``: the attack is
+    deterministic given its seed, so a later slice on the old seed would replay the first one's
+    search before it saw anything new (fashion mlp-small image 10 at eps 5: seed 0 misses in
+    2 s, seeds 1, 2, 4, 5 hit in 0.09-0.5 s).
     """
 
     def __init__(self, model, R: Region, bad: Sequence[int], bounds: Bounds, encoding: Encoding | None = None,
@@ -144,6 +149,7 @@ class Race:
         self._lock = threading.Lock()  # guards the dict only (held briefly: interrupt never waits on a build)
         self._queries: dict[str, Query] = {}
         self.log_cells = n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] if R.l0 is None else float("inf")
+        self._attacks = itertools.count()  # attack slices started (each takes the next seed)
 
     # ------------------------------------------------------------------ engines
     def query(self, backend: str) -> Query:
@@ -172,8 +178,8 @@ class Race:
         if engine == "attack":
             from .attack import attack
 
-            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed, ties=self.ties,
-                       timeout=seconds, stop=stop)
+            x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed + next(self._attacks),
+                       ties=self.ties, timeout=seconds, stop=stop)
             return ("sat", x, 0) if x is not None else ("unknown", None, 0)
         if engine == "bab":
             from .logic.bab import bab

@@ -305,10 +305,19 @@ def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: s
 
 
 # ---------------------------------------------------------------------- robustness radius
+#: the radius search keeps UPPER_SHARE of its timeout (at most UPPER_TOTAL_S seconds) for the
+#: attack above an eps its decisions leave open, UPPER_PROBE_S seconds per probed eps
+UPPER_SHARE = 0.05
+UPPER_TOTAL_S = 1.0
+UPPER_PROBE_S = 0.1
+
+
 @dataclass
 class RadiusResult:
     radius_robust: int | None  # largest eps proven robust (None: x itself is not predicted as label)
-    radius_counterexample: int | None  # smallest eps with a replayed counterexample (None: none <= max_eps)
+    # the smallest eps with a replayed counterexample found (None: none found <= max_eps); when
+    # complete, the smallest there is
+    radius_counterexample: int | None
     complete: bool  # the two are adjacent (or robust up to max_eps, or x itself misclassified)
     time_s: float
     label: int
@@ -344,6 +353,11 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
     out leaves the interval open with ``open_reason="time"``; a misclassified x has no robust
     radius (``open_reason="misclassified"``, counterexample x itself at eps 0).  ``ties``: as
     in ``verify``.
+
+    With a ``timeout``, the ladder's decisions leave ``UPPER_SHARE`` of it (at most
+    ``UPPER_TOTAL_S``) unspent; if a decision runs out of time, that reserve goes to the attack
+    above the open eps (``_upper_bracket``), so an open interval still gets a replayed
+    counterexample side where a cheap one exists (a search that completes never pays for it).
     """
     t0 = time.perf_counter()
     check_ties(ties)
@@ -357,8 +371,8 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
         res.time_s = time.perf_counter() - t0
         return res
 
-    def decide(eps: int) -> str:
-        left = None if timeout is None else timeout - (time.perf_counter() - t0)
+    def decide(eps: int, reserve: float) -> str:
+        left = None if timeout is None else timeout - reserve - (time.perf_counter() - t0)
         if left is not None and left <= 0:
             return "unknown"
         r = verify_region(model, region.linf(c, x, eps), [label], label, backend, left, cores=cores, ties=ties)
@@ -378,13 +392,59 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             res.radius_robust, res.solver_calls = b, 1
             res.probes.append({"eps": b, "status": "robust", "time_s": round(time.perf_counter() - tb, 6),
                                "backend": "bounds"})
-    while res.radius_robust < max_eps and decide(res.radius_robust + 1) == "robust":
+    reserve, status = (0.0 if timeout is None else min(UPPER_TOTAL_S, UPPER_SHARE * timeout)), "robust"
+    while res.radius_robust < max_eps and (status := decide(res.radius_robust + 1, reserve)) == "robust":
         pass
+    if status == "unknown" and timeout is not None:  # out of time: the reserve looks above the open eps
+        tu = time.perf_counter()
+        hit = _upper_bracket(model, x, label, res.radius_robust + 2, max_eps, t0 + timeout, ties)
+        if hit is not None:
+            eps, res.counterexample = hit
+            res.radius_counterexample = int(np.abs(res.counterexample - x).max())
+            res.solver_calls += 1
+            res.probes.append({"eps": eps, "status": "counterexample", "time_s": round(time.perf_counter() - tu, 6),
+                               "backend": "attack"})
     hi = res.radius_counterexample
     res.complete = res.radius_robust == (max_eps if hi is None else hi - 1)
     res.open_reason = None if res.complete else "time"
     res.time_s = time.perf_counter() - t0
     return res
+
+
+def _upper_bracket(model: Model, x: np.ndarray, label: int, lo: int, max_eps: int, end: float,
+                   ties: str) -> tuple[int, np.ndarray] | None:
+    """(eps, replayed counterexample) from attack-only probes on boxes around x of eps >= lo
+    until the clock reads ``end``, or None: eps = lo, lo + 1, lo + 3, lo + 7, ... (at most
+    max_eps) until the attack hits, then bisection between lo and the hit's L-inf distance d
+    (a hit at eps e < d lowers d; a miss raises the lower end, proving nothing).  Each probe gets
+    ``UPPER_PROBE_S`` of the attack."""
+    bad = [c for c in range(model.ir.n_classes) if c != label]
+    c = model.ir.coding
+
+    def probe(eps: int) -> np.ndarray | None:
+        left = end - time.perf_counter()
+        if left <= 0:
+            return None
+        a = attack(model.engine, model.ir, region.linf(c, x, eps), bad, timeout=min(UPPER_PROBE_S, left), ties=ties)
+        return a if a is not None and in_classes(model.scores(a[None]), np.isin(np.arange(model.ir.n_classes), bad),
+                                                 ties)[0] else None
+
+    best, low, step, eps = None, lo - 1, 1, lo  # low: the largest eps probed without a hit
+    while best is None and eps <= max_eps and time.perf_counter() < end:
+        if (a := probe(eps)) is not None:
+            best = (eps, a)
+        else:
+            low, eps, step = eps, eps + step, 2 * step
+    if best is None:
+        return None
+    d = int(np.abs(best[1] - x).max())
+    while low + 1 < d and time.perf_counter() < end:
+        mid = (low + d) // 2
+        if (a := probe(mid)) is not None:
+            best, d = (mid, a), int(np.abs(a - x).max())
+        else:
+            low = mid
+    return best
 
 
 # ---------------------------------------------------------------------- property files

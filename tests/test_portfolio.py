@@ -54,6 +54,19 @@ def test_the_attack_alone_never_proves(seed):
         assert truth(m, R, bad) and int(m.predict(out.witness)[0]) in bad
 
 
+def test_each_attack_slice_of_a_race_takes_the_next_seed(monkeypatch):
+    """A race's attack slices search with seeds seed, seed + 1, ... (the attack is deterministic
+    given its seed: a second slice on the first one's seed would replay its search)."""
+    import bnnlogic.attack
+
+    seeds = []
+    monkeypatch.setattr(bnnlogic.attack, "attack", lambda *a, seed, **kw: seeds.append(seed))
+    m, R, y, bad = question(0)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi), seed=7)
+    out = race.run(5, schedule=((("attack", 0.01), ("wait", 0.01), ("attack", 0.01)), (("attack", 0.01),)))
+    assert out.status == "unknown" and sorted(seeds) == [7, 8, 9]
+
+
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("cores", [1, 2])
 def test_verify_races_when_the_box_is_not_swept_first(monkeypatch, seed, cores):

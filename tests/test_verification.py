@@ -147,7 +147,7 @@ def test_an_undecided_eps_ends_the_radius_search_with_all_the_time_left(monkeypa
     """Boxes of eps >= 7 are too hard (every probe of them runs out of time); the others are
     decided.  The search climbs eps 1, 2, ... as the ladder does, each probe with all the time
     left; it proves both sides of the radius when it lies below 7 and otherwise stops at the
-    undecided eps 7 with the interval open."""
+    undecided eps 7 with the interval open, its reserve then spent on the attack above 7."""
     from bnnlogic import verification
 
     m = tiny(0)
@@ -169,15 +169,50 @@ def test_an_undecided_eps_ends_the_radius_search_with_all_the_time_left(monkeypa
     monkeypatch.setattr(verification, "verify_region", fake)
     monkeypatch.setattr(verification, "_bounds_radius", lambda *a: 0)  # every eps from the fake
     monkeypatch.setattr(verification.region, "linf", lambda coding, x, eps: SimpleNamespace(eps=eps))  # eps > domain
+    above = []
+
+    def upper(model, x, label, lo, max_eps, end, ties):  # the attack above the open eps: a hit at 12
+        above.append(lo)
+        a = x.copy()
+        a[1] += 12
+        return 15, a
+
+    monkeypatch.setattr(verification, "_upper_bracket", upper)
     r = robustness_radius(m, x, label=y, max_eps=20, timeout=60)
-    probed = [p["eps"] for p in r.probes]
+    probed = [p["eps"] for p in r.probes if p["backend"] != "attack"]
     last = 7 if first is None else first
     assert probed == list(range(1, last + 1))
-    if first is None:  # the radius is at least 6 and 7 is undecided: the interval stays open
-        assert (r.radius_robust, r.radius_counterexample, r.complete, r.open_reason) == (6, None, False, "time")
+    if first is None:  # the radius is at least 6 and 7 is undecided: the interval stays open above 6
+        assert (r.radius_robust, r.radius_counterexample, r.complete, r.open_reason) == (6, 12, False, "time")
+        assert above == [8] and r.probes[-1]["backend"] == "attack" and r.probes[-1]["eps"] == 15
     else:
         assert (r.radius_robust, r.radius_counterexample, r.complete) == (first - 1, first, True)
-    assert all(limits[e] == pytest.approx(60, abs=1) for e in probed)  # each probe: all the time left
+        assert above == []  # a search that completes never looks above
+    reserve = min(verification.UPPER_TOTAL_S, verification.UPPER_SHARE * 60)
+    assert all(limits[e] == pytest.approx(60 - reserve, abs=0.5) for e in probed)  # all the time left but the reserve
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_attack_above_an_open_eps_brackets_the_radius(seed):
+    """``_upper_bracket`` (attack-only probes from eps lo up, then bisection down) returns a
+    replayed counterexample no closer to x than brute force's first bad eps, within its eps; or
+    None where no eps up to the domain's span has one."""
+    import time
+
+    from bnnlogic.verification import _upper_bracket
+
+    m = tiny(seed)
+    x = np.random.default_rng(seed).integers(0, 6, 4)
+    y = int(m.predict(x)[0])
+    span = m.ir.coding.hi - m.ir.coding.lo
+    first = next((e for e in range(span + 1) if brute_cex(m, x, e, [y])), None)
+    hit = _upper_bracket(m, x, y, 1, span, time.perf_counter() + 5, "low")
+    if first is None:
+        assert hit is None
+    else:
+        eps, a = hit
+        d = int(np.abs(a - x).max())
+        assert int(m.predict(a)[0]) != y and first <= d <= eps and brute_cex(m, x, d, [y])
 
 
 def test_property_file(tmp_path):
