@@ -34,8 +34,8 @@ and bound's complete case split; every witness is replayed by the caller.
 """
 from __future__ import annotations
 
-import os
 import itertools
+import os
 import queue
 import threading
 import time
