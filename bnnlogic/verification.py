@@ -257,14 +257,20 @@ def _bab(model: Model, R: Region, bad: list[int], left: float | None, res: Verif
 
 def _set_counterexample(model: Model, R: Region, bad: list[int], res: VerifyResult, x: np.ndarray,
                         source: str, ties: str = "low") -> None:
-    """Replay x through the engine; a failed replay is a bug, never a result.  ``adv_label``: the
-    lowest bad class with a maximal score (the prediction, with ties low)."""
+    """Replay x (``_replay``) and record it in ``res`` as found by ``source``."""
+    adv = _replay(model, R, bad, x, source, ties)
+    res.status, res.adv_label, res.counterexample, res.found_by = "counterexample", adv, x, source
+
+
+def _replay(model: Model, R: Region, bad: list[int], x: np.ndarray, source: str, ties: str = "low") -> int:
+    """Replay x through the engine: it lies in R and a class in ``bad`` wins (ties read by
+    ``ties``); a failed replay is a bug, never a result.  Returns the lowest bad class with a
+    maximal score (the prediction, with ties low)."""
     scores = model.scores(x[None])
     mask = np.isin(np.arange(model.ir.n_classes), bad)
     if not in_classes(scores, mask, ties)[0] or not R.contains(x[None])[0]:
         raise RuntimeError(f"{source} counterexample failed replay (scores {scores[0].tolist()}); this is a bug")
-    adv = int(np.argmax(np.where(mask, scores[0], np.iinfo(np.int64).min)))
-    res.status, res.adv_label, res.counterexample, res.found_by = "counterexample", adv, x, source
+    return int(np.argmax(np.where(mask, scores[0], np.iinfo(np.int64).min)))
 
 
 def verify(model: Model, x: Any, eps: int = 1, label: int | None = None, norm: str = "linf",
@@ -371,7 +377,9 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
         res.time_s = time.perf_counter() - t0
         return res
 
-    def decide(eps: int, reserve: float) -> str:
+    reserve = 0.0 if timeout is None else min(UPPER_TOTAL_S, UPPER_SHARE * timeout)  # for _upper_bracket
+
+    def decide(eps: int) -> str:
         left = None if timeout is None else timeout - reserve - (time.perf_counter() - t0)
         if left is not None and left <= 0:
             return "unknown"
@@ -392,8 +400,8 @@ def robustness_radius(model: Model, x: Any, label: int | None = None, max_eps: i
             res.radius_robust, res.solver_calls = b, 1
             res.probes.append({"eps": b, "status": "robust", "time_s": round(time.perf_counter() - tb, 6),
                                "backend": "bounds"})
-    reserve, status = (0.0 if timeout is None else min(UPPER_TOTAL_S, UPPER_SHARE * timeout)), "robust"
-    while res.radius_robust < max_eps and (status := decide(res.radius_robust + 1, reserve)) == "robust":
+    status = "robust"
+    while res.radius_robust < max_eps and (status := decide(res.radius_robust + 1)) == "robust":
         pass
     if status == "unknown" and timeout is not None:  # out of time: the reserve looks above the open eps
         tu = time.perf_counter()
@@ -425,9 +433,10 @@ def _upper_bracket(model: Model, x: np.ndarray, label: int, lo: int, max_eps: in
         left = end - time.perf_counter()
         if left <= 0:
             return None
-        a = attack(model.engine, model.ir, region.linf(c, x, eps), bad, timeout=min(UPPER_PROBE_S, left), ties=ties)
-        return a if a is not None and in_classes(model.scores(a[None]), np.isin(np.arange(model.ir.n_classes), bad),
-                                                 ties)[0] else None
+        R = region.linf(c, x, eps)
+        if (a := attack(model.engine, model.ir, R, bad, timeout=min(UPPER_PROBE_S, left), ties=ties)) is not None:
+            _replay(model, R, bad, a, "attack", ties)
+        return a
 
     best, low, step, eps = None, lo - 1, 1, lo  # low: the largest eps probed without a hit
     while best is None and eps <= max_eps and time.perf_counter() < end:

@@ -117,6 +117,21 @@ def test_the_radius_search_starts_at_the_bounds_radius_and_climbs_like_the_ladde
         assert eps[1] == b + 1
 
 
+def test_an_attack_hit_above_the_radius_that_fails_replay_is_a_bug(monkeypatch):
+    """``_upper_bracket`` replays every hit like any counterexample: one that keeps the label
+    raises, it is never reported."""
+    import time
+
+    from bnnlogic import verification
+
+    m = tiny(0)
+    x = np.array([1, 2, 3, 4])
+    y = int(m.predict(x)[0])
+    monkeypatch.setattr(verification, "attack", lambda engine, ir, R, bad, **kw: x.copy())  # x keeps y
+    with pytest.raises(RuntimeError, match="failed replay"):
+        verification._upper_bracket(m, x, y, 1, 5, time.perf_counter() + 5, "low")
+
+
 def test_robustness_radius_of_a_misclassified_input_is_zero():
     m = tiny(0)
     x = np.array([1, 2, 3, 4])
