@@ -45,8 +45,8 @@ from typing import Sequence
 import numpy as np
 
 from .blas import one_blas_thread
-from .ir import Dense
 from .logic import Query
+from .logic.bab import bab, conv_first
 from .logic.bounds import Bounds
 from .logic.encoding import Encoding
 from .logic.region import Region
@@ -174,8 +174,8 @@ class Race:
     def applies(self, engine: str, seconds: float | None) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
         and bound only if ``bab_fits``."""
-        dense = bool(self.model.ir.layers) and isinstance(self.model.ir.layers[0], Dense)
-        return engine != "bab" or bab_fits(self.log_cells, seconds, DENSE_CELL_S if dense else SWEEP_CELL_S)
+        cell_s = SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
+        return engine != "bab" or bab_fits(self.log_cells, seconds, cell_s)
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
                    ) -> tuple[str, np.ndarray | None, int]:
@@ -190,8 +190,6 @@ class Race:
                        ties=self.ties, timeout=seconds, stop=stop)
             return ("sat", x, 0) if x is not None else ("unknown", None, 0)
         if engine == "bab":
-            from .logic.bab import bab
-
             return bab(self.model.engine, self.model.ir, self.R, self.bad, timeout=seconds, bounds=self.bounds,
                        threads=threads, ties=self.ties, stop=stop)
         q = self.query({"exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])

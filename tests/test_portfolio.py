@@ -219,18 +219,19 @@ def test_branch_and_bound_runs_where_sweeping_the_box_fits_the_time():
     assert portfolio.bab_fits(33, 60.0, portfolio.DENSE_CELL_S) and not portfolio.bab_fits(33, 60.0)
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
-def test_a_race_prices_the_sweep_by_its_first_layer(kind):
+@pytest.mark.parametrize("net, conv", [("dense", False), ("conv", True), ("no hidden layer", False)])
+def test_a_race_prices_the_sweep_by_its_first_layer(net, conv):
+    """Branch and bound's leaf size and the race's price per cell ask the same question."""
     from bnnlogic.logic.bab import leaf_cells
     from tests.logic.test_query import NETS
 
-    ir = random_ir(0, **NETS[kind])
+    ir = random_ir(0, **NETS.get(net, dict(n_features=4, hi=3, hidden=())))
     m = Model(ir)
     R = region.domain(ir.coding)
     race = Race(m, R, [0], propagate(ir, R.lo, R.hi))
     race.log_cells = 33.0
-    assert race.applies("bab", 60.0) == (kind == "dense")
-    assert leaf_cells(ir) == (1 << 24 if kind == "dense" else 1 << 20)
+    assert race.applies("bab", 60.0) == (not conv)
+    assert leaf_cells(ir) == (1 << 20 if conv else 1 << 24)
 
 
 def test_a_one_lane_race_runs_on_the_calling_thread():

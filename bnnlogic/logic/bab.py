@@ -149,6 +149,12 @@ def split_box(ir: IR, R: Region, n_parts: int, bounds: Bounds | None = None) -> 
     return [Region(lo, hi, np.clip(center, lo, hi), None, "box", R.eps) for lo, hi in parts]
 
 
+def conv_first(ir: IR) -> bool:
+    """Whether the first hidden layer is a convolution (the sweep's cost per cell and its leaf
+    size depend on it; a net without hidden layers counts as dense)."""
+    return bool(ir.layers) and isinstance(ir.layers[0], Conv)
+
+
 def leaf_cells(ir: IR) -> int:
     """Threshold cells of the largest node ``bab`` sweeps rather than splits.  A dense first
     layer: 2^24 (the sweep deduplicates layer-1 patterns within a leaf, and smaller leaves
@@ -156,7 +162,7 @@ def leaf_cells(ir: IR) -> int:
     2 threads, 7.3 s with 2^20-cell leaves, 4.9 s with 2^24).  A convolution: 2^20 (a leaf's
     own bounds fix more of its many neurons: conv-small image 18 at eps 3, 15.0 s with 2^20,
     21.5 s with 2^24)."""
-    return 1 << 20 if ir.layers and isinstance(ir.layers[0], Conv) else 1 << 24
+    return 1 << 20 if conv_first(ir) else 1 << 24
 
 
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
