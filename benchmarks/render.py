@@ -630,6 +630,9 @@ HEADLINE_RUNS: list[tuple[str, Renderer, str]] = [
     ("verify-digits", lambda r: verify_tables(r, full=False),
      "python benchmarks/verify.py --models digits-mlp --images 20 --naive-images 5 --eps 1,2,3 --timeout 10 "
      "--solvers small --solver-images 5 --record"),
+    ("hard-fashion-mlp-small-fashion-conv-small", hard_headline,
+     "python benchmarks/hard.py --models fashion-mlp-small,fashion-conv-small --images 100 --eps 1,3,5,10,20 "
+     "--configs default --engines '' --radius 0 --memory 0 --record"),
     ("hard", hard_headline, "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core "
                             "--one-core-images 5 --engines '' --radius 5 --radius-timeout 60 --memory 10 --record"),
     ("infer", infer_tables, "python benchmarks/infer.py --record"),
@@ -647,7 +650,7 @@ HEADLINE_RUNS: list[tuple[str, Renderer, str]] = [
     ("dnn2bnn-digits", dnn2bnn_headline, "python benchmarks/dnn2bnn.py --quick --record"),
 ]
 #: README marker -> record names, best first (the first one recorded is shown)
-HEADLINES = {"verification": ["verify-fashion-mnist", "verify-digits"], "hard": ["hard"], "inference": ["infer", "infer-quick"],
+HEADLINES = {"verification": ["verify-fashion-mnist", "verify-digits"], "hard": ["hard-fashion-mlp-small-fashion-conv-small", "hard"], "inference": ["infer", "infer-quick"],
              "training": ["presets-fashion-mnist", "presets-digits"],
              "explanations": ["explain-fashion-mlp-small-friendly-eps25", "explain-quick"],
              "dnn2bnn": ["dnn2bnn-fashion-mnist", "dnn2bnn-digits"]}
