@@ -402,12 +402,22 @@ def plot_hard(rec: Record, png: Path) -> None:
 
 
 def hard_headline(rec: Record) -> list[str]:
-    """The README's table: the default portfolio's verdicts on the ordinary nets."""
+    """The README's table: the default portfolio's verdicts on the ordinary nets, and beside them
+    the one-core schedule's unknowns and mean on the same queries when the record has them."""
     s = rec["summary"]
     rows = [r for r in s["rows"] if r["config"] == "default"]
-    return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"],
+    n = {(r["model"], r["eps"]): r["n"] for r in rows}  # one-core rows over other images are left out
+    one = {(r["model"], r["eps"]): r for r in s["rows"]
+           if r["config"] == "one-core" and r["n"] == n.get((r["model"], r["eps"]))}
+    if not one:
+        return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"],
+                     [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"],
+                       r["median_time_s"], r["mean_time_s"]] for r in rows], "lrrrrrrr")
+    side = lambda r, k: one[(r["model"], r["eps"])][k] if (r["model"], r["eps"]) in one else "-"  # noqa: E731
+    return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s", "one core: unknown",
+                  "one core: mean s"],
                  [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"], r["median_time_s"],
-                   r["mean_time_s"]] for r in rows], "lrrrrrrr")
+                   r["mean_time_s"], side(r, "unknown"), side(r, "mean_time_s")] for r in rows], "lrrrrrrrrr")
 
 
 def tune_tables(rec: Record) -> list[str]:
