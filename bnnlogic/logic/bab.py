@@ -169,13 +169,16 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         max_nodes: int = 2_000_000, batch: int | None = None,
         enum_cells: int | None = None, threads: int | None = None,
         bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None,
-        parts: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[str, np.ndarray | None, int]:
+        parts: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+        left: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[str, np.ndarray | None, int]:
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
     unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
     (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``parts``: sub-boxes (lo, hi) of R,
     the only inputs searched (default: R; the caller knows the rest of R is good); ``ties``:
     whether a tie with a bad class counts as bad (``ir.in_classes``); ``stop``: gives up
-    ("unknown") soon after it is set (a racing portfolio's cancel).
+    ("unknown") soon after it is set (a racing portfolio's cancel); ``left``: on "unknown",
+    filled with the sub-boxes (lo, hi) not yet decided, whose union holds every bad input of
+    ``parts`` (passed back as ``parts``, a later call resumes the search).
 
     A node with at most ``enum_cells`` threshold cells (default ``leaf_cells(ir)``) is not
     split further: ``sweep`` visits every cell, which decides it exactly (each cell counts as a
@@ -198,7 +201,9 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     # int64; a deep search holds ~depth batches); a popped batch works in int64
     compact = np.promote_types(np.min_scalar_type(ir.coding.lo), np.min_scalar_type(ir.coding.hi))
     parts = [(R.lo, R.hi)] if parts is None else parts
-    stack = [(np.array([lo for lo, _ in parts], dtype=compact), np.array([hi for _, hi in parts], dtype=compact))]
+    # in batches; the last part is popped first (``left`` lists the deepest, most recent boxes last)
+    stack = [(np.array([lo for lo, _ in parts[s:s + batch]], dtype=compact),
+              np.array([hi for _, hi in parts[s:s + batch]], dtype=compact)) for s in range(0, len(parts), batch)]
     nodes = cells = 0
     deadline = None if timeout is None else t0 + timeout
     done = threading.Event()  # tells running sweeps to give up once the answer is known
@@ -219,10 +224,15 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
         return pool.map(run, range(len(LO)))
 
+    def give_up(*undecided: tuple[np.ndarray, np.ndarray]):
+        if left is not None:
+            left.extend((lo, hi) for LO, HI in [*stack, *undecided] for lo, hi in zip(LO, HI))
+        return "unknown", None, nodes + cells
+
     try:
         while stack:
             if (timeout is not None and time.perf_counter() - t0 > timeout) or nodes > max_nodes or halt.is_set():
-                return "unknown", None, nodes + cells
+                return give_up()
             LO, HI = (a.astype(np.int64) for a in stack.pop())
             nodes += len(LO)
             probe = np.clip(center[None], LO, HI)
@@ -247,8 +257,11 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
                 raise RuntimeError("bab: an unsafe leaf with a good probe (bounds are exact at leaves); bug")
             small = log_cells <= np.log2(max(enum_cells, 1))
             leaves = np.nonzero(small)[0]
-            for st, w, n in sweep_leaves(LO[leaves], HI[leaves], probe[leaves]):
+            for j, (st, w, n) in enumerate(sweep_leaves(LO[leaves], HI[leaves], probe[leaves])):
                 cells += n
+                if st == "unknown":  # this leaf and the next ones may be unswept, the big nodes unsplit
+                    rest = np.concatenate([leaves[j:], np.nonzero(~small)[0]])
+                    return give_up((LO[rest], HI[rest]))
                 if st != "unsat":
                     return st, w, nodes + cells
             LO, HI, within = LO[~small], HI[~small], within[:, ~small]

@@ -64,6 +64,45 @@ def test_bab_gives_up_on_budget():
     pytest.fail("no seed needed splitting")
 
 
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("seed", range(4))
+def test_bab_resumes_from_the_boxes_it_left(net, seed, monkeypatch):
+    """Given up ("unknown") by its node budget, or by a sweep cut off at the deadline, branch
+    and bound fills ``left`` with boxes holding every bad input it has not ruled out; searching
+    them (``parts``), budget after budget, reaches brute force's answer."""
+    import bnnlogic.logic.bab as bab_module
+
+    ir = random_ir(seed, **NETS[net])
+    m = Model(ir)
+    x = np.random.default_rng(seed).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    R = region.linf(ir.coding, x, min(2, ir.coding.hi))
+    sweep, calls = bab_module.sweep, []
+
+    def cut_off_every_third(*args, **kw):  # a sweep interrupted at the deadline
+        calls.append(1)
+        return ("unknown", None, 0) if len(calls) % 3 == 0 else sweep(*args, **kw)
+
+    monkeypatch.setattr(bab_module, "sweep", cut_off_every_third)
+    X = box_inputs(R.lo, R.hi)
+    for bad in ([c for c in range(ir.n_classes) if c != int(ir.predict(x[None])[0])], [ir.n_classes - 1]):
+        truth = bool(np.isin(ir.predict(X), bad).any())
+        parts, status, gave_up = None, "unknown", 0
+        while status == "unknown":
+            left = []
+            status, w, _ = bab(m.engine, ir, R, bad, max_nodes=2, enum_cells=6, parts=parts, left=left)
+            if status == "unknown":
+                gave_up += 1
+                inside = np.zeros(len(X), dtype=bool)
+                for lo, hi in left:
+                    inside |= np.all((lo <= X) & (X <= hi), axis=1)
+                assert inside[np.isin(ir.predict(X), bad)].all()  # no bad input is lost
+                parts = left
+            assert gave_up < 10_000
+        assert status == ("sat" if truth else "unsat")
+        if w is not None:
+            assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
+
+
 def test_bab_holds_blas_to_one_thread_while_it_sweeps_on_threads(monkeypatch):
     """Branch and bound's sweep threads are its parallelism: a BLAS pool beside them only
     contends (a 2-core backend="bab" query of conv-small: 26 s with BLAS on 2 threads, 15 s on
