@@ -8,7 +8,8 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
              (``logic.bab``); complete, but run only where sweeping the box's threshold cells
              would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell on one
-             thread, ``BAB_SLACK`` times less for what its bounds prune)
+             thread, ``BAB_SLACK`` times less for what its bounds prune); resumable (a later
+             step searches only the boxes an earlier one left open)
     exact    the Exact pseudo-Boolean solver on the bounds-first encoding; an Exact solver is
              resumable (a later step of a lane continues its search, learned constraints kept)
     cpsat    OR-Tools CP-SAT, one worker, on the same encoding
@@ -97,8 +98,17 @@ EXACT_BESIDE_BAB_S = 6.0
 #: and bound on both cores decides about twice as fast (fashion conv-small image 11 at eps 5:
 #: unknown at 60 s -> 40 s; mlp-small image 11: 20 -> 12 s).  2 s cut off Exact's 2.6-3.5-s
 #: proofs on conv-small's radius ladder (image 2 at eps 13: 2.9 s -> unknown).
+#: The one-core lane runs the two lanes' steps in turn: branch and bound first on boxes it
+#: sweeps in 10 s, Exact's 6 s, branch and bound again until the deadline (resumed: it searches
+#: only the boxes its first step left open) where the box fits, else the three attack slices and
+#: Exact (resumed) to the end.  On the 26 one-core queries of the 100-image hard record that took
+#: over 10 s and had at most 2^34 cells or another verdict on two cores, it decided 12 more than
+#: the old lane (attack 0.1 s, bab 10 s, attack 1 s, exact): mlp-small's boxes of 2^31-2^33 cells
+#: in 13-53 s, five counterexamples of the later attack slices; it lost two that Exact proved
+#: after 24 and 41 s on conv-small.
 SCHEDULES: dict[int, Schedule] = {
-    1: ((("attack", ATTACK_S), ("bab", 10.0), ("attack", 1.0), ("exact", None)),),
+    1: ((("attack", ATTACK_S), ("bab", 10.0), ("exact", EXACT_BESIDE_BAB_S), ("bab", None))
+        + (("attack", RESTART_S),) * RESTARTS + (("exact", None),),),
     2: ((("wait", ATTACK_S), ("exact", EXACT_BESIDE_BAB_S), ("yield", None), ("exact", None)),
         (("attack", ATTACK_S), ("bab", None)) + (("attack", RESTART_S),) * RESTARTS + (("cpsat", None),)),
 }
@@ -158,6 +168,7 @@ class Race:
         self._queries: dict[str, Query] = {}
         self.log_cells = n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] if R.l0 is None else float("inf")
         self._attacks = itertools.count()  # attack slices started (each takes the next seed)
+        self._bab_left: list[tuple[np.ndarray, np.ndarray]] | None = None  # boxes a bab step left open
 
     # ------------------------------------------------------------------ engines
     def query(self, backend: str) -> Query:
@@ -189,9 +200,12 @@ class Race:
             x = attack(self.model.engine, self.model.ir, self.R, self.bad, seed=self.seed + next(self._attacks),
                        ties=self.ties, timeout=seconds, stop=stop)
             return ("sat", x, 0) if x is not None else ("unknown", None, 0)
-        if engine == "bab":
-            return bab(self.model.engine, self.model.ir, self.R, self.bad, timeout=seconds, bounds=self.bounds,
-                       threads=threads, ties=self.ties, stop=stop)
+        if engine == "bab":  # a later bab step resumes from the boxes an earlier one left open
+            left: list[tuple[np.ndarray, np.ndarray]] = []
+            out = bab(self.model.engine, self.model.ir, self.R, self.bad, timeout=seconds, bounds=self.bounds,
+                      threads=threads, ties=self.ties, stop=stop, parts=self._bab_left, left=left)
+            self._bab_left = left if out[0] == "unknown" else None
+            return out
         q = self.query({"exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])
         if stop.is_set():
             return "unknown", None, 0
