@@ -482,9 +482,14 @@ def main() -> None:
 
         # a radius-only or memory-only run is its own record, so the newest "hard" keeps its verdict rows;
         # so is a run on other models than the three (e.g. 100 images of one net: "hard-fashion-mlp-large-eev")
+        # ... and a run without the default config is a side record of its models' runs
+        # ("hard-fashion-mlp-small-fashion-conv-small-one-core": the one-core schedule re-run alone)
         kind = "hard" if recs else "hard-radius" if radii else "hard-memory"
         if recs and args.models != MODELS_DEFAULT:
             kind += "-" + args.models.replace(",", "-")
+        configs = [c for c in args.configs.split(",") if c]
+        if recs and configs and "default" not in configs:
+            kind += "-" + "-".join(configs)
         print("record:", save_record(kind, summary_out, recs, radii=radii,
                                      **({"ladders": ladders} if ladders else {})))
 

@@ -403,12 +403,17 @@ def plot_hard(rec: Record, png: Path) -> None:
 
 def hard_headline(rec: Record) -> list[str]:
     """The README's table: the default portfolio's verdicts on the ordinary nets, and beside them
-    the one-core schedule's unknowns and mean on the same queries when the record has them."""
-    s = rec["summary"]
-    rows = [r for r in s["rows"] if r["config"] == "default"]
+    the one-core schedule's unknowns and mean on the same queries: from the record's own
+    one-core rows, or from a newer one-core-only record of the same runs (``<name>-one-core``,
+    made after the one-core schedule changed)."""
+    rows = [r for r in rec["summary"]["rows"] if r["config"] == "default"]
+    side = newest_exact(rec["benchmark"] + "-one-core")
+    src = side if side is not None and side["date"] > rec["date"] else rec
     n = {(r["model"], r["eps"]): r["n"] for r in rows}  # one-core rows over other images are left out
-    one = {(r["model"], r["eps"]): r for r in s["rows"]
+    one = {(r["model"], r["eps"]): r for r in src["summary"]["rows"]
            if r["config"] == "one-core" and r["n"] == n.get((r["model"], r["eps"]))}
+    note = ([f"One-core columns: `{src['command']}`, record [`{rel(src['_path'])}`]({rel(src['_path'])}), "
+             f"revision `{src['git_revision'][:8]}`.", ""] if src is not rec and one else [])
     if not one:
         return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"],
                      [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"],
@@ -417,7 +422,7 @@ def hard_headline(rec: Record) -> list[str]:
     return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s", "one core: unknown",
                   "one core: mean s"],
                  [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"], r["median_time_s"],
-                   r["mean_time_s"], side(r, "unknown"), side(r, "mean_time_s")] for r in rows], "lrrrrrrrrr")
+                   r["mean_time_s"], side(r, "unknown"), side(r, "mean_time_s")] for r in rows], "lrrrrrrrrr") + note
 
 
 def tune_tables(rec: Record) -> list[str]:
@@ -642,7 +647,7 @@ HEADLINE_RUNS: list[tuple[str, Renderer, str]] = [
      "--solvers small --solver-images 5 --record"),
     ("hard-fashion-mlp-small-fashion-conv-small", hard_headline,
      "python benchmarks/hard.py --models fashion-mlp-small,fashion-conv-small --images 100 --eps 1,3,5,10,20 "
-     "--configs default --engines '' --radius 0 --memory 0 --record"),
+     "--configs default,one-core --engines '' --radius 0 --memory 0 --record"),
     ("hard", hard_headline, "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core "
                             "--one-core-images 5 --engines '' --radius 5 --radius-timeout 60 --memory 10 --record"),
     ("infer", infer_tables, "python benchmarks/infer.py --record"),

@@ -59,3 +59,27 @@ def test_readme_headlines_fall_back_and_say_when_nothing_is_recorded(tmp_path, m
     out = render.render_readme(text)
     assert "old numbers" not in out and "No record yet: `python benchmarks/infer.py --quick --record`" in out
     assert out.startswith("a\n<!-- headline:inference -->\n") and out.endswith("<!-- /headline:inference -->\nb\n")
+
+
+def test_the_hard_headline_takes_one_core_columns_from_a_newer_one_core_record(tmp_path, monkeypatch):
+    """Beside the default's verdicts: the record's own one-core rows over the same images, or
+    those of a newer ``<name>-one-core`` record (the one-core schedule re-run alone), named."""
+    render = load_render()
+    monkeypatch.setattr(render, "RECORDS", tmp_path)
+    monkeypatch.setattr(render, "ROOT", tmp_path)
+    row = lambda config, n, unknown: {"model": "m", "config": config, "eps": 3, "n": n, "robust": 1,  # noqa: E731
+                                      "counterexample": n - 1 - unknown, "unknown": unknown,
+                                      "median_time_s": 0.5, "mean_time_s": 7.5}
+    fake_record(tmp_path / "hard-m", "hard-m", "2026-01-01T00:00:00Z", [],
+                {"rows": [row("default", 10, 2), row("one-core", 10, 4)]})
+    main = render.newest_exact("hard-m")
+    assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 | 4 | 7.5 |" in render.hard_headline(main)
+    fake_record(tmp_path / "hard-m-one-core", "hard-m-one-core", "2026-02-01T00:00:00Z", [],
+                {"rows": [row("one-core", 10, 3)]})
+    out = "\n".join(render.hard_headline(main))
+    assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 | 3 | 7.5 |" in out
+    assert "One-core columns: `python benchmarks/x.py --2026-02-01T00:00:00Z`" in out
+    fake_record(tmp_path / "hard-m", "hard-m", "2026-03-01T00:00:00Z", [],
+                {"rows": [row("default", 10, 2), row("one-core", 5, 1)]})  # over other images: left out
+    assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 |" in render.hard_headline(render.newest_exact("hard-m"))
+    assert "One-core columns" not in "\n".join(render.hard_headline(render.newest_exact("hard-m")))
