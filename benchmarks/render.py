@@ -412,17 +412,16 @@ def hard_headline(rec: Record) -> list[str]:
     n = {(r["model"], r["eps"]): r["n"] for r in rows}  # one-core rows over other images are left out
     one = {(r["model"], r["eps"]): r for r in src["summary"]["rows"]
            if r["config"] == "one-core" and r["n"] == n.get((r["model"], r["eps"]))}
-    note = ([f"One-core columns: `{src['command']}`, record [`{rel(src['_path'])}`]({rel(src['_path'])}), "
-             f"revision `{src['git_revision'][:8]}`.", ""] if src is not rec and one else [])
+    head = ["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"]
+    keys = ["model", "eps", "n", "robust", "counterexample", "unknown", "median_time_s", "mean_time_s"]
+    cells = [[r[k] for k in keys] for r in rows]
     if not one:
-        return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"],
-                     [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"],
-                       r["median_time_s"], r["mean_time_s"]] for r in rows], "lrrrrrrr")
-    side = lambda r, k: one[(r["model"], r["eps"])][k] if (r["model"], r["eps"]) in one else "-"  # noqa: E731
-    return table(["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s", "one core: unknown",
-                  "one core: mean s"],
-                 [[r["model"], r["eps"], r["n"], r["robust"], r["counterexample"], r["unknown"], r["median_time_s"],
-                   r["mean_time_s"], side(r, "unknown"), side(r, "mean_time_s")] for r in rows], "lrrrrrrrrr") + note
+        return table(head, cells, "l" + "r" * (len(head) - 1))
+    beside = [[one[(r["model"], r["eps"])][k] if (r["model"], r["eps"]) in one else "-"
+               for k in ("unknown", "mean_time_s")] for r in rows]
+    note = ([f"One-core columns: `{src['command']}`, record [`{rel(src['_path'])}`]({rel(src['_path'])}), "
+             f"revision `{src['git_revision'][:8]}`.", ""] if src is not rec else [])
+    return table(head + ["one core: unknown", "one core: mean s"], [c + b for c, b in zip(cells, beside)]) + note
 
 
 def tune_tables(rec: Record) -> list[str]:
