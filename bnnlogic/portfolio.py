@@ -72,14 +72,16 @@ BAB_SLACK = 4.0
 BAB_MAX_LOG_CELLS = 40
 #: seconds the attack gets at the head of a lane (it finds most counterexamples in 2-30 ms)
 ATTACK_S = 0.1
-#: after branch and bound, the 2-core schedule's attack restarts RESTARTS times for RESTART_S
-#: seconds each, each slice on the next seed: its hits come early or not at all (8 seeds x 2.1 s
-#: on two queries the record lost and won by seed: fashion conv-small image 9 at eps 10 hit by
-#: 5/8 seeds within 1 s, 6/8 within 2 s; mlp-small image 10 at eps 5 5/8 and 7/8), so three 1-s
-#: slices miss less often than one 2-s slice (about 5% vs 12-25% there).  CP-SAT, next in the
-#: lane, decided none of the plain nets' queries in the hard record (Exact 5, all within 2 s)
+#: after branch and bound, the attack restarts RESTARTS times for RESTART_S seconds each, each
+#: slice on the next seed: its hits come early or not at all (8 seeds x 2.1 s on two queries
+#: the record lost and won by seed: fashion conv-small image 9 at eps 10 hit by 5/8 seeds
+#: within 1 s, 6/8 within 2 s; mlp-small image 10 at eps 5 5/8 and 7/8), so 1-s slices miss
+#: less often than longer ones.  With the attack's local search, on 16 queries of the 2-core
+#: record at 2edf371 left unknown (conv-small at eps 5/10/20, mlp-small at eps 10/20) where a
+#: 20-s local search had hit: 0.1 s then 3 slices hit 9, 7 slices 12, one 7-s slice 12 (later).
+#: CP-SAT, next in the 2-core lane, decided 1 of the plain nets' 1000 queries in that record
 RESTART_S = 1.0
-RESTARTS = 3
+RESTARTS = 7
 #: seconds Exact races beside branch and bound before it yields its core: on fashion conv-small,
 #: Exact decided boxes that branch and bound also takes (2^23-2^32 cells) in 0.2-3.5 s alone,
 #: 3.7-4.6 s beside branch and bound's two threads; on mlp-small it decided none of them
@@ -100,7 +102,7 @@ EXACT_BESIDE_BAB_S = 6.0
 #: proofs on conv-small's radius ladder (image 2 at eps 13: 2.9 s -> unknown).
 #: The one-core lane runs the two lanes' steps in turn: branch and bound first on boxes it
 #: sweeps in 10 s, Exact's 6 s, branch and bound again until the deadline (resumed: it searches
-#: only the boxes its first step left open) where the box fits, else the three attack slices and
+#: only the boxes its first step left open) where the box fits, else the ``RESTARTS`` attack slices and
 #: Exact (resumed) to the end.  On the 26 one-core queries of the 100-image hard record that took
 #: over 10 s and had at most 2^34 cells or another verdict on two cores, it decided 12 more than
 #: the old lane (attack 0.1 s, bab 10 s, attack 1 s, exact): mlp-small's boxes of 2^31-2^33 cells

@@ -163,10 +163,11 @@ def test_no_bad_pattern_means_no_counterexample():
     assert claims >= 10
 
 
-@pytest.mark.parametrize("stage", ["_single_moves", "_patterns", "_gradient"])
+@pytest.mark.parametrize("stage", ["_single_moves", "_patterns", "_gradient", "_local_search"])
 def test_each_stage_alone_is_sound(stage):
-    """Every stage on its own returns only levels whose inputs lie in the region and are
-    predicted bad; the gradient stage alone finds most counterexamples of these boxes."""
+    """Every stage on its own returns only levels whose inputs lie in the region (an L0
+    region: within its budget) and are predicted bad; the gradient stage alone and the local
+    search alone each find most counterexamples of these boxes."""
     import bnnlogic.attack as A
 
     exists = found = 0
@@ -183,8 +184,9 @@ def test_each_stage_alone_is_sound(stage):
                 if out is not None and len(out):
                     Xo = S.raw(out)
                     assert R.contains(Xo).all() and bad[ir.predict(Xo)].all(), (kind, seed, norm, eps)
+                    assert S.l0 is None or (out != S.mid).sum(axis=1).max() <= S.l0
                 exists += bool(bad[pred].any())
                 found += out is not None and len(out) > 0
     assert exists >= 10
-    if stage == "_gradient":
+    if stage in ("_gradient", "_local_search"):
         assert found >= 0.8 * exists, (found, exists)
