@@ -404,11 +404,13 @@ def plot_hard(rec: Record, png: Path) -> None:
 def hard_headline(rec: Record) -> list[str]:
     """The README's table: the default portfolio's verdicts on the ordinary nets, and beside them
     the one-core schedule's unknowns and mean on the same queries: from the record's own
-    one-core rows, or from a newer one-core-only record of the same runs (``<name>-one-core``,
-    made after the one-core schedule changed)."""
+    one-core rows, or from the newest one-core-only record of the same runs
+    (``<name>-one-core``) if it is newer or the record has no one-core rows (the default re-run
+    alone); a side record is named under the table with its revision."""
     rows = [r for r in rec["summary"]["rows"] if r["config"] == "default"]
     side = newest_exact(rec["benchmark"] + "-one-core")
-    src = side if side is not None and side["date"] > rec["date"] else rec
+    own = any(r["config"] == "one-core" for r in rec["summary"]["rows"])
+    src = side if side is not None and (side["date"] > rec["date"] or not own) else rec
     n = {(r["model"], r["eps"]): r["n"] for r in rows}  # one-core rows over other images are left out
     one = {(r["model"], r["eps"]): r for r in src["summary"]["rows"]
            if r["config"] == "one-core" and r["n"] == n.get((r["model"], r["eps"]))}

@@ -63,7 +63,8 @@ def test_readme_headlines_fall_back_and_say_when_nothing_is_recorded(tmp_path, m
 
 def test_the_hard_headline_takes_one_core_columns_from_a_newer_one_core_record(tmp_path, monkeypatch):
     """Beside the default's verdicts: the record's own one-core rows over the same images, or
-    those of a newer ``<name>-one-core`` record (the one-core schedule re-run alone), named."""
+    those of a ``<name>-one-core`` record (the one-core schedule re-run alone), named, when it
+    is newer or the record has none (the default re-run alone)."""
     render = load_render()
     monkeypatch.setattr(render, "RECORDS", tmp_path)
     monkeypatch.setattr(render, "ROOT", tmp_path)
@@ -83,3 +84,7 @@ def test_the_hard_headline_takes_one_core_columns_from_a_newer_one_core_record(t
                 {"rows": [row("default", 10, 2), row("one-core", 5, 1)]})  # over other images: left out
     assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 |" in render.hard_headline(render.newest_exact("hard-m"))
     assert "One-core columns" not in "\n".join(render.hard_headline(render.newest_exact("hard-m")))
+    fake_record(tmp_path / "hard-m", "hard-m", "2026-04-01T00:00:00Z", [], {"rows": [row("default", 10, 1)]})
+    out = "\n".join(render.hard_headline(render.newest_exact("hard-m")))
+    assert "| m | 3 | 10 | 1 | 8 | 1 | 0.5 | 7.5 | 3 | 7.5 |" in out
+    assert "One-core columns: `python benchmarks/x.py --2026-02-01T00:00:00Z`" in out
