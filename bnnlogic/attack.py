@@ -49,9 +49,10 @@ Search (``attack``), four stages; the first candidate predicted in ``bad`` wins:
    eps 10 and 1 of 3 at eps 20, none at eps 3 (9 + 9) or mlp-small's eps 5 (12).
 
 Stages 0 and 1 get ``PATTERN_SHARE`` of the budget (each gives up when its measured pace
-cannot finish in time), stage 2 ``GRADIENT_SHARE`` of what is left, stage 3 the rest.  The search stops at the first hit or at the time budget
-``timeout`` (seconds, ``DEFAULT_TIMEOUT``); building the network over R comes first and is not
-interrupted (milliseconds; tens of them for an L0 region on a 7840-bit input).  Measured by
+cannot finish in time), stage 2 ``GRADIENT_SHARE`` of what is left, stage 3 the rest.  The
+search stops at the first hit or at the time budget ``timeout`` (seconds,
+``DEFAULT_TIMEOUT``); building the network over R comes first and is not interrupted
+(milliseconds; tens of them for an L0 region on a 7840-bit input).  Measured by
 ``benchmarks/attack.py``.
 """
 from __future__ import annotations
@@ -551,10 +552,10 @@ def _local_search(q: _Search, t_end: float | None) -> np.ndarray | None:
             if len(hit):
                 return _apply(L, f[hit[:1]], t[hit[:1]])
             gap = _gap(q, scores)
-            hi = np.where(q.bad, scores, -np.inf).argmax(axis=1)
-            lo = np.where(q.bad, -np.inf, scores).argmax(axis=1)
+            t_bad = np.where(q.bad, scores, -np.inf).argmax(axis=1)
+            t_good = np.where(q.bad, -np.inf, scores).argmax(axis=1)
             sig = 1.0 / (1.0 + np.exp(-np.clip((h + 0.5) / net.width[-1], -30, 30)))
-            smooth = ((net.A[hi] - net.A[lo]) * sig).sum(axis=1)
+            smooth = ((net.A[t_bad] - net.A[t_good]) * sig).sum(axis=1)
             allowed = tabu[f] <= step
             j = np.lexsort((rng.random(len(f)), smooth, gap, allowed))[-1]
             top = max(top, (bool(allowed[j]), gap[j], smooth[j], f[j], t[j]))
