@@ -578,7 +578,7 @@ def _patterns(q: _Search, t_end: float | None) -> np.ndarray | None:
     if no pattern of the live first-layer neurons is bad (then no input of R is: the
     neurons outside are fixed over R and the layers above are exact).  Applies when the
     first op is linear (its outputs are its live neurons) with at most ``PATTERN_BITS``."""
-    net, S, bad, rng = q.net, q.S, q.bad, q.rng
+    net, S, rng = q.net, q.S, q.rng
     if not net.ops or net.ops[0][0] != "lin" or len(net.live[0]) > PATTERN_BITS:
         return None
     W, k0 = net.ops[0][1], net.ops[0][2]
@@ -589,7 +589,7 @@ def _patterns(q: _Search, t_end: float | None) -> np.ndarray | None:
         return np.zeros((0, S.n), np.int64)
     Wb = W.by_input()  # (nb, k): each free bit's weights
     L = S.mid.copy()
-    s = Wb.T @ S.bit_values(L[None])[0] - k0
+    s = _first_margins(q, L)
     for restart in range(q.max_steps):
         L, s, found = _toward(Pb, L, s, Wb, S, rng, t_end, 4 * S.n + 16)
         if found:
@@ -597,7 +597,7 @@ def _patterns(q: _Search, t_end: float | None) -> np.ndarray | None:
         if _expired(t_end) or q.stopped():
             return None
         L = S.mid.copy() if S.l0 is not None else rng.integers(S.lo, S.hi + 1)
-        s = Wb.T @ S.bit_values(L[None])[0] - k0
+        s = _first_margins(q, L)
     return None
 
 
