@@ -447,6 +447,17 @@ def bounds_tables(rec: Record) -> list[str]:
                              ("linear_ms_per_node", "linear ms/node")], "lrrrrrrr")
 
 
+def cubes_tables(rec: Record) -> list[str]:
+    """Each engine alone on branch and bound's sub-boxes of boxes too big for it."""
+    s = rec["summary"]
+    cols = [("model", "model"), ("eps", "eps"), ("queries", "queries"), ("parts", "parts"),
+            ("part_log2_cells", "part log2 cells"), ("fixed", "fixed neurons")]
+    cols += [(f"{e}_{k}", f"{e}: {h}") for e in s["engines"] for k, h in (("decided", "decided"), ("median_s", "median s"))]
+    return dict_table(s["rows"], cols, "lr" + "r" * (len(cols) - 2)) + [
+        f"Timeout {num(s['settings']['timeout'])} s per engine and part (an undecided part counts at it in the "
+        f"median).  Disagreements (one engine robust, another a counterexample on a part): {s['disagreements']}.", ""]
+
+
 def dict_table(rows: Iterable[Record], cols: list[tuple[str, str]], align: str | None = None) -> list[str]:
     """A table of ``rows`` (dicts) with columns ``(key, header)``; a missing key is '-'."""
     return table([h for _, h in cols], [[r.get(k) if not isinstance(r.get(k), bool) else str(r.get(k))
@@ -536,7 +547,8 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                 "(`benchmarks/hard.py`): the default racing portfolio on every core, its one-core schedule, and "
                 "each engine alone; the robustness radius; the peak memory of a `--jobs 1` batch.  `schedules` "
                 "simulates candidate schedules on the engines' measured solve times (how `portfolio.SCHEDULES` "
-                "was chosen).",
+                "was chosen); `bounds` and `cubes` measured two things not built: a linear relaxation in branch "
+                "and bound, and the solvers on its sub-boxes (cube and conquer).",
                 [("hard", hard_tables, plot_hard,
                   "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core --one-core-images 5 --engines '' "
                   "--radius 5 --radius-timeout 60 --memory 10 --record"),
@@ -544,6 +556,7 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                   "python benchmarks/attack.py --models fashion-mlp-small,fashion-conv-small --images 10 --eps 3,5,20 "
                   "--record"),
                  ("bounds", bounds_tables, None, "python benchmarks/bounds.py --images 20 --eps 5 --record"),
+                 ("cubes", cubes_tables, None, "python benchmarks/cubes.py --record"),
                  ("schedules", tune_tables, None,
                   "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
                   "fashion-conv-small --timeout 30 --record")]),
