@@ -3,14 +3,15 @@ too big for branch and bound (cube and conquer: every part re-encoded with its o
 
     python benchmarks/cubes.py [--models fashion-mlp-small,fashion-conv-small] [--eps 3,5]
                                [--images 100] [--queries 3] [--min-log-cells 34]
-                               [--part-log-cells 24] [--parts 4] [--timeout 10] [--record]
+                               [--part-log-cells 24[,28,...]] [--parts 4] [--timeout 10]
+                               [--engines bab,exact,cpsat,cnf] [--record]
 
 Queries: per model and eps, the first --queries of the first --images test images whose box
 has more than 2^--min-log-cells threshold cells (more than a race gives branch and bound:
 ``portfolio.bab_fits``) and that interval bounds do not decide.  Parts: the box halved by branch
 and bound's own rule (``logic.bab._halve``: its highest-priority feature at its median
-threshold inside) until a part has at most 2^--part-log-cells cells (2^24 and 2^20 are
-``logic.bab.leaf_cells`` of a dense and a conv first layer), --parts of them sampled.
+threshold inside) until a part has at most 2^P cells for each P of --part-log-cells (2^24 and
+2^20 are ``logic.bab.leaf_cells`` of a dense and a conv first layer), --parts of them sampled.
 
 Each part is decided by each engine alone, one thread, --timeout s each:
 
@@ -21,7 +22,8 @@ Each part is decided by each engine alone, one thread, --timeout s each:
 
 A part's witness is replayed on the engine; a part that one engine proves robust and another
 finds a counterexample in is a disagreement (a bug).  Each row: model, image, eps, the query's
-and the part's log2 cells, the part's fixed neurons, each engine's status and seconds.
+and the part's log2 cells, the part's fixed neurons, each engine's status and seconds; the
+summary is per model, eps and part size.
 ``--record`` writes ``benchmarks/records/cubes/``.
 """
 from __future__ import annotations
@@ -88,7 +90,7 @@ def parts_of(model, R: Region, part_log_cells: float, n_parts: int, rng) -> list
 
 
 def rows_for(name: str, eps_list: list[int], images: int, queries: int, min_log_cells: float,
-             part_log_cells: float, n_parts: int, timeout: float, engines: list[str]) -> list[dict]:
+             part_sizes: list[float], n_parts: int, timeout: float, engines: list[str]) -> list[dict]:
     model = get_model(name)
     ir = model.ir
     X = load_dataset(model.meta["dataset"]).X_test
@@ -107,10 +109,10 @@ def rows_for(name: str, eps_list: list[int], images: int, queries: int, min_log_
             if log_cells <= min_log_cells or _bounds_exclude(model, R, propagate(ir, R.lo, R.hi), bad):
                 continue
             taken += 1
-            for part in parts_of(model, R, part_log_cells, n_parts, rng):
+            for size, part in ((z, p) for z in part_sizes for p in parts_of(model, R, z, n_parts, rng)):
                 b = propagate(ir, part.lo, part.hi)
                 neurons, fixed = fixed_counts(ir, b)
-                row = {"model": name, "index": i, "eps": eps, "log2_cells": round(log_cells, 1),
+                row = {"model": name, "index": i, "eps": eps, "log2_cells": round(log_cells, 1), "part_size": size,
                        "part_log2_cells": round(float(n_cells(ir.coding.thresholds, part.lo, part.hi)[0]), 1),
                        "fixed": fixed, "neurons": neurons}
                 for e in engines:
@@ -122,14 +124,15 @@ def rows_for(name: str, eps_list: list[int], images: int, queries: int, min_log_
 
 
 def summarize(rows: list[dict], engines: list[str], timeout: float) -> tuple[list[dict], int]:
-    """Per (model, eps): parts, median part cells and fixed neurons, and per engine the parts it
-    decided and its median seconds (an undecided part at its timeout); and the disagreements."""
+    """Per (model, eps, part size): parts, median part cells and fixed neurons, and per engine
+    the parts it decided and its median seconds (an undecided part at its timeout); and the
+    disagreements."""
     out, disagree = [], 0
     for row in rows:
         verdicts = {row[e]["status"] for e in engines} - {"unknown"}
         disagree += len(verdicts) > 1
-    for key in sorted({(r["model"], r["eps"]) for r in rows}):
-        sel = [r for r in rows if (r["model"], r["eps"]) == key]
+    for key in sorted({(r["model"], r["eps"], r["part_size"]) for r in rows}):
+        sel = [r for r in rows if (r["model"], r["eps"], r["part_size"]) == key]
         s = {"model": key[0], "eps": key[1], "queries": len({r["index"] for r in sel}), "parts": len(sel),
              "part_log2_cells": float(np.median([r["part_log2_cells"] for r in sel])),
              "fixed": f"{int(np.median([r['fixed'] for r in sel]))}/{sel[0]['neurons']}"}
@@ -148,7 +151,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--queries", type=int, default=3, help="queries per model and eps")
     ap.add_argument("--min-log-cells", type=float, default=34.0, help="only boxes with more than 2^this cells")
-    ap.add_argument("--part-log-cells", type=float, default=24.0, help="parts of at most 2^this cells")
+    ap.add_argument("--part-log-cells", default="24", help="parts of at most 2^this cells (a comma list: each size)")
     ap.add_argument("--parts", type=int, default=4, help="parts sampled per query")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per engine and part")
     ap.add_argument("--engines", default=",".join(ENGINES))
@@ -158,7 +161,7 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         rows += rows_for(name, [int(e) for e in args.eps.split(",")], args.images, args.queries, args.min_log_cells,
-                         args.part_log_cells, args.parts, args.timeout, engines)
+                         [float(p) for p in args.part_log_cells.split(",")], args.parts, args.timeout, engines)
     summary, disagree = summarize(rows, engines, args.timeout)
     cols = ["model", "eps", "queries", "parts", "part_log2_cells", "fixed"]
     cols += [f"{e}_{k}" for e in engines for k in ("decided", "median_s")]
