@@ -8,7 +8,8 @@ too big for branch and bound (cube and conquer: every part re-encoded with its o
 
 Queries: per model and eps, the first --queries of the first --images test images whose box
 has more than 2^--min-log-cells threshold cells (more than a race gives branch and bound:
-``portfolio.bab_fits``) and that interval bounds do not decide.  Parts: the box halved by branch
+``portfolio.bab_fits``) and that interval bounds do not decide; the question is whether any
+input of the box is predicted in another class than the image is.  Parts: the box halved by branch
 and bound's own rule (``logic.bab._halve``: its highest-priority feature at its median
 threshold inside) until a part has at most 2^P cells for each P of --part-log-cells (2^24 and
 2^20 are ``logic.bab.leaf_cells`` of a dense and a conv first layer), --parts of them sampled.
