@@ -551,9 +551,10 @@ def _local_search(q: _Search, t_end: float | None) -> np.ndarray | None:
             hit = np.nonzero(q.is_bad(scores))[0]
             if len(hit):
                 return _apply(L, f[hit[:1]], t[hit[:1]])
-            gap = _gap(q, scores)
             t_bad = np.where(q.bad, scores, -np.inf).argmax(axis=1)
             t_good = np.where(q.bad, -np.inf, scores).argmax(axis=1)
+            rows = np.arange(len(f))
+            gap = scores[rows, t_bad] - scores[rows, t_good]  # ``_gap``, from the argmaxes the tie-break needs
             sig = 1.0 / (1.0 + np.exp(-np.clip((h + 0.5) / net.width[-1], -30, 30)))
             smooth = ((net.A[t_bad] - net.A[t_good]) * sig).sum(axis=1)
             allowed = tabu[f] <= step
