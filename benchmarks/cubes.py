@@ -40,13 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bnnlogic.data import load_dataset  # noqa: E402
-from bnnlogic.ir import in_classes  # noqa: E402
 from bnnlogic.logic import Query, Region  # noqa: E402
 from bnnlogic.logic.bab import _halve, bab, split_rank  # noqa: E402
 from bnnlogic.logic.bounds import fixed_counts, propagate  # noqa: E402
 from bnnlogic.logic.sweep import n_cells  # noqa: E402
 from bnnlogic.portfolio import CNF_BACKEND  # noqa: E402
-from bnnlogic.verification import _bounds_exclude, make_region  # noqa: E402
+from bnnlogic.verification import _bounds_exclude, _replay, make_region  # noqa: E402
 from models import get_model  # noqa: E402
 
 ENGINES = {"bab": None, "exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}
@@ -54,7 +53,7 @@ ENGINES = {"bab": None, "exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}
 
 def decide(model, part: Region, bad: list[int], engine: str, timeout: float, bounds) -> tuple[str, float]:
     """(status "sat" | "unsat" | "unknown", seconds) of one engine alone on one part; a
-    witness is replayed (a bad class must win on the engine)."""
+    witness is replayed (``verification._replay``: in the part, a bad class wins)."""
     t0 = time.perf_counter()
     if engine == "bab":
         status, x, _ = bab(model.engine, model.ir, part, bad, timeout=timeout, bounds=bounds, threads=1)
@@ -67,19 +66,17 @@ def decide(model, part: Region, bad: list[int], engine: str, timeout: float, bou
         status, x = ans.status, None
     seconds = time.perf_counter() - t0
     if x is not None:
-        mask = np.zeros(model.ir.n_classes, bool)
-        mask[bad] = True
-        if not (part.contains(x[None]).all() and in_classes(model.engine.scores(x[None]), mask)[0]):
-            raise AssertionError(f"{engine}: a witness that does not replay")
+        _replay(model, part, bad, x, engine)
     return status, seconds
 
 
-def parts_of(model, R: Region, part_log_cells: float, n_parts: int, rng) -> list[Region]:
-    """Sub-boxes of R by branch and bound's split rule, halved level by level until each has at
-    most 2^part_log_cells cells; ``n_parts`` sampled (at most 4 n_parts kept per level)."""
+def parts_of(model, R: Region, bounds, part_log_cells: float, n_parts: int, rng) -> list[Region]:
+    """Sub-boxes of R (whose bit bounds are ``bounds``) by branch and bound's split rule, halved
+    level by level until each has at most 2^part_log_cells cells; ``n_parts`` sampled (at most
+    4 n_parts kept per level)."""
     ir = model.ir
     thr = np.sort(ir.coding.thresholds, axis=0)
-    rank = split_rank(ir, propagate(ir, R.lo, R.hi))
+    rank = split_rank(ir, bounds)
     LO, HI = R.lo[None].copy(), R.hi[None].copy()
     while (n_cells(ir.coding.thresholds, LO, HI) > part_log_cells).any():
         LO, HI = _halve(LO, HI, thr, rank)
@@ -107,10 +104,13 @@ def rows_for(name: str, eps_list: list[int], images: int, queries: int, min_log_
             R = make_region(model, X[i], eps)
             bad = [c for c in range(ir.n_classes) if c != int(pred[i])]
             log_cells = float(n_cells(ir.coding.thresholds, R.lo, R.hi)[0])
-            if log_cells <= min_log_cells or _bounds_exclude(model, R, propagate(ir, R.lo, R.hi), bad):
+            if log_cells <= min_log_cells:
+                continue
+            bounds = propagate(ir, R.lo, R.hi)
+            if _bounds_exclude(model, R, bounds, bad):
                 continue
             taken += 1
-            for size, part in ((z, p) for z in part_sizes for p in parts_of(model, R, z, n_parts, rng)):
+            for size, part in ((z, p) for z in part_sizes for p in parts_of(model, R, bounds, z, n_parts, rng)):
                 b = propagate(ir, part.lo, part.hi)
                 neurons, fixed = fixed_counts(ir, b)
                 row = {"model": name, "index": i, "eps": eps, "log2_cells": round(log_cells, 1), "part_size": size,
