@@ -149,7 +149,8 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     within the engine run's timeout), each lane on its own core; None if not by ``deadline``.
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
     only where ``portfolio.bab_fits`` (its engine rows ran on every core, as beside a lane
-    that yields to it)."""
+    that yields to it).  The per-engine rows do not show branch and bound's progress, so a
+    yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end."""
     from bnnlogic.portfolio import bab_fits
 
     best = None
@@ -161,7 +162,7 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
                 break
             if engine == "bab" and not bab_fits(log_cells, limit):
                 continue
-            if engine == "yield":  # the lane ends where branch and bound runs in another lane
+            if engine == "yield":  # the lane ends where branch and bound runs in another lane (on course)
                 if any(e == "bab" and bab_fits(log_cells, deadline) for other in schedule if other is not lane
                        for e, _ in other):
                     break

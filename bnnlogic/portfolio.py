@@ -8,16 +8,20 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
              (``logic.bab``); complete, but run only where sweeping the box's threshold cells
              would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell on one
-             thread, ``BAB_SLACK`` times less for what its bounds prune); resumable (a later
-             step searches only the boxes an earlier one left open)
+             thread, ``BAB_SLACK`` times less for what its bounds prune), and, once it has run
+             ``BAB_JUDGE_S``, only while ``bab_on_course``; resumable (a later step searches
+             only the boxes an earlier one left open)
     exact    the Exact pseudo-Boolean solver on the bounds-first encoding; an Exact solver is
              resumable (a later step of a lane continues its search, learned constraints kept)
     cpsat    OR-Tools CP-SAT, one worker, on the same encoding
     cnf      a CDCL solver on a CNF of the same encoding (``CNF_BACKEND``)
     wait     nothing (the lane sleeps; it leaves the core and the GIL to the other lanes)
-    yield    if branch and bound has started in another lane, this lane ends here: its core
-             goes to branch and bound's threads (a schedule with a yield step gives branch and
-             bound every core); else the lane goes on with its next step
+    yield    while branch and bound runs in another lane and is on course to end in the time
+             left (``bab_on_course``), this lane sleeps: its core goes to branch and bound's
+             threads (a schedule with a yield step gives branch and bound every core); once it
+             is off course, it is abandoned (its lane goes on to its next steps, its open boxes
+             kept) and so is the wait; then, or where branch and bound does not run, the lane
+             goes on with its next step
 
 A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
 (``None``: until the deadline).  Lanes run on threads of this process (one lane: the caller's
@@ -47,7 +51,7 @@ import numpy as np
 
 from .blas import one_blas_thread
 from .logic import Query
-from .logic.bab import bab, conv_first
+from .logic.bab import Progress, Either, bab, conv_first
 from .logic.bounds import Bounds
 from .logic.encoding import Encoding
 from .logic.region import Region
@@ -87,6 +91,20 @@ RESTARTS = 7
 #: 3.7-4.6 s beside branch and bound's two threads; on mlp-small it decided none of them
 EXACT_BESIDE_BAB_S = 6.0
 
+#: branch and bound is judged by its progress (``logic.bab.Progress``) once it has run
+#: ``BAB_JUDGE_S`` in all and ``BAB_PACE_S`` at the pace judged (a yielding lane: since it
+#: yielded, when branch and bound got its core), and is on course while ``BAB_COURSE_SLACK``
+#: times its projected remaining time fits the time left.  On fashion conv-small's queries at
+#: the edge (2^26-2^32 cells, 2 threads), the share decided grew about linearly (image 11 at eps
+#: 5: 21% at 10 s, 52% at 24 s, done at 44 s); the projection after 10 s was 44 / 10 / 13 /
+#: 38 s on four that it proved in 49 / 13 / 15 / 47 s, and 81-838 s on four it never ended, two
+#: of which Exact alone proves in 24 and 37 s
+BAB_JUDGE_S = 10.0
+BAB_PACE_S = 3.0
+BAB_COURSE_SLACK = 1.25
+#: how often a yielding lane looks at branch and bound's progress
+YIELD_POLL_S = 0.25
+
 #: schedules by the number of cores a query may use (more cores: the 2-core schedule).  Chosen
 #: from per-engine solve times on hard queries (``benchmarks/hard.py --tune``, recorded as
 #: ``benchmarks/records/schedules``): on plainly trained dense nets only the attack and branch
@@ -123,6 +141,16 @@ def bab_fits(log_cells: float, seconds: float | None, cell_s: float = SWEEP_CELL
     if seconds is None:
         return log_cells <= BAB_MAX_LOG_CELLS
     return log_cells <= BAB_MAX_LOG_CELLS and 2.0 ** log_cells * cell_s <= BAB_SLACK * seconds
+
+
+def bab_on_course(progress: Progress, left: float | None, mark: tuple[float, float] = (0.0, 0.0)) -> bool:
+    """Whether branch and bound, ``progress`` so far, should go on with ``left`` seconds to go
+    (None: no limit): always before ``BAB_JUDGE_S`` of search and ``BAB_PACE_S`` since ``mark``
+    (``Progress.mark``; default: the start), then while ``BAB_COURSE_SLACK`` times its projected
+    remaining time at the pace since ``mark`` fits in ``left``."""
+    elapsed = progress.elapsed()
+    return (left is None or elapsed < max(BAB_JUDGE_S, mark[0] + BAB_PACE_S)
+            or BAB_COURSE_SLACK * progress.remaining(mark) <= left)
 
 
 def default_cores() -> int:
@@ -171,6 +199,8 @@ class Race:
         self.log_cells = n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] if R.l0 is None else float("inf")
         self._attacks = itertools.count()  # attack slices started (each takes the next seed)
         self._bab_left: list[tuple[np.ndarray, np.ndarray]] | None = None  # boxes a bab step left open
+        self.bab_progress = Progress(self.log_cells)
+        self.bab_abandoned = threading.Event()  # set when branch and bound is off course: it gives up
 
     # ------------------------------------------------------------------ engines
     def query(self, backend: str) -> Query:
@@ -186,9 +216,11 @@ class Race:
 
     def applies(self, engine: str, seconds: float | None) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
-        and bound only if ``bab_fits``."""
+        and bound only if ``bab_fits`` and, if an earlier step ran it, ``bab_on_course``."""
+        if engine != "bab":
+            return True
         cell_s = SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
-        return engine != "bab" or bab_fits(self.log_cells, seconds, cell_s)
+        return bab_fits(self.log_cells, seconds, cell_s) and bab_on_course(self.bab_progress, seconds)
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
                    ) -> tuple[str, np.ndarray | None, int]:
@@ -205,7 +237,8 @@ class Race:
         if engine == "bab":  # a later bab step resumes from the boxes an earlier one left open
             left: list[tuple[np.ndarray, np.ndarray]] = []
             out = bab(self.model.engine, self.model.ir, self.R, self.bad, timeout=seconds, bounds=self.bounds,
-                      threads=threads, ties=self.ties, stop=stop, parts=self._bab_left, left=left)
+                      threads=threads, ties=self.ties, stop=Either(stop, self.bab_abandoned), parts=self._bab_left,
+                      left=left, progress=self.bab_progress)
             self._bab_left = left if out[0] == "unknown" else None
             return out
         q = self.query({"exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])
@@ -244,7 +277,7 @@ class Race:
         # branch and bound's threads: every core if another lane yields to it, else a lane's share
         yields = any(engine == "yield" for steps in lanes for engine, _ in steps)
         bab_threads = cores if yields else max(1, cores // len(lanes))
-        bab_started = threading.Event()
+        bab_running = threading.Event()
         t0 = time.perf_counter()
         deadline = None if timeout is None else t0 + timeout
         stop = threading.Event()
@@ -261,14 +294,17 @@ class Race:
                         break
                     limit = seconds if left is None else (left if seconds is None else min(seconds, left))
                     if engine == "yield":
-                        if bab_started.is_set():
-                            break
+                        self._yield_to_bab(bab_running, stop, deadline)
                         continue
                     if stop.is_set() or not self.applies(engine, limit):
                         continue
                     if engine == "bab":
-                        bab_started.set()
-                    st, x, nodes = self.run_engine(engine, limit, stop, threads=bab_threads)
+                        bab_running.set()
+                    try:
+                        st, x, nodes = self.run_engine(engine, limit, stop, threads=bab_threads)
+                    finally:
+                        if engine == "bab":
+                            bab_running.clear()
                     with tlock:
                         if engine != "wait":
                             out.seconds[engine] = out.seconds.get(engine, 0.0) + time.perf_counter() - now
@@ -310,6 +346,19 @@ class Race:
         if error is not None:
             raise error
         return out
+
+
+    def _yield_to_bab(self, bab_running: threading.Event, stop: threading.Event, deadline: float | None) -> None:
+        """A yield step: sleep while branch and bound runs and is ``bab_on_course`` at its pace
+        since the yield; once it is off course, abandon it (``bab_abandoned``: it gives up, its
+        open boxes kept) and return."""
+        mark = self.bab_progress.mark()
+        while bab_running.is_set() and not stop.is_set():
+            left = None if deadline is None else deadline - time.perf_counter()
+            if not bab_on_course(self.bab_progress, left, mark):
+                self.bab_abandoned.set()
+                return
+            stop.wait(YIELD_POLL_S)
 
 
 def race_calls(calls: Sequence, interrupt: Sequence = ()) -> tuple[str, object, int | None]:

@@ -273,10 +273,11 @@ def test_a_wait_step_leaves_the_cores_to_the_other_lane_and_is_not_an_engine():
 
 
 @pytest.mark.parametrize("bab_runs", [True, False])
-def test_a_yield_step_ends_its_lane_once_branch_and_bound_runs_and_gives_it_every_core(bab_runs):
-    """``("yield", None)``: where branch and bound has started in another lane, the yielding
-    lane ends there (its later steps never run) and branch and bound got every core as threads;
-    where branch and bound does not run (its box too big for the time), the lane goes on."""
+def test_a_yield_step_sleeps_while_branch_and_bound_runs_on_course_and_gives_it_every_core(bab_runs):
+    """``("yield", None)``: while branch and bound runs in another lane on course, the yielding
+    lane sleeps (its later steps never run if branch and bound decides) and branch and bound got
+    every core as threads; where branch and bound does not run (its box too big for the time),
+    the lane goes on."""
     m, R, y, bad = question(0)
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
     race.applies = lambda engine, seconds: engine != "bab" or bab_runs
@@ -300,6 +301,83 @@ def test_a_yield_step_ends_its_lane_once_branch_and_bound_runs_and_gives_it_ever
     else:
         assert out.status == "unknown" and "bab" not in engines and "cpsat" in engines
     assert "yield" not in engines and "yield" not in out.seconds
+
+
+def test_branch_and_bound_is_on_course_while_its_projection_fits_the_time_left():
+    """Judged only after ``BAB_JUDGE_S`` of search (and ``BAB_PACE_S`` since a mark); then its
+    projected remaining time at the pace since the mark, with ``BAB_COURSE_SLACK``, must fit
+    the time left."""
+    from bnnlogic.logic.bab import Progress
+
+    p = Progress(10.0)
+    p._busy = portfolio.BAB_JUDGE_S / 2
+    assert portfolio.bab_on_course(p, 1.0)  # too early to judge, even with nothing decided
+    p._busy = portfolio.BAB_JUDGE_S
+    assert not portfolio.bab_on_course(p, 1e9)  # nothing decided: never ends
+    p.add(np.array([9.0]))  # half of the box decided: as long again to go
+    assert p.remaining() == pytest.approx(portfolio.BAB_JUDGE_S)
+    assert portfolio.bab_on_course(p, portfolio.BAB_COURSE_SLACK * portfolio.BAB_JUDGE_S + 0.01)
+    assert not portfolio.bab_on_course(p, portfolio.BAB_COURSE_SLACK * portfolio.BAB_JUDGE_S - 0.01)
+    assert portfolio.bab_on_course(p, None)
+    mark = p.mark()  # judged at the pace since a mark: not before BAB_PACE_S more seconds
+    p._busy += portfolio.BAB_PACE_S / 2
+    assert portfolio.bab_on_course(p, 0.0, mark)
+    p._busy += portfolio.BAB_PACE_S / 2
+    assert not portfolio.bab_on_course(p, 1e9, mark)  # nothing decided since the mark
+    p.add(np.array([8.0]))  # a quarter more of the box in BAB_PACE_S: a quarter left, as long to go
+    assert p.remaining(mark) == pytest.approx(portfolio.BAB_PACE_S)
+    assert portfolio.bab_on_course(p, portfolio.BAB_COURSE_SLACK * portfolio.BAB_PACE_S + 0.01, mark)
+    assert not portfolio.bab_on_course(p, portfolio.BAB_COURSE_SLACK * portfolio.BAB_PACE_S - 0.01, mark)
+
+
+def test_a_yield_step_abandons_branch_and_bound_off_course_and_both_lanes_go_on(monkeypatch):
+    """Off course, the yielding lane abandons branch and bound (``bab_abandoned``: the running
+    step gives up) and goes on with its next step; branch and bound's lane goes on too."""
+    monkeypatch.setattr(portfolio, "bab_on_course", lambda progress, left, mark=None: False)
+    m, R, y, bad = question(0)
+    race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
+    race.applies = lambda engine, seconds: True
+
+    def run_engine(engine, seconds, stop, threads=1):
+        log.append(engine)
+        if engine == "bab":
+            assert race.bab_abandoned.wait(5)
+            return "unknown", None, 0
+        if engine == "attack":  # branch and bound's lane, after it gave up
+            stop.wait(0.3)  # the yielding lane meanwhile goes on too
+            return "sat", R.lo.copy(), 0
+        stop.wait(seconds)
+        return "unknown", None, 0
+
+    race.run_engine = run_engine
+    t0 = time.perf_counter()
+    out = race.run(10, cores=2, schedule=((("wait", 0.1), ("yield", None), ("exact", None)),
+                                          (("bab", None), ("attack", None))))
+    assert out.status == "sat" and out.engine == "attack" and time.perf_counter() - t0 < 2
+    assert log.index("bab") < log.index("exact")
+
+
+def test_an_abandoned_branch_and_bound_gives_up_and_keeps_its_box():
+    """Once abandoned, a branch and bound step ends undecided at once, with the whole box left
+    open for a later step."""
+    m, R, y, bad = question(0)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    race.bab_abandoned.set()
+    assert race.run_engine("bab", 10.0, threading.Event(), threads=2)[:2] == ("unknown", None)
+    assert len(race._bab_left) == 1 and np.array_equal(race._bab_left[0][0], R.lo)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_races_that_abandon_branch_and_bound_agree_with_brute_force(monkeypatch, seed):
+    """Branch and bound always off course: the 2-core schedule abandons it at its yield and
+    the one-core lane skips its second step; the solvers' answers still agree with brute force."""
+    monkeypatch.setattr(portfolio, "bab_on_course", lambda progress, left, mark=None: False)
+    m, R, y, bad = question(seed)
+    for lanes in portfolio.SCHEDULES.values():
+        race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+        out = race.run(30, schedule=lanes)
+        race.close()
+        assert out.status == ("sat" if truth(m, R, bad) else "unsat"), (seed, out)
 
 
 @pytest.mark.parametrize("cores", [1, 2])

@@ -38,7 +38,7 @@ from ..ir import IR, Conv, Dense, free_thresholds, in_classes
 from .bounds import Bounds, propagate
 from .encoding import _gather
 from .region import Region
-from .sweep import sweep
+from .sweep import n_cells, sweep
 
 
 #: bytes of one (batch, features) int64 array of boxes: a batch's working copies (bounds, probes,
@@ -47,7 +47,7 @@ from .sweep import sweep
 BATCH_BYTES = 1 << 21
 
 
-class _Either:
+class Either:
     """Reads as set when any of its events (None entries ignored) is set (``sweep`` polls it)."""
 
     def __init__(self, *events: threading.Event | None) -> None:
@@ -55,6 +55,45 @@ class _Either:
 
     def is_set(self) -> bool:
         return any(e.is_set() for e in self.events)
+
+
+class Progress:
+    """How far ``bab`` has come on a box R, shared across resumed calls: ``share`` of R's
+    threshold cells decided (a node's cells count once it is pruned by its bounds or swept;
+    R has 2^log_cells of them) over ``elapsed()`` seconds of search.  At the pace kept since
+    an earlier ``mark()`` (elapsed e0, share s0), the search ends after ``remaining(mark)``
+    more seconds, ``(elapsed - e0) * (1 - share) / (share - s0)``: a racing portfolio uses it to
+    decide whether to let it run.  Written by the search's own thread, read by any."""
+
+    def __init__(self, log_cells: float) -> None:
+        self.log_cells, self.share = log_cells, 0.0
+        self._busy, self._since = 0.0, None  # seconds of ended calls; start of the running one
+
+    def add(self, log_cells: np.ndarray) -> None:
+        """Nodes of 2^log_cells cells each are decided."""
+        self.share += float(np.exp2(np.asarray(log_cells, dtype=float) - self.log_cells).sum())
+
+    def elapsed(self) -> float:
+        since = self._since
+        return self._busy + (0.0 if since is None else time.perf_counter() - since)
+
+    def mark(self) -> tuple[float, float]:
+        """(elapsed, share) now: the start of a pace for ``remaining``."""
+        return self.elapsed(), self.share
+
+    def remaining(self, mark: tuple[float, float] = (0.0, 0.0)) -> float:
+        """Seconds to the end at the pace since ``mark`` (default: the start); inf if nothing
+        was decided since."""
+        (e0, s0), elapsed, share = mark, self.elapsed(), min(self.share, 1.0)
+        if share >= 1.0:
+            return 0.0
+        return float("inf") if share <= s0 or elapsed <= e0 else (elapsed - e0) * (1 - share) / (share - s0)
+
+    def start(self) -> None:
+        self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        self._busy, self._since = self.elapsed(), None
 
 
 def _influence(ir: IR, bounds: Bounds) -> np.ndarray:
@@ -170,7 +209,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         enum_cells: int | None = None, threads: int | None = None,
         bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None,
         parts: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
-        left: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[str, np.ndarray | None, int]:
+        left: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        progress: Progress | None = None) -> tuple[str, np.ndarray | None, int]:
     """``("unsat" | "sat" | "unknown", witness or None, nodes + cells explored)``; L0 regions
     unsupported; ``max_nodes`` bounds the nodes (not the swept cells); ``bounds`` are R's own
     (``propagate(ir, R.lo, R.hi)``) if the caller has them; ``parts``: sub-boxes (lo, hi) of R,
@@ -207,11 +247,13 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     nodes = cells = 0
     deadline = None if timeout is None else t0 + timeout
     done = threading.Event()  # tells running sweeps to give up once the answer is known
-    halt = _Either(done, stop)
+    halt = Either(done, stop)
     pool: ThreadPoolExecutor | None = None  # started when two leaves are swept at once
     # ... and then BLAS is held to one thread: the sweeps' threads are the parallelism, BLAS
     # threads beside them only contend (a 2-core backend="bab" query of conv-small: 26 s -> 15 s)
     blas = ExitStack()
+    if progress is not None:
+        progress.start()
 
     def sweep_leaves(LO: np.ndarray, HI: np.ndarray, probe: np.ndarray):
         """``sweep`` of every node given, on threads when there are several."""
@@ -244,6 +286,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
             first = nodes == 1 and np.array_equal(LO[0], R.lo) and np.array_equal(HI[0], R.hi)
             blo, bhi = bounds[-1] if first else propagate(ir, LO, HI)[-1]  # R's own bounds
             keep = ~safe_nodes(ir, blo, bhi, pred, bad, ties=ties)
+            if progress is not None and not keep.all():
+                progress.add(n_cells(thr, LO[~keep], HI[~keep]))
             LO, HI, probe, S = LO[keep], HI[keep], probe[keep], scores[keep]
             if not len(LO):
                 continue
@@ -264,6 +308,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
                     return give_up((LO[rest], HI[rest]))
                 if st != "unsat":
                     return st, w, nodes + cells
+                if progress is not None:
+                    progress.add(log_cells[leaves[j]])
             LO, HI, within = LO[~small], HI[~small], within[:, ~small]
             if not len(LO):
                 continue
@@ -273,6 +319,8 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
         return "unsat", None, nodes + cells
     finally:
         done.set()
+        if progress is not None:
+            progress.pause()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         blas.close()

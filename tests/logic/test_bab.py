@@ -6,7 +6,7 @@ import pytest
 
 from bnnlogic import Model
 from bnnlogic.logic import region
-from bnnlogic.logic.bab import bab, split_box
+from bnnlogic.logic.bab import Progress, bab, split_box
 from bnnlogic.logic.sweep import n_cells
 from tests.helpers import blas_threads, box_inputs, random_ir
 from tests.logic.test_query import NETS
@@ -101,6 +101,33 @@ def test_bab_resumes_from_the_boxes_it_left(net, seed, monkeypatch):
         assert status == ("sat" if truth else "unsat")
         if w is not None:
             assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("seed", range(4))
+def test_bab_progress_counts_each_cell_once_across_resumed_calls(net, seed):
+    """``Progress.share``: the pruned and swept nodes' cells over R's; a robust box searched
+    to the end, budget after budget, is decided once in whole (share 1, nothing remaining);
+    before that the share stays below 1 and the projection is finite once anything is decided."""
+    ir = random_ir(seed, **NETS[net])
+    m = Model(ir)
+    x = np.random.default_rng(seed).integers(ir.coding.lo, ir.coding.hi + 1, ir.coding.n_features)
+    R = region.linf(ir.coding, x, min(2, ir.coding.hi))
+    y = int(ir.predict(x[None])[0])
+    bad = [c for c in range(ir.n_classes) if c != y and not np.isin(ir.predict(box_inputs(R.lo, R.hi)), [c]).any()]
+    if not bad:
+        pytest.skip("every class is reached somewhere in the box")
+    progress, parts, status, calls = Progress(n_cells(ir.coding.thresholds, R.lo, R.hi)[0]), None, "unknown", 0
+    while status == "unknown":
+        left = []
+        status, _, _ = bab(m.engine, ir, R, bad, max_nodes=2, enum_cells=6, parts=parts, left=left, progress=progress)
+        calls += 1
+        if status == "unknown":
+            assert progress.share < 1 - 1e-9
+            assert progress.share == 0 or progress.remaining() < float("inf")
+            parts = left
+    assert status == "unsat" and abs(progress.share - 1) < 1e-9
+    assert progress.remaining() == 0 and progress.elapsed() > 0
 
 
 def test_bab_holds_blas_to_one_thread_while_it_sweeps_on_threads(monkeypatch):
