@@ -8,9 +8,8 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
              (``logic.bab``); complete, but run only where sweeping the box's threshold cells
              would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell on one
-             thread, ``BAB_SLACK`` times less for what its bounds prune), and, once it has run
-             ``BAB_JUDGE_S``, only while ``bab_on_course``; resumable (a later step searches
-             only the boxes an earlier one left open)
+             thread, ``BAB_SLACK`` times less for what its bounds prune); resumable (a later
+             step searches only the boxes an earlier one left open)
     exact    the Exact pseudo-Boolean solver on the bounds-first encoding; an Exact solver is
              resumable (a later step of a lane continues its search, learned constraints kept)
     cpsat    OR-Tools CP-SAT, one worker, on the same encoding
@@ -117,7 +116,13 @@ YIELD_POLL_S = 0.25
 #: branch and bound runs, Exact then yields its core to it after ``EXACT_BESIDE_BAB_S``: branch
 #: and bound on both cores decides about twice as fast (fashion conv-small image 11 at eps 5:
 #: unknown at 60 s -> 40 s; mlp-small image 11: 20 -> 12 s).  2 s cut off Exact's 2.6-3.5-s
-#: proofs on conv-small's radius ladder (image 2 at eps 13: 2.9 s -> unknown).
+#: proofs on conv-small's radius ladder (image 2 at eps 13: 2.9 s -> unknown).  While branch and
+#: bound is on course, that is; off course, Exact takes its core back (and the attack slices run
+#: on the other): on conv-small's queries at the edge, Exact then proved images 30 at eps 3 and
+#: 87 at eps 5 (34 and 50 s), the attack found image 71 at eps 3 (11 s, branch and bound: 42 s),
+#: and branch and bound still proved images 11, 18, 78 (47, 12, 15 s).  The one-core lane does
+#: not ask: skipping its second branch and bound step when off course (at the pace of its first
+#: 10 s) lost mlp-small image 24 at eps 3 (proved in 46 s) and gained none of those three.
 #: The one-core lane runs the two lanes' steps in turn: branch and bound first on boxes it
 #: sweeps in 10 s, Exact's 6 s, branch and bound again until the deadline (resumed: it searches
 #: only the boxes its first step left open) where the box fits, else the ``RESTARTS`` attack slices and
@@ -216,11 +221,9 @@ class Race:
 
     def applies(self, engine: str, seconds: float | None) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
-        and bound only if ``bab_fits`` and, if an earlier step ran it, ``bab_on_course``."""
-        if engine != "bab":
-            return True
+        and bound only if ``bab_fits``."""
         cell_s = SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
-        return bab_fits(self.log_cells, seconds, cell_s) and bab_on_course(self.bab_progress, seconds)
+        return engine != "bab" or bab_fits(self.log_cells, seconds, cell_s)
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
                    ) -> tuple[str, np.ndarray | None, int]:
