@@ -18,9 +18,9 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     yield    while branch and bound runs in another lane and is on course to end in the time
              left (``bab_on_course``), this lane sleeps: its core goes to branch and bound's
              threads (a schedule with a yield step gives branch and bound every core); once it
-             is off course, it is abandoned (its lane goes on to its next steps, its open boxes
-             kept) and so is the wait; then, or where branch and bound does not run, the lane
-             goes on with its next step
+             is off course, this lane abandons it (branch and bound's lane goes on to its next
+             steps, the open boxes kept) and goes on with its own next step, as it does at once
+             where branch and bound does not run
 
 A *schedule* gives each core a lane: a sequence of steps ``(engine, seconds)`` run in order
 (``None``: until the deadline).  Lanes run on threads of this process (one lane: the caller's
