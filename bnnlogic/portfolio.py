@@ -350,7 +350,6 @@ class Race:
             raise error
         return out
 
-
     def _yield_to_bab(self, bab_running: threading.Event, stop: threading.Event, deadline: float | None) -> None:
         """A yield step: sleep while branch and bound runs and is ``bab_on_course`` at its pace
         since the yield; once it is off course, abandon it (``bab_abandoned``: it gives up, its

@@ -207,7 +207,7 @@ def leaf_cells(ir: IR) -> int:
 def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | None = None,
         max_nodes: int = 2_000_000, batch: int | None = None,
         enum_cells: int | None = None, threads: int | None = None,
-        bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | None = None,
+        bounds: Bounds | None = None, ties: str = "low", stop: threading.Event | Either | None = None,
         parts: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
         left: list[tuple[np.ndarray, np.ndarray]] | None = None,
         progress: Progress | None = None) -> tuple[str, np.ndarray | None, int]:
