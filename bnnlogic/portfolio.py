@@ -10,8 +10,9 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
              would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell on one
              thread, ``BAB_SLACK`` times less for what its bounds prune); resumable (a later
              step searches only the boxes an earlier one left open)
-    exact    the Exact pseudo-Boolean solver on the bounds-first encoding; an Exact solver is
-             resumable (a later step of a lane continues its search, learned constraints kept)
+    exact    the Exact pseudo-Boolean solver on the bounds-first encoding, one bad class at a
+             time (``Race.solve_by_class``): the lanes share the classes, each lane's own
+             Exact; resumable (a later step of a lane continues, learned constraints kept)
     cpsat    OR-Tools CP-SAT, one worker, on the same encoding
     cnf      a CDCL solver on a CNF of the same encoding (``CNF_BACKEND``)
     wait     nothing (the lane sleeps; it leaves the core and the GIL to the other lanes)
@@ -82,7 +83,7 @@ ATTACK_S = 0.1
 #: less often than longer ones.  With the attack's local search, on 16 queries of the 2-core
 #: record at 2edf371 left unknown (conv-small at eps 5/10/20, mlp-small at eps 10/20) where a
 #: 20-s local search had hit: 0.1 s then 3 slices hit 9, 7 slices 12, one 7-s slice 12 (later).
-#: CP-SAT, next in the 2-core lane, decided 1 of the plain nets' 1000 queries in that record
+#: CP-SAT, next in the 2-core lane then, decided 1 of the plain nets' 1000 queries in that record
 RESTART_S = 1.0
 RESTARTS = 7
 #: seconds Exact races beside branch and bound before it yields its core: on fashion conv-small,
@@ -131,11 +132,18 @@ YIELD_POLL_S = 0.25
 #: the old lane (attack 0.1 s, bab 10 s, attack 1 s, exact): mlp-small's boxes of 2^31-2^33 cells
 #: in 13-53 s, five counterexamples of the later attack slices; it lost two that Exact proved
 #: after 24 and 41 s on conv-small.
+#: Exact refutes the bad classes one at a time (``Race.solve_by_class``), and on two cores both
+#: lanes end with it, sharing the classes: on conv-small (one core each, 60 s) the most
+#: threatening class takes most of the time (image 30 at eps 3: 14 s of 15, the other eight
+#: 0.1-3 s each), so two lanes prove what one joint Exact leaves open or proves late (images
+#: 24 and 5 at eps 5 in 54 and 33 s, unknown before; 87 at eps 5: 32 s, was 53; 95 at eps 5,
+#: which CP-SAT had proved in 59 s at the end of the second lane: 31 s).  One class alone on one
+#: core took 15 / 37 s where the joint query took 22 / 38 s (images 30 at eps 3, 87 at eps 5).
 SCHEDULES: dict[int, Schedule] = {
     1: ((("attack", ATTACK_S), ("bab", 10.0), ("exact", EXACT_BESIDE_BAB_S), ("bab", None))
         + (("attack", RESTART_S),) * RESTARTS + (("exact", None),),),
     2: ((("wait", ATTACK_S), ("exact", EXACT_BESIDE_BAB_S), ("yield", None), ("exact", None)),
-        (("attack", ATTACK_S), ("bab", None)) + (("attack", RESTART_S),) * RESTARTS + (("cpsat", None),)),
+        (("attack", ATTACK_S), ("bab", None)) + (("attack", RESTART_S),) * RESTARTS + (("exact", None),)),
 }
 
 
@@ -199,8 +207,11 @@ class Race:
         self.model, self.R, self.bad, self.bounds, self.seed, self.ties = model, R, list(bad), bounds, seed, ties
         self._encoding = encoding
         self._build = threading.Lock()  # one lane encodes, the other waits for it
-        self._lock = threading.Lock()  # guards the dict only (held briefly: interrupt never waits on a build)
-        self._queries: dict[str, Query] = {}
+        self._lock = threading.Lock()  # guards the dicts and class sets only (held briefly: interrupt never waits on a build)
+        self._queries: dict[tuple[str, int], Query] = {}
+        self._order: list[int] | None = None  # bad classes, most threatening first (``solve_by_class``)
+        self.refuted: set[int] = set()  # bad classes no input of R reaches
+        self._working: dict[int, tuple[int, Query]] = {}  # lane -> (class, its query) being refuted now
         self.log_cells = n_cells(model.ir.coding.thresholds, R.lo, R.hi)[0] if R.l0 is None else float("inf")
         self._attacks = itertools.count()  # attack slices started (each takes the next seed)
         self._bab_left: list[tuple[np.ndarray, np.ndarray]] | None = None  # boxes a bab step left open
@@ -208,16 +219,18 @@ class Race:
         self.bab_abandoned = threading.Event()  # set when branch and bound is off course: it gives up
 
     # ------------------------------------------------------------------ engines
-    def query(self, backend: str) -> Query:
-        """The query for ``backend``, built once; all backends share one encoding."""
+    def query(self, backend: str, lane: int = 0) -> Query:
+        """The query for ``backend`` on lane ``lane`` (each lane its own solver), built once; all
+        share one encoding."""
+        key = (backend, lane)
         with self._build:
-            if backend not in self._queries:
+            if key not in self._queries:
                 q = Query(self.model.ir, self.R, [[(0, self.bad)]], backend, engines=[self.model.engine],
                           bounds=[self.bounds], ties=self.ties, encoding=self._encoding, isolated=True)
                 self._encoding = q.encoding
                 with self._lock:
-                    self._queries[backend] = q
-            return self._queries[backend]
+                    self._queries[key] = q
+            return self._queries[key]
 
     def applies(self, engine: str, seconds: float | None) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
@@ -225,9 +238,10 @@ class Race:
         cell_s = SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
         return engine != "bab" or bab_fits(self.log_cells, seconds, cell_s)
 
-    def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1
-                   ) -> tuple[str, np.ndarray | None, int]:
-        """Run one engine for ``seconds`` (None: until stopped); (status, witness, bab nodes)."""
+    def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1,
+                   lane: int = 0) -> tuple[str, np.ndarray | None, int]:
+        """Run one engine for ``seconds`` (None: until stopped) on lane ``lane``; (status,
+        witness, bab nodes)."""
         if engine == "wait":
             stop.wait(seconds)
             return "unknown", None, 0
@@ -244,11 +258,76 @@ class Race:
                       left=left, progress=self.bab_progress)
             self._bab_left = left if out[0] == "unknown" else None
             return out
-        q = self.query({"exact": "exact", "cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])
+        if engine == "exact":
+            return self.solve_by_class(self.query("exact", lane), seconds, stop, lane) + (0,)
+        q = self.query({"cpsat": "cpsat", "cnf": CNF_BACKEND}[engine])
         if stop.is_set():
             return "unknown", None, 0
         ans = q.solve(timeout=seconds)
         return ans.status, ans.witness, 0
+
+    def solve_by_class(self, q: Query, seconds: float | None, stop: threading.Event, lane: int = 0
+                       ) -> tuple[str, np.ndarray | None]:
+        """Refute the bad classes one at a time: for class c, ``q`` solves under the assumption
+        that every other class's literal is false (``Network.class_lits``: ``l_d => d beats every
+        good class``), so UNSAT proves that no input of R puts c above the good classes, and a
+        model is a witness of c.  The goal is ``OR_c l_c``, so R is safe once every class is
+        refuted; the classes the bounds already exclude have no literal.  Lanes share the work:
+        lane 0 takes the most threatening open class (by the center's scores), other lanes the
+        least, and once every open class is taken a lane joins one in progress (each lane has its
+        own solver); the first refutation interrupts the other lanes on that class, which go on
+        to the next.  One class left (or none): the joint query.  Returns ``(status, witness)``
+        within ``seconds``."""
+        end = None if seconds is None else time.perf_counter() + seconds
+        lits = {} if stop.is_set() else q.encoding.nets[0].class_lits.get(tuple(sorted(self.bad)), {})
+        if len(lits) <= 1:
+            ans = None if stop.is_set() else q.solve(timeout=seconds)
+            return (ans.status, ans.witness) if ans is not None else ("unknown", None)
+        while (c := self._take_class(lits, lane, q)) is not None:
+            try:
+                left = None if end is None else end - time.perf_counter()
+                if stop.is_set() or (left is not None and left <= 0):
+                    return "unknown", None
+                ans = q.solve([-l for d, l in lits.items() if d != c], left)
+                if ans.status == "sat":
+                    return "sat", ans.witness
+                if ans.status == "unsat":
+                    with self._lock:
+                        self.refuted.add(c)
+                        for other, (c2, q2) in self._working.items():
+                            if c2 == c and other != lane:
+                                q2.interrupt()
+                elif c not in self.refuted:  # the time is up, or the race was decided
+                    return "unknown", None
+            finally:
+                with self._lock:
+                    del self._working[lane]
+                    if not stop.is_set():  # an interrupt from a lane that refuted c first
+                        q.clear_interrupt()
+        return "unsat", None
+
+    def open_classes(self) -> list[int] | None:
+        """The bad classes that neither R's bounds nor a solver have excluded so far (None: no
+        solver encoded R by class)."""
+        lits = None if self._encoding is None else self._encoding.nets[0].class_lits.get(tuple(sorted(self.bad)))
+        return None if lits is None else sorted(set(lits) - self.refuted)
+
+    def _take_class(self, lits: dict[int, int], lane: int, q: Query) -> int | None:
+        """The class that lane refutes next with ``q`` (``solve_by_class``), or None if all are
+        refuted."""
+        with self._lock:
+            if self._order is None:
+                x = self.R.center if self.R.center is not None else (self.R.lo + self.R.hi) // 2
+                scores = self.model.engine.scores(np.asarray(x)[None])[0]
+                self._order = sorted(lits, key=lambda c: (-scores[c], c))
+            open_ = [c for c in self._order if c not in self.refuted]
+            if not open_:
+                return None
+            taken = {c2 for c2, _ in self._working.values()}
+            pool = [c for c in open_ if c not in taken] or open_
+            c = pool[0] if lane == 0 else pool[-1]
+            self._working[lane] = (c, q)
+            return c
 
     def interrupt(self) -> None:
         with self._lock:
@@ -288,7 +367,7 @@ class Race:
         out = Outcome()
         tlock = threading.Lock()
 
-        def lane(steps: Lane) -> None:
+        def lane(index: int, steps: Lane) -> None:
             try:
                 for engine, seconds in steps:
                     now = time.perf_counter()
@@ -304,7 +383,7 @@ class Race:
                     if engine == "bab":
                         bab_running.set()
                     try:
-                        st, x, nodes = self.run_engine(engine, limit, stop, threads=bab_threads)
+                        st, x, nodes = self.run_engine(engine, limit, stop, threads=bab_threads, lane=index)
                     finally:
                         if engine == "bab":
                             bab_running.clear()
@@ -320,12 +399,12 @@ class Race:
                 return
             results.put(None)  # this lane is done, undecided
 
-        threads = [threading.Thread(target=lane, args=(steps,), daemon=True, name=f"bnnlogic-lane{i}")
+        threads = [threading.Thread(target=lane, args=(i, steps), daemon=True, name=f"bnnlogic-lane{i}")
                    for i, steps in enumerate(lanes)] if len(lanes) > 1 else []
         for th in threads:
             th.start()
         if not threads:  # one lane runs on this thread: no hand-off between threads per query
-            lane(lanes[0])
+            lane(0, lanes[0])
         open_lanes, error = len(lanes), None
         while open_lanes:
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())

@@ -182,6 +182,8 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
     if out.engine is not None:
         res.backend = portfolio.CNF_BACKEND if out.engine == "cnf" else out.engine
         res.encoding = _backend(res.backend)[1]
+    if out.status == "unknown" and (open_ := race.open_classes()) is not None:
+        res.stats["classes_open"] = open_
     if out.status == "unsat":
         res.status = "robust"
     elif out.status == "sat":

@@ -17,13 +17,13 @@ from tests.helpers import blas_threads, box_inputs, random_ir
 SINGLE = {e: (((e, None),),) for e in ("exact", "cpsat", "cnf", "bab")}
 
 
-def question(seed: int, eps: int = 2):
+def question(seed: int, eps: int = 2, classes: int = 3):
     """A tiny model, an L-inf box around a random input, its label and the bad classes."""
-    m = Model(random_ir(seed, n_features=5, hi=5, hidden=(7, 5), levels=2, n_classes=3))
+    m = Model(random_ir(seed, n_features=5, hi=5, hidden=(7, 5), levels=2, n_classes=classes))
     x = np.random.default_rng(seed).integers(0, 6, 5)
     y = int(m.predict(x)[0])
     R = region.linf(m.ir.coding, x, eps)
-    return m, R, y, [c for c in range(3) if c != y]
+    return m, R, y, [c for c in range(classes) if c != y]
 
 
 def truth(m, R, bad) -> bool:
@@ -43,6 +43,59 @@ def test_every_engine_and_schedule_agrees_with_brute_force(seed, schedule):
     if out.status == "sat":
         assert R.contains(out.witness[None])[0] and int(m.predict(out.witness)[0]) in bad
         assert out.engine in {e for lane in lanes for e, _ in lane}
+
+
+#: seeds of ``question(seed, 3, 5)`` whose boxes the bounds leave several bad classes: some
+#: reached (0, 4, 18, 27, 28, 32, 35, 37, 45, 49), none (10, 42, 48, 50, 56)
+SEVERAL_CLASSES = [0, 4, 10, 18, 27, 28, 32, 35, 37, 42, 45, 48, 49, 50, 56]
+
+
+@pytest.mark.parametrize("seed", SEVERAL_CLASSES)
+def test_exact_lanes_share_the_bad_classes_and_agree_with_brute_force(seed):
+    """Two Exact lanes refute the bad classes one at a time between them: the verdict is brute
+    force's, a witness is in R and predicted bad, "unsat" means every class that the bounds
+    left possible was refuted, and no class that some input of R gets is ever refuted."""
+    m, R, y, bad = question(seed, eps=3, classes=5)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    out = race.run(30, schedule=((("exact", None),), (("exact", None),)))
+    lits = race.query("exact").encoding.nets[0].class_lits[tuple(bad)]
+    race.close()
+    reached = set(m.ir.predict(box_inputs(R.lo, R.hi)).tolist())
+    assert len(lits) > 1 and out.status == ("sat" if reached & set(bad) else "unsat"), (seed, out)
+    if out.status == "sat":
+        assert R.contains(out.witness[None])[0] and int(m.predict(out.witness)[0]) in bad
+    else:
+        assert race.refuted == set(lits)
+    assert not race.refuted & reached
+
+
+@pytest.mark.parametrize("seed", SEVERAL_CLASSES)
+def test_one_lane_refutes_the_classes_in_turn_until_one_is_reached(seed):
+    """One lane alone: a witness of a reached class, or every class refuted; the classes it
+    refuted on the way are never predicted in R."""
+    m, R, y, bad = question(seed, eps=3, classes=5)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    status, x = race.solve_by_class(race.query("exact"), 30, threading.Event())
+    race.close()
+    reached = set(m.ir.predict(box_inputs(R.lo, R.hi)).tolist()) & set(bad)
+    assert status == ("sat" if reached else "unsat")
+    if reached:
+        assert int(m.predict(x)[0]) in reached and R.contains(x[None])[0]
+    assert not race.refuted & reached
+
+
+def test_an_unknown_race_lists_the_classes_still_open(monkeypatch):
+    """A race that runs out of time says which bad classes neither bounds nor Exact excluded."""
+    def first_class_only(self, q, seconds, stop, lane=0):
+        self.refuted.add(min(q.encoding.nets[0].class_lits[tuple(sorted(self.bad))]))
+        return "unknown", None
+
+    monkeypatch.setattr(verification, "SWEEP_FIRST", -1)
+    monkeypatch.setitem(portfolio.SCHEDULES, 1, ((("exact", None),),))
+    monkeypatch.setattr(Race, "solve_by_class", first_class_only)
+    m, R, y, bad = question(10, eps=3, classes=5)  # bounds leave classes 1 and 2, neither reached
+    r = verify_region(m, R, [y], y, timeout=5, cores=1)
+    assert r.status == "unknown" and r.stats["classes_open"] == [2]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -86,7 +139,7 @@ def test_verify_races_when_the_box_is_not_swept_first(monkeypatch, seed, cores):
 def _stuck(race: Race, log: list):
     """An engine that never decides but notices the cancel (records when)."""
 
-    def run_engine(engine, seconds, stop, threads=1):
+    def run_engine(engine, seconds, stop, threads=1, lane=0):
         if engine == "exact":
             time.sleep(0.2)
             return "unsat", None, 0
@@ -160,7 +213,7 @@ def test_races_run_blas_on_one_thread_and_restore_it():
         assert portfolio.race_calls([nested, look, look]) == ("unknown", None, None)
         m, R, y, bad = question(0)
         race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
-        race.run_engine = lambda engine, seconds, stop, threads=1: (seen.append(blas_threads()), ("unknown", None, 0))[1]
+        race.run_engine = lambda engine, seconds, stop, threads=1, lane=0: (seen.append(blas_threads()), ("unknown", None, 0))[1]
         race.run(5, schedule=((("exact", None),), (("cpsat", None),)))
         assert len(seen) == 7 and all(max(t) == 1 for t in seen)
         assert blas_threads() == before
@@ -170,7 +223,7 @@ def test_an_engine_error_reaches_the_caller():
     m, R, y, bad = question(0)
     race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
 
-    def boom(engine, seconds, stop, threads=1):
+    def boom(engine, seconds, stop, threads=1, lane=0):
         raise RuntimeError("engine bug")
 
     race.run_engine = boom
@@ -239,7 +292,7 @@ def test_a_one_lane_race_runs_on_the_calling_thread():
     m, R, y, bad = question(0)
     race, seen = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
 
-    def run_engine(engine, seconds, stop, threads=1):
+    def run_engine(engine, seconds, stop, threads=1, lane=0):
         seen.append(threading.current_thread())
         return ("unsat", None, 0) if engine == "cpsat" else ("unknown", None, 0)
 
@@ -257,7 +310,7 @@ def test_a_wait_step_leaves_the_cores_to_the_other_lane_and_is_not_an_engine():
     _stuck(race, log)
     stuck = race.run_engine
 
-    def run_engine(engine, seconds, stop, threads=1):
+    def run_engine(engine, seconds, stop, threads=1, lane=0):
         if engine == "wait":
             return Race.run_engine(race, engine, seconds, stop, threads)
         if engine == "attack":
@@ -282,7 +335,7 @@ def test_a_yield_step_sleeps_while_branch_and_bound_runs_on_course_and_gives_it_
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
     race.applies = lambda engine, seconds: engine != "bab" or bab_runs
 
-    def run_engine(engine, seconds, stop, threads=1):
+    def run_engine(engine, seconds, stop, threads=1, lane=0):
         log.append((engine, threads))
         if engine == "wait":
             stop.wait(seconds)
@@ -338,7 +391,7 @@ def test_a_yield_step_abandons_branch_and_bound_off_course_and_both_lanes_go_on(
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
     race.applies = lambda engine, seconds: True
 
-    def run_engine(engine, seconds, stop, threads=1):
+    def run_engine(engine, seconds, stop, threads=1, lane=0):
         log.append(engine)
         if engine == "bab":
             assert race.bab_abandoned.wait(5)

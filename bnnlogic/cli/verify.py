@@ -126,6 +126,8 @@ def run(args) -> int:
     text = f"{r.status} at eps {r.eps} (label {r.label}) in {r.time_s:.3f} s [{r.backend}]"
     if r.status == "counterexample":
         text += f": predicted {r.adv_label}, found by {r.found_by}, saved to {d['counterexample']}"
+    if "classes_open" in r.stats:
+        text += f"; classes still open: {', '.join(map(str, r.stats['classes_open'])) or 'none'}"
     if r.certificate is not None:
         c = r.certificate
         text += (f"; certificate {c['path']} (checked in {c['check_s']:.3f} s)" if c["status"] == "certified"

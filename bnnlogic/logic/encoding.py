@@ -124,6 +124,9 @@ class Network:
     bounds: Bounds | None = None
     ties: str = "low"  # how the goal's atoms on this network read a tie (``ir.TIES``)
     beats_cache: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: per ``pred in S`` atom (S sorted): each class c of S that bounds leave possible -> a
+    #: literal implying "c beats every class outside S" (``pred_in``)
+    class_lits: dict[tuple[int, ...], dict[int, int]] = field(default_factory=dict)
 
 
 def size_stats(neurons: int, fixed: int, variables: int = 0, clauses: int = 0, cardinality: int = 0) -> dict:
@@ -329,21 +332,20 @@ def pred_in(F: Formula, net: Network, classes: Sequence[int]) -> int:
     if not rest:
         return TRUE
     lits = beats(F, net, [(c, d) for c in S for d in rest])
-    alts = []
+    alts = net.class_lits[tuple(S)] = {}
     for i, c in enumerate(S):
         conds = lits[i * len(rest):(i + 1) * len(rest)]
         if -TRUE in conds:
             continue
-        a = F.new_var(f"pred=={c}")
+        alts[c] = F.new_var(f"pred=={c}")
         for b in conds:
-            F.add_clause([-a, b])
-        alts.append(a)
+            F.add_clause([-alts[c], b])
     if not alts:
         return -TRUE
     if len(alts) == 1:
-        return alts[0]
+        return next(iter(alts.values()))
     atom = F.new_var(f"pred in {S}")
-    F.add_clause([-atom] + alts)
+    F.add_clause([-atom] + list(alts.values()))
     return atom
 
 
