@@ -150,7 +150,9 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
     only where ``portfolio.bab_fits`` (its engine rows ran on every core, as beside a lane
     that yields to it).  The per-engine rows do not show branch and bound's progress, so a
-    yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end."""
+    yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end,
+    and each lane's Exact steps as one Exact alone: two lanes sharing the bad classes
+    (``portfolio.Race.solve_by_class``) are not simulated."""
     from bnnlogic.portfolio import bab_fits
 
     best = None
