@@ -21,7 +21,8 @@ this process, ``cpu_count // jobs`` (at least one) on the pool, the one CPU a ta
 Every record has ``task``, its key fields, ``status`` and ``time_s`` (seconds, measured where
 the query ran).  verify records (``run_query``) also have ``label`` (the data set's),
 ``backend``, ``encoding``, ``stats`` and, for a counterexample, ``adv_label``, ``found_by`` and
-``counterexample`` (the saved ``.npy``, a ``.png`` beside it for images; None without a folder).
+``counterexample`` (the saved ``.npy``, a ``.png`` beside it for images; None without a folder);
+an ``unknown`` from the racing portfolio has ``classes_open``, the bad classes it left open.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
     for key, value in (("certificate", r.certificate), ("cross_check", r.cross_check), ("error", error),
-                       ("ties", None if ties == "low" else ties)):
+                       ("ties", None if ties == "low" else ties), ("classes_open", r.stats.get("classes_open"))):
         if value is not None:
             rec[key] = value
     if r.status == "counterexample":

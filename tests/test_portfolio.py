@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bnnlogic import Model, portfolio, verification
+from bnnlogic.batch import run_query
 from bnnlogic.logic import propagate, region
 from bnnlogic.portfolio import Race
 from bnnlogic.verification import verify_region
@@ -96,6 +97,8 @@ def test_an_unknown_race_lists_the_classes_still_open(monkeypatch):
     m, R, y, bad = question(10, eps=3, classes=5)  # bounds leave classes 1 and 2, neither reached
     r = verify_region(m, R, [y], y, timeout=5, cores=1)
     assert r.status == "unknown" and r.stats["classes_open"] == [2]
+    rec = run_query(m, 0, R.center, y, 3, "auto", 5, "linf", None, cores=1)  # a batch's line
+    assert rec["status"] == "unknown" and rec["classes_open"] == [2]
 
 
 @pytest.mark.parametrize("seed", range(6))
