@@ -278,11 +278,13 @@ class Race:
         own solver); the first refutation interrupts the other lanes on that class, which go on
         to the next.  One class left (or none): the joint query.  Returns ``(status, witness)``
         within ``seconds``."""
+        if stop.is_set():
+            return "unknown", None
         end = None if seconds is None else time.perf_counter() + seconds
-        lits = {} if stop.is_set() else q.encoding.nets[0].class_lits.get(tuple(sorted(self.bad)), {})
+        lits = self._class_literals() or {}
         if len(lits) <= 1:
-            ans = None if stop.is_set() else q.solve(timeout=seconds)
-            return (ans.status, ans.witness) if ans is not None else ("unknown", None)
+            ans = q.solve(timeout=seconds)
+            return ans.status, ans.witness
         while (c := self._take_class(lits, lane, q)) is not None:
             try:
                 left = None if end is None else end - time.perf_counter()
@@ -309,8 +311,13 @@ class Race:
     def open_classes(self) -> list[int] | None:
         """The bad classes that neither R's bounds nor a solver have excluded so far (None: no
         solver encoded R by class)."""
-        lits = None if self._encoding is None else self._encoding.nets[0].class_lits.get(tuple(sorted(self.bad)))
+        lits = self._class_literals()
         return None if lits is None else sorted(set(lits) - self.refuted)
+
+    def _class_literals(self) -> dict[int, int] | None:
+        """The shared encoding's literal of each bad class the bounds leave possible
+        (``Network.class_lits`` of the atom ``pred in bad``); None before it is encoded."""
+        return None if self._encoding is None else self._encoding.nets[0].class_lits.get(tuple(sorted(self.bad)))
 
     def _take_class(self, lits: dict[int, int], lane: int, q: Query) -> int | None:
         """The class that lane refutes next with ``q`` (``solve_by_class``), or None if all are
@@ -318,7 +325,7 @@ class Race:
         with self._lock:
             if self._order is None:
                 x = self.R.center if self.R.center is not None else (self.R.lo + self.R.hi) // 2
-                scores = self.model.engine.scores(np.asarray(x)[None])[0]
+                scores = self.model.engine.scores(x[None])[0]
                 self._order = sorted(lits, key=lambda c: (-scores[c], c))
             open_ = [c for c in self._order if c not in self.refuted]
             if not open_:
