@@ -402,28 +402,48 @@ def plot_hard(rec: Record, png: Path) -> None:
 
 
 def hard_headline(rec: Record) -> list[str]:
-    """The README's table: the default portfolio's verdicts on the ordinary nets, and beside them
-    the one-core schedule's unknowns and mean on the same queries: from the record's own
-    one-core rows, or from the newest one-core-only record of the same runs
-    (``<name>-one-core``) if it is newer or the record has no one-core rows (the default re-run
-    alone); a side record is named under the table with its revision."""
+    """The README's table: the default portfolio's verdicts on the ordinary nets of ``rec``, and
+    beside them the one-core schedule's unknowns and mean on the same queries.  Each model's
+    rows of each config come from the newest ``hard*`` record that ran that model and config on
+    the same images and eps (``_newest_runs``: a net or a config re-run alone at a later
+    revision replaces only its own rows); under the table, the record behind each."""
     rows = [r for r in rec["summary"]["rows"] if r["config"] == "default"]
-    side = newest_exact(rec["benchmark"] + "-one-core")
-    own = any(r["config"] == "one-core" for r in rec["summary"]["rows"])
-    src = side if side is not None and (side["date"] > rec["date"] or not own) else rec
-    n = {(r["model"], r["eps"]): r["n"] for r in rows}  # one-core rows over other images are left out
-    one = {(r["model"], r["eps"]): r for r in src["summary"]["rows"]
-           if r["config"] == "one-core" and r["n"] == n.get((r["model"], r["eps"]))}
+    runs = {(m, cfg): _newest_runs(m, cfg, {(r["eps"], r["n"]) for r in rows if r["model"] == m})
+            for m in dict.fromkeys(r["model"] for r in rows) for cfg in ("default", "one-core")}
+    pick = {key: {(r["model"], r["eps"]): r for r in src["summary"]["rows"] if (r["model"], r["config"]) == key}
+            for key, src in runs.items() if src is not None}
     head = ["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"]
     keys = ["model", "eps", "n", "robust", "counterexample", "unknown", "median_time_s", "mean_time_s"]
-    cells = [[r[k] for k in keys] for r in rows]
-    if not one:
-        return table(head, cells, "l" + "r" * (len(head) - 1))
-    beside = [[one[(r["model"], r["eps"])][k] if (r["model"], r["eps"]) in one else "-"
-               for k in ("unknown", "mean_time_s")] for r in rows]
-    note = ([f"One-core columns: `{src['command']}`, record [`{rel(src['_path'])}`]({rel(src['_path'])}), "
-             f"revision `{src['git_revision'][:8]}`.", ""] if src is not rec else [])
-    return table(head + ["one core: unknown", "one core: mean s"], [c + b for c, b in zip(cells, beside)]) + note
+    one_core = any(cfg == "one-core" for _, cfg in pick)
+    cells = []
+    for r in rows:
+        d = pick[(r["model"], "default")][(r["model"], r["eps"])]
+        o = pick.get((r["model"], "one-core"), {}).get((r["model"], r["eps"]))
+        cells.append([d[k] for k in keys] + ([o["unknown"], o["mean_time_s"]] if o else ["-", "-"]) * one_core)
+    out = table(head + ["one core: unknown", "one core: mean s"] * one_core, cells)
+    by_record: dict[Path, list[str]] = {}
+    for (m, cfg), src in runs.items():
+        if src is not None:
+            by_record.setdefault(src["_path"], []).append(f"{m} {cfg}")
+    for path, what in by_record.items():
+        src = json.loads(Path(path).read_text())
+        out.append(f"- {', '.join(what)}: `{src['command']}`, record [`{rel(path)}`]({rel(path)}), "
+                   f"{src['date']}, revision `{src['git_revision'][:8]}`, {machine(src)}")
+    return out + [""]
+
+
+def _newest_runs(model: str, config: str, queries: set[tuple[int, int]]) -> Record | None:
+    """The newest record under ``benchmarks/records/hard*/`` whose summary has a row of
+    ``model`` and ``config`` for every (eps, n) of ``queries``."""
+    best = None
+    for folder in sorted(RECORDS.glob("hard*")):
+        for path in sorted(folder.glob("*.json")):
+            r = json.loads(path.read_text())
+            have = {(x["eps"], x["n"]) for x in r["summary"].get("rows", [])
+                    if x["model"] == model and x["config"] == config}
+            if queries <= have and (best is None or r["date"] > best["date"]):
+                best = r | {"_path": path}
+    return best
 
 
 def tune_tables(rec: Record) -> list[str]:
@@ -691,7 +711,9 @@ def headline(key: str) -> str:
         rec = newest_exact(name)
         if rec is not None:
             tables = runs[name][0]
-            return "\n".join(tables(rec) + provenance(rec, link=True)).rstrip()
+            # the hard tail's table names the record behind each of its rows itself
+            own = [] if tables is hard_headline else provenance(rec, link=True)
+            return "\n".join(tables(rec) + own).rstrip()
     name = HEADLINES[key][-1]
     return f"No record yet: `{runs[name][1]}` records it."
 

@@ -61,30 +61,30 @@ def test_readme_headlines_fall_back_and_say_when_nothing_is_recorded(tmp_path, m
     assert out.startswith("a\n<!-- headline:inference -->\n") and out.endswith("<!-- /headline:inference -->\nb\n")
 
 
-def test_the_hard_headline_takes_one_core_columns_from_a_newer_one_core_record(tmp_path, monkeypatch):
-    """Beside the default's verdicts: the record's own one-core rows over the same images, or
-    those of a ``<name>-one-core`` record (the one-core schedule re-run alone), named, when it
-    is newer or the record has none (the default re-run alone)."""
+def test_the_hard_headline_takes_each_net_and_config_from_the_newest_record_that_ran_it(tmp_path, monkeypatch):
+    """Beside the default's verdicts, the one-core schedule's unknowns and mean; each model's
+    rows of each config come from the newest ``hard*`` record that ran them over the same
+    images and eps (a net or a config re-run alone replaces only its own rows), named under
+    the table."""
     render = load_render()
     monkeypatch.setattr(render, "RECORDS", tmp_path)
     monkeypatch.setattr(render, "ROOT", tmp_path)
-    row = lambda config, n, unknown: {"model": "m", "config": config, "eps": 3, "n": n, "robust": 1,  # noqa: E731
-                                      "counterexample": n - 1 - unknown, "unknown": unknown,
-                                      "median_time_s": 0.5, "mean_time_s": 7.5}
-    fake_record(tmp_path / "hard-m", "hard-m", "2026-01-01T00:00:00Z", [],
-                {"rows": [row("default", 10, 2), row("one-core", 10, 4)]})
-    main = render.newest_exact("hard-m")
-    assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 | 4 | 7.5 |" in render.hard_headline(main)
-    fake_record(tmp_path / "hard-m-one-core", "hard-m-one-core", "2026-02-01T00:00:00Z", [],
-                {"rows": [row("one-core", 10, 3)]})
+    row = lambda model, config, n, unknown: {"model": model, "config": config, "eps": 3, "n": n,  # noqa: E731
+                                             "robust": 1, "counterexample": n - 1 - unknown, "unknown": unknown,
+                                             "median_time_s": 0.5, "mean_time_s": 7.5}
+    fake_record(tmp_path / "hard-m-k", "hard-m-k", "2026-01-01T00:00:00Z", [],
+                {"rows": [row(m, cfg, 10, u) for m in "mk" for cfg, u in (("default", 2), ("one-core", 4))]})
+    main = render.newest_exact("hard-m-k")
+    out = "\n".join(render.hard_headline(main))
+    assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 | 4 | 7.5 |" in out and "| k | 3 | 10 | 1 | 7 | 2 |" in out
+    assert "- m default, m one-core, k default, k one-core: `python benchmarks/x.py --2026-01-01" in out
+    fake_record(tmp_path / "hard-m-k-one-core", "hard-m-k-one-core", "2026-02-01T00:00:00Z", [],
+                {"rows": [row("m", "one-core", 10, 3)]})
+    fake_record(tmp_path / "hard-k", "hard-k", "2026-03-01T00:00:00Z", [],
+                {"rows": [row("k", "default", 10, 1), row("k", "one-core", 5, 0)]})  # one-core over 5 images: not k's
     out = "\n".join(render.hard_headline(main))
     assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 | 3 | 7.5 |" in out
-    assert "One-core columns: `python benchmarks/x.py --2026-02-01T00:00:00Z`" in out
-    fake_record(tmp_path / "hard-m", "hard-m", "2026-03-01T00:00:00Z", [],
-                {"rows": [row("default", 10, 2), row("one-core", 5, 1)]})  # over other images: left out
-    assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 |" in render.hard_headline(render.newest_exact("hard-m"))
-    assert "One-core columns" not in "\n".join(render.hard_headline(render.newest_exact("hard-m")))
-    fake_record(tmp_path / "hard-m", "hard-m", "2026-04-01T00:00:00Z", [], {"rows": [row("default", 10, 1)]})
-    out = "\n".join(render.hard_headline(render.newest_exact("hard-m")))
-    assert "| m | 3 | 10 | 1 | 8 | 1 | 0.5 | 7.5 | 3 | 7.5 |" in out
-    assert "One-core columns: `python benchmarks/x.py --2026-02-01T00:00:00Z`" in out
+    assert "| k | 3 | 10 | 1 | 8 | 1 | 0.5 | 7.5 | 4 | 7.5 |" in out
+    assert "- m default, k one-core: `python benchmarks/x.py --2026-01-01" in out
+    assert "- m one-core: `python benchmarks/x.py --2026-02-01" in out
+    assert "- k default: `python benchmarks/x.py --2026-03-01" in out and "TestCPU, 2 cores" in out
