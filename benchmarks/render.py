@@ -408,7 +408,8 @@ def hard_headline(rec: Record) -> list[str]:
     the same images and eps (``_newest_runs``: a net or a config re-run alone at a later
     revision replaces only its own rows); under the table, the record behind each."""
     rows = [r for r in rec["summary"]["rows"] if r["config"] == "default"]
-    runs = {(m, cfg): _newest_runs(m, cfg, {(r["eps"], r["n"]) for r in rows if r["model"] == m})
+    timeout = rec["summary"].get("settings", {}).get("timeout")
+    runs = {(m, cfg): _newest_runs(m, cfg, {(r["eps"], r["n"]) for r in rows if r["model"] == m}, timeout)
             for m in dict.fromkeys(r["model"] for r in rows) for cfg in ("default", "one-core")}
     pick = {key: {(r["model"], r["eps"]): r for r in src["summary"]["rows"] if (r["model"], r["config"]) == key}
             for key, src in runs.items() if src is not None}
@@ -421,27 +422,27 @@ def hard_headline(rec: Record) -> list[str]:
         o = pick.get((r["model"], "one-core"), {}).get((r["model"], r["eps"]))
         cells.append([d[k] for k in keys] + ([o["unknown"], o["mean_time_s"]] if o else ["-", "-"]) * one_core)
     out = table(head + ["one core: unknown", "one core: mean s"] * one_core, cells)
-    by_record: dict[Path, list[str]] = {}
+    by_record: dict[Path, tuple[Record, list[str]]] = {}
     for (m, cfg), src in runs.items():
         if src is not None:
-            by_record.setdefault(src["_path"], []).append(f"{m} {cfg}")
-    for path, what in by_record.items():
-        src = json.loads(Path(path).read_text())
+            by_record.setdefault(src["_path"], (src, []))[1].append(f"{m} {cfg}")
+    for path, (src, what) in by_record.items():
         out.append(f"- {', '.join(what)}: `{src['command']}`, record [`{rel(path)}`]({rel(path)}), "
                    f"{src['date']}, revision `{src['git_revision'][:8]}`, {machine(src)}")
     return out + [""]
 
 
-def _newest_runs(model: str, config: str, queries: set[tuple[int, int]]) -> Record | None:
-    """The newest record under ``benchmarks/records/hard*/`` whose summary has a row of
-    ``model`` and ``config`` for every (eps, n) of ``queries``."""
+def _newest_runs(model: str, config: str, queries: set[tuple[int, int]], timeout: float | None) -> Record | None:
+    """The newest record under ``benchmarks/records/hard*/`` run with the time limit ``timeout``
+    whose summary has a row of ``model`` and ``config`` for every (eps, n) of ``queries``."""
     best = None
     for folder in sorted(RECORDS.glob("hard*")):
         for path in sorted(folder.glob("*.json")):
             r = json.loads(path.read_text())
             have = {(x["eps"], x["n"]) for x in r["summary"].get("rows", [])
                     if x["model"] == model and x["config"] == config}
-            if queries <= have and (best is None or r["date"] > best["date"]):
+            same = r["summary"].get("settings", {}).get("timeout") == timeout
+            if same and queries <= have and (best is None or r["date"] > best["date"]):
                 best = r | {"_path": path}
     return best
 

@@ -65,7 +65,7 @@ def test_the_hard_headline_takes_each_net_and_config_from_the_newest_record_that
     """Beside the default's verdicts, the one-core schedule's unknowns and mean; each model's
     rows of each config come from the newest ``hard*`` record that ran them over the same
     images and eps (a net or a config re-run alone replaces only its own rows), named under
-    the table."""
+    the table; a run with another time limit is not the same run."""
     render = load_render()
     monkeypatch.setattr(render, "RECORDS", tmp_path)
     monkeypatch.setattr(render, "ROOT", tmp_path)
@@ -82,6 +82,8 @@ def test_the_hard_headline_takes_each_net_and_config_from_the_newest_record_that
                 {"rows": [row("m", "one-core", 10, 3)]})
     fake_record(tmp_path / "hard-k", "hard-k", "2026-03-01T00:00:00Z", [],
                 {"rows": [row("k", "default", 10, 1), row("k", "one-core", 5, 0)]})  # one-core over 5 images: not k's
+    fake_record(tmp_path / "hard-k", "hard-k", "2026-04-01T00:00:00Z", [],
+                {"rows": [row("k", "default", 10, 0)], "settings": {"timeout": 30}})  # another time limit
     out = "\n".join(render.hard_headline(main))
     assert "| m | 3 | 10 | 1 | 7 | 2 | 0.5 | 7.5 | 3 | 7.5 |" in out
     assert "| k | 3 | 10 | 1 | 8 | 1 | 0.5 | 7.5 | 4 | 7.5 |" in out
