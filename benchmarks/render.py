@@ -409,17 +409,18 @@ def hard_headline(rec: Record) -> list[str]:
     revision replaces only its own rows); under the table, the record behind each."""
     rows = [r for r in rec["summary"]["rows"] if r["config"] == "default"]
     timeout = rec["summary"].get("settings", {}).get("timeout")
-    runs = {(m, cfg): _newest_runs(m, cfg, {(r["eps"], r["n"]) for r in rows if r["model"] == m}, timeout)
+    found = _hard_records()
+    runs = {(m, cfg): _newest_runs(found, m, cfg, {(r["eps"], r["n"]) for r in rows if r["model"] == m}, timeout)
             for m in dict.fromkeys(r["model"] for r in rows) for cfg in ("default", "one-core")}
-    pick = {key: {(r["model"], r["eps"]): r for r in src["summary"]["rows"] if (r["model"], r["config"]) == key}
+    pick = {key: {r["eps"]: r for r in src["summary"]["rows"] if (r["model"], r["config"]) == key}
             for key, src in runs.items() if src is not None}
     head = ["model", "eps", "n", "robust", "cex", "unknown", "median s", "mean s"]
     keys = ["model", "eps", "n", "robust", "counterexample", "unknown", "median_time_s", "mean_time_s"]
     one_core = any(cfg == "one-core" for _, cfg in pick)
     cells = []
     for r in rows:
-        d = pick[(r["model"], "default")][(r["model"], r["eps"])]
-        o = pick.get((r["model"], "one-core"), {}).get((r["model"], r["eps"]))
+        d = pick[(r["model"], "default")][r["eps"]]
+        o = pick.get((r["model"], "one-core"), {}).get(r["eps"])
         cells.append([d[k] for k in keys] + ([o["unknown"], o["mean_time_s"]] if o else ["-", "-"]) * one_core)
     out = table(head + ["one core: unknown", "one core: mean s"] * one_core, cells)
     by_record: dict[Path, tuple[Record, list[str]]] = {}
@@ -432,18 +433,23 @@ def hard_headline(rec: Record) -> list[str]:
     return out + [""]
 
 
-def _newest_runs(model: str, config: str, queries: set[tuple[int, int]], timeout: float | None) -> Record | None:
-    """The newest record under ``benchmarks/records/hard*/`` run with the time limit ``timeout``
-    whose summary has a row of ``model`` and ``config`` for every (eps, n) of ``queries``."""
+def _hard_records() -> list[Record]:
+    """Every record under ``benchmarks/records/hard*/``."""
+    return [json.loads(path.read_text()) | {"_path": path}
+            for folder in sorted(RECORDS.glob("hard*")) for path in sorted(folder.glob("*.json"))]
+
+
+def _newest_runs(records: list[Record], model: str, config: str, queries: set[tuple[int, int]],
+                 timeout: float | None) -> Record | None:
+    """The newest of ``records`` run with the time limit ``timeout`` whose summary has a row of
+    ``model`` and ``config`` for every (eps, n) of ``queries``."""
     best = None
-    for folder in sorted(RECORDS.glob("hard*")):
-        for path in sorted(folder.glob("*.json")):
-            r = json.loads(path.read_text())
-            have = {(x["eps"], x["n"]) for x in r["summary"].get("rows", [])
-                    if x["model"] == model and x["config"] == config}
-            same = r["summary"].get("settings", {}).get("timeout") == timeout
-            if same and queries <= have and (best is None or r["date"] > best["date"]):
-                best = r | {"_path": path}
+    for r in records:
+        have = {(x["eps"], x["n"]) for x in r["summary"].get("rows", [])
+                if x["model"] == model and x["config"] == config}
+        same = r["summary"].get("settings", {}).get("timeout") == timeout
+        if same and queries <= have and (best is None or r["date"] > best["date"]):
+            best = r
     return best
 
 
