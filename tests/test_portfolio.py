@@ -59,7 +59,7 @@ def test_exact_lanes_share_the_bad_classes_and_agree_with_brute_force(seed):
     m, R, y, bad = question(seed, eps=3, classes=5)
     race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
     out = race.run(30, schedule=((("exact", None),), (("exact", None),)))
-    lits = race.query("exact").encoding.nets[0].class_lits[tuple(bad)]
+    lits = race._class_literals()
     race.close()
     reached = set(m.ir.predict(box_inputs(R.lo, R.hi)).tolist())
     assert len(lits) > 1 and out.status == ("sat" if reached & set(bad) else "unsat"), (seed, out)
@@ -88,7 +88,7 @@ def test_one_lane_refutes_the_classes_in_turn_until_one_is_reached(seed):
 def test_an_unknown_race_lists_the_classes_still_open(monkeypatch):
     """A race that runs out of time says which bad classes neither bounds nor Exact excluded."""
     def first_class_only(self, q, seconds, stop, lane=0):
-        self.refuted.add(min(q.encoding.nets[0].class_lits[tuple(sorted(self.bad))]))
+        self.refuted.add(min(self._class_literals()))
         return "unknown", None
 
     monkeypatch.setattr(verification, "SWEEP_FIRST", -1)
