@@ -102,7 +102,8 @@ def run_query(model: Model, index: int, x: np.ndarray, label: int, eps: int, bac
            "label": int(label), "backend": r.backend, "encoding": r.encoding,
            "stats": {k: r.stats.get(k) for k in ("variables", "clauses", "neurons", "fixed_by_bounds")}}
     for key, value in (("certificate", r.certificate), ("cross_check", r.cross_check), ("error", error),
-                       ("ties", None if ties == "low" else ties), ("classes_open", r.stats.get("classes_open"))):
+                       ("ties", None if ties == "low" else ties), ("classes_open", r.stats.get("classes_open")),
+                       ("bab_estimate_s", r.stats.get("bab_estimate_s"))):
         if value is not None:
             rec[key] = value
     if r.status == "counterexample":

@@ -232,11 +232,28 @@ class Race:
                     self._queries[key] = q
             return self._queries[key]
 
+    @property
+    def cell_s(self) -> float:
+        """The sweep's price per threshold cell and thread on this model (``bab_fits``)."""
+        return SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
+
     def applies(self, engine: str, seconds: float | None) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
         and bound only if ``bab_fits``."""
-        cell_s = SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
-        return engine != "bab" or bab_fits(self.log_cells, seconds, cell_s)
+        return engine != "bab" or bab_fits(self.log_cells, seconds, self.cell_s)
+
+    def bab_estimate(self, cores: int) -> float | None:
+        """Seconds branch and bound alone would roughly need to decide all of R on ``cores``
+        threads, for an ``unknown``: ``elapsed / share`` at the pace it kept in this race once it
+        decided a share of R's cells (``Progress``; it had at most ``cores`` threads), else the
+        price ``bab_fits`` puts on the box, ``2^log_cells * cell_s / (BAB_SLACK * cores)``.
+        None for an L0 region (branch and bound decides boxes)."""
+        p = self.bab_progress
+        if not np.isfinite(self.log_cells):
+            return None
+        if p.share > 0:
+            return p.elapsed() / min(p.share, 1.0)
+        return 2.0 ** self.log_cells * self.cell_s / (BAB_SLACK * max(cores, 1))
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1,
                    lane: int = 0) -> tuple[str, np.ndarray | None, int]:

@@ -184,6 +184,9 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
         res.encoding = _backend(res.backend)[1]
     if out.status == "unknown" and (open_ := race.open_classes()) is not None:
         res.stats["classes_open"] = open_
+    if out.status == "unknown" and (est := race.bab_estimate(cores or portfolio.default_cores())) is not None:
+        res.stats.update(log2_cells=round(race.log_cells, 2), bab_decided=round(min(race.bab_progress.share, 1.0), 6),
+                         bab_estimate_s=round(est, 1))
     if out.status == "unsat":
         res.status = "robust"
     elif out.status == "sat":

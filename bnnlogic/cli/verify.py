@@ -128,6 +128,8 @@ def run(args) -> int:
         text += f": predicted {r.adv_label}, found by {r.found_by}, saved to {d['counterexample']}"
     if "classes_open" in r.stats:
         text += f"; classes still open: {', '.join(map(str, r.stats['classes_open'])) or 'none'}"
+    if "bab_estimate_s" in r.stats:
+        text += "; " + _estimate_text(r.stats)
     if r.certificate is not None:
         c = r.certificate
         text += (f"; certificate {c['path']} (checked in {c['check_s']:.3f} s)" if c["status"] == "certified"
@@ -199,3 +201,12 @@ def _verify_split(model, x, eps: int, args):
     with make_executor(model, **engine_kwargs(args)) as ex:
         return verify_split(model, make_region(model, x, eps), [label], label, args.split, ex, args.backend,
                             args.timeout)
+
+
+def _estimate_text(stats: dict) -> str:
+    """What an ``unknown`` from the race would take (``Race.bab_estimate``), as one clause."""
+    est, share = stats["bab_estimate_s"], stats["bab_decided"]
+    took = f"{est / 3600:.1f} h" if est >= 3600 else f"{est / 60:.0f} min" if est >= 120 else f"{est:.0f} s"
+    pace = f"at the pace it kept here ({share:.1%} decided)" if share > 0 else "by its price per cell"
+    return (f"2^{stats['log2_cells']:.0f} threshold cells: branch and bound alone would need about {took} "
+            f"{pace}; raise --timeout, or --split N over --jobs/--ray workers")
