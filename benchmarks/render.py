@@ -485,6 +485,21 @@ def cubes_tables(rec: Record) -> list[str]:
         f"median).  Disagreements (one engine robust, another a counterexample on a part): {s['disagreements']}.", ""]
 
 
+def tail_tables(rec: Record) -> list[str]:
+    """The default's open queries again, with the estimate their ``unknown`` printed and the
+    verdict of a longer budget."""
+    s = rec["summary"]
+    rows = [{**r, "log2_cells": round(r["log2_cells"]), "by": r["backend"] if r["status"] != "unknown" else "-"}
+            for r in rec["rows"]]
+    out = dict_table(rows, [("model", "model"), ("index", "image"), ("eps", "eps"), ("log2_cells", "log2 cells"),
+                            ("estimate_s", f"estimate at {num(s['timeout'])} s (s)"), ("status", "verdict"),
+                            ("time_s", "time (s)"), ("by", "by")], "lrrrrlrl")
+    ratios = "; ".join(f"{m['model']} {', '.join(map(str, m['time_over_estimate'])) or '-'}" for m in s["models"])
+    return out + [f"Each query first ran at the default budget of {num(s['timeout'])} s (its `unknown` printed the "
+                  f"estimate: what branch and bound alone would need, `Race.bab_estimate`), then with "
+                  f"`--timeout {num(s['long'])}`.  Time over estimate, per decided query: {ratios}.", ""]
+
+
 def dict_table(rows: Iterable[Record], cols: list[tuple[str, str]], align: str | None = None) -> list[str]:
     """A table of ``rows`` (dicts) with columns ``(key, header)``; a missing key is '-'."""
     return table([h for _, h in cols], [[r.get(k) if not isinstance(r.get(k), bool) else str(r.get(k))
@@ -575,7 +590,8 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                 "each engine alone; the robustness radius; the peak memory of a `--jobs 1` batch.  `schedules` "
                 "simulates candidate schedules on the engines' measured solve times (how `portfolio.SCHEDULES` "
                 "was chosen); `bounds` and `cubes` measured two things not built: a linear relaxation in branch "
-                "and bound, and the solvers on its sub-boxes (cube and conquer).",
+                "and bound, and the solvers on its sub-boxes (cube and conquer); `tail` gives the queries the "
+                "default leaves open a longer budget.",
                 [("hard", hard_tables, plot_hard,
                   "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core --one-core-images 5 --engines '' "
                   "--radius 5 --radius-timeout 60 --memory 10 --record"),
@@ -584,6 +600,7 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                   "--record"),
                  ("bounds", bounds_tables, None, "python benchmarks/bounds.py --images 20 --eps 5 --record"),
                  ("cubes", cubes_tables, None, "python benchmarks/cubes.py --record"),
+                 ("tail", tail_tables, None, "python benchmarks/tail.py --per-model 4 --long 600 --record"),
                  ("schedules", tune_tables, None,
                   "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
                   "fashion-conv-small --timeout 30 --record")]),

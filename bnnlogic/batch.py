@@ -22,7 +22,8 @@ Every record has ``task``, its key fields, ``status`` and ``time_s`` (seconds, m
 the query ran).  verify records (``run_query``) also have ``label`` (the data set's),
 ``backend``, ``encoding``, ``stats`` and, for a counterexample, ``adv_label``, ``found_by`` and
 ``counterexample`` (the saved ``.npy``, a ``.png`` beside it for images; None without a folder);
-an ``unknown`` from the racing portfolio has ``classes_open``, the bad classes it left open.
+an ``unknown`` from the racing portfolio has ``classes_open``, the bad classes it left open, and
+``bab_estimate_s``, roughly what branch and bound alone would need (``Race.bab_estimate``).
 """
 from __future__ import annotations
 

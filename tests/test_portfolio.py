@@ -101,6 +101,38 @@ def test_an_unknown_race_lists_the_classes_still_open(monkeypatch):
     assert rec["status"] == "unknown" and rec["classes_open"] == [2]
 
 
+def test_an_unknown_race_prices_the_box_for_branch_and_bound(monkeypatch):
+    """An unknown says what branch and bound alone would need: with none of the box decided,
+    the price ``bab_fits`` puts on its cells, on the query's cores; in the CLI's words too."""
+    from bnnlogic.cli.verify import _estimate_text
+    from bnnlogic.logic.sweep import n_cells
+
+    monkeypatch.setattr(verification, "SWEEP_FIRST", -1)
+    monkeypatch.setitem(portfolio.SCHEDULES, 2, ((("wait", None),), (("wait", None),)))
+    m, R, y, bad = question(10, eps=3, classes=5)
+    r = verify_region(m, R, [y], y, timeout=0.2, cores=2)
+    log_cells = n_cells(m.ir.coding.thresholds, R.lo, R.hi)[0]
+    price = 2.0 ** log_cells * portfolio.DENSE_CELL_S / (portfolio.BAB_SLACK * 2)
+    assert r.status == "unknown" and r.stats["bab_decided"] == 0
+    assert r.stats["log2_cells"] == round(log_cells, 2) and r.stats["bab_estimate_s"] == round(price, 1)
+    r.stats.update(log2_cells=39.0, bab_estimate_s=1380.0)
+    assert _estimate_text(r.stats).startswith("2^39 threshold cells: branch and bound alone would need about "
+                                              "23 min by its price per cell")
+    rec = run_query(m, 0, R.center, y, 3, "auto", 0.2, "linf", None, cores=2)
+    assert rec["status"] == "unknown" and rec["bab_estimate_s"] == round(price, 1)
+
+
+def test_branch_and_bound_is_priced_at_the_pace_it_kept():
+    """Once branch and bound decided a share of the box, the estimate is its time over that
+    share; an L0 region, which it does not decide, has none."""
+    m, R, y, bad = question(3)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    race.bab_progress.add(np.array([race.log_cells - 2.0]))  # a quarter of the cells
+    race.bab_progress._busy = 3.0
+    assert race.bab_estimate(cores=2) == pytest.approx(12.0)
+    assert Race(m, region.l0(m.ir.coding, R.center, 2), bad, None).bab_estimate(cores=2) is None
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_attack_alone_never_proves(seed):
     m, R, y, bad = question(seed, eps=3)
