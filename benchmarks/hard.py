@@ -148,24 +148,25 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     decides a query whose engines alone take ``times[engine]`` seconds (absent: not decided
     within the engine run's timeout), each lane on its own core; None if not by ``deadline``.
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
-    only where ``portfolio.bab_fits`` (its engine rows ran on every core, as beside a lane
-    that yields to it).  The per-engine rows do not show branch and bound's progress, so a
+    only where ``portfolio.bab_fits`` on the threads a race gives it (every core where a lane
+    yields to it, else one; its engine rows ran on every core, as beside a lane that yields).  The per-engine rows do not show branch and bound's progress, so a
     yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end,
     and each lane's Exact steps as one Exact alone: two lanes sharing the bad classes
     (``portfolio.Race.solve_by_class``) are not simulated."""
     from bnnlogic.portfolio import bab_fits
 
     best = None
+    threads = len(schedule) if any(e == "yield" for lane in schedule for e, _ in lane) else 1
     for lane in schedule:
         t, spent = 0.0, {}
         for engine, seconds in lane:
             limit = deadline - t if seconds is None else min(seconds, deadline - t)
             if limit <= 0:
                 break
-            if engine == "bab" and not bab_fits(log_cells, limit):
+            if engine == "bab" and not bab_fits(log_cells, limit, threads=threads):
                 continue
             if engine == "yield":  # the lane ends where branch and bound runs in another lane (on course)
-                if any(e == "bab" and bab_fits(log_cells, deadline) for other in schedule if other is not lane
+                if any(e == "bab" and bab_fits(log_cells, deadline, threads=threads) for other in schedule if other is not lane
                        for e, _ in other):
                     break
                 continue

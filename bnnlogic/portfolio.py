@@ -7,7 +7,7 @@ prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
     attack   counterexample search on the engine (``bnnlogic.attack``); never proves
     bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
              (``logic.bab``); complete, but run only where sweeping the box's threshold cells
-             would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell on one
+             would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell and
              thread, ``BAB_SLACK`` times less for what its bounds prune); resumable (a later
              step searches only the boxes an earlier one left open)
     exact    the Exact pseudo-Boolean solver on the bounds-first encoding, one bad class at a
@@ -147,13 +147,22 @@ SCHEDULES: dict[int, Schedule] = {
 }
 
 
-def bab_fits(log_cells: float, seconds: float | None, cell_s: float = SWEEP_CELL_S) -> bool:
-    """Branch and bound is worth ``seconds`` on a box of 2^log_cells threshold cells: sweeping
-    them on one thread at ``cell_s`` seconds a cell, ``BAB_SLACK`` times faster than every
-    cell, fits (no limit: the box has at most 2^BAB_MAX_LOG_CELLS cells)."""
+def bab_price(log_cells: float, cell_s: float = SWEEP_CELL_S, threads: int = 1) -> float:
+    """Seconds branch and bound is expected to need on a box of 2^log_cells threshold cells:
+    sweeping them at ``cell_s`` seconds a cell and thread on ``threads`` threads, ``BAB_SLACK``
+    times faster than every cell, ``2^log_cells * cell_s / (BAB_SLACK * threads)``.  Measured
+    on fashion mlp-small image 82 at eps 5 (2^34 cells, bounds prune nothing): priced 42.9 s on
+    2 threads, proved in 43.9 s (``benchmarks/tail.py``)."""
+    return 2.0 ** log_cells * cell_s / (BAB_SLACK * max(threads, 1))
+
+
+def bab_fits(log_cells: float, seconds: float | None, cell_s: float = SWEEP_CELL_S, threads: int = 1) -> bool:
+    """Branch and bound is worth ``seconds`` on ``threads`` threads on a box of 2^log_cells
+    threshold cells: its price (``bab_price``) fits (no limit: the box has at most
+    2^BAB_MAX_LOG_CELLS cells)."""
     if seconds is None:
         return log_cells <= BAB_MAX_LOG_CELLS
-    return log_cells <= BAB_MAX_LOG_CELLS and 2.0 ** log_cells * cell_s <= BAB_SLACK * seconds
+    return log_cells <= BAB_MAX_LOG_CELLS and bab_price(log_cells, cell_s, threads) <= seconds
 
 
 def bab_on_course(progress: Progress, left: float | None, mark: tuple[float, float] = (0.0, 0.0)) -> bool:
@@ -237,23 +246,23 @@ class Race:
         """The sweep's price per threshold cell and thread on this model (``bab_fits``)."""
         return SWEEP_CELL_S if conv_first(self.model.ir) else DENSE_CELL_S
 
-    def applies(self, engine: str, seconds: float | None) -> bool:
+    def applies(self, engine: str, seconds: float | None, threads: int = 1) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
-        and bound only if ``bab_fits``."""
-        return engine != "bab" or bab_fits(self.log_cells, seconds, self.cell_s)
+        and bound (on ``threads`` threads) only if ``bab_fits``."""
+        return engine != "bab" or bab_fits(self.log_cells, seconds, self.cell_s, threads)
 
     def bab_estimate(self, cores: int) -> float | None:
         """Seconds branch and bound alone would roughly need to decide all of R on ``cores``
         threads, for an ``unknown``: ``elapsed / share`` at the pace it kept in this race once it
-        decided a share of R's cells (``Progress``; it had at most ``cores`` threads), else the
-        price ``bab_fits`` puts on the box, ``2^log_cells * cell_s / (BAB_SLACK * cores)``.
-        None for an L0 region (branch and bound decides boxes)."""
+        decided a share of R's cells (``Progress``; it had at most ``cores`` threads), else its
+        price on ``cores`` threads (``bab_price``).  None for an L0 region (branch and bound
+        decides boxes)."""
         p = self.bab_progress
         if not np.isfinite(self.log_cells):
             return None
         if p.share > 0:
             return p.elapsed() / min(p.share, 1.0)
-        return 2.0 ** self.log_cells * self.cell_s / (BAB_SLACK * max(cores, 1))
+        return bab_price(self.log_cells, self.cell_s, cores)
 
     def run_engine(self, engine: str, seconds: float | None, stop: threading.Event, threads: int = 1,
                    lane: int = 0) -> tuple[str, np.ndarray | None, int]:
@@ -402,7 +411,7 @@ class Race:
                     if engine == "yield":
                         self._yield_to_bab(bab_running, stop, deadline)
                         continue
-                    if stop.is_set() or not self.applies(engine, limit):
+                    if stop.is_set() or not self.applies(engine, limit, bab_threads):
                         continue
                     if engine == "bab":
                         bab_running.set()

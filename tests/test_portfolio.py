@@ -305,6 +305,25 @@ def test_branch_and_bound_runs_where_sweeping_the_box_fits_the_time():
     assert not portfolio.bab_fits(portfolio.BAB_MAX_LOG_CELLS + 1, None)
     # a dense first layer sweeps faster (the block walk): 2^33 cells fit a minute there only
     assert portfolio.bab_fits(33, 60.0, portfolio.DENSE_CELL_S) and not portfolio.bab_fits(33, 60.0)
+    # ... and 2^34 on two threads (fashion mlp-small image 82 at eps 5: proved in 44 s on two)
+    assert portfolio.bab_fits(34, 60.0, portfolio.DENSE_CELL_S, threads=2)
+    assert not portfolio.bab_fits(34, 60.0, portfolio.DENSE_CELL_S)
+    assert portfolio.bab_price(34, portfolio.DENSE_CELL_S, 2) == pytest.approx(2 ** 34 * 2e-8 / 8)
+
+
+def test_a_race_prices_branch_and_bound_on_the_threads_it_gives_it(monkeypatch):
+    """Both cores to branch and bound (a lane yields to it): the box fits at half the time it
+    needs on one thread; one lane of two gets one thread and not the box."""
+    m, R, y, bad = question(10, eps=3, classes=5)
+    race = Race(m, R, bad, propagate(m.ir, R.lo, R.hi))
+    race.log_cells = np.log2(portfolio.BAB_SLACK / race.cell_s)  # priced 1 s on one thread
+    need = portfolio.bab_price(race.log_cells, race.cell_s)
+    ran = []
+    monkeypatch.setattr(Race, "run_engine", lambda self, engine, *a, **kw: ran.append(engine) or ("unknown", None, 0))
+    yielding = ((("yield", None),), (("bab", None),))
+    race.run(0.7 * need, cores=2, schedule=yielding)
+    race.run(0.7 * need, cores=2, schedule=((("wait", None),), (("bab", None),)))
+    assert ran == ["bab", "wait"]
 
 
 @pytest.mark.parametrize("net, conv", [("dense", False), ("conv", True), ("no hidden layer", False)])
