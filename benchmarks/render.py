@@ -489,14 +489,15 @@ def tail_tables(rec: Record) -> list[str]:
     """The default's open queries again, with the estimate their ``unknown`` printed and the
     verdict of a longer budget."""
     s = rec["summary"]
-    rows = [{**r, "log2_cells": round(r["log2_cells"]), "by": r["backend"] if r["status"] != "unknown" else "-"}
-            for r in rec["rows"]]
+    rows = [{**r, "log2_cells": round(r["log2_cells"]), "by": r["backend"] if r["status"] != "unknown" else "-",
+             "from": "pace" if r.get("bab_decided") else "price"} for r in rec["rows"]]
     out = dict_table(rows, [("model", "model"), ("index", "image"), ("eps", "eps"), ("log2_cells", "log2 cells"),
-                            ("estimate_s", f"estimate at {num(s['timeout'])} s (s)"), ("status", "verdict"),
-                            ("time_s", "time (s)"), ("by", "by")], "lrrrrlrl")
+                            ("estimate_s", f"estimate at {num(s['timeout'])} s (s)"), ("from", "estimate from"),
+                            ("status", "verdict"), ("time_s", "time (s)"), ("by", "by")], "lrrrrllrl")
     ratios = "; ".join(f"{m['model']} {', '.join(map(str, m['time_over_estimate'])) or '-'}" for m in s["models"])
     return out + [f"Each query first ran at the default budget of {num(s['timeout'])} s (its `unknown` printed the "
-                  f"estimate: what branch and bound alone would need, `Race.bab_estimate`), then with "
+                  f"estimate: what branch and bound alone would need, `Race.bab_estimate`, from the pace it kept "
+                  f"in the race or, where it did not run, its price per cell), then with "
                   f"`--timeout {num(s['long'])}`.  Time over estimate, per decided query: {ratios}.", ""]
 
 

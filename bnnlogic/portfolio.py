@@ -151,8 +151,10 @@ def bab_price(log_cells: float, cell_s: float = SWEEP_CELL_S, threads: int = 1) 
     """Seconds branch and bound is expected to need on a box of 2^log_cells threshold cells:
     sweeping them at ``cell_s`` seconds a cell and thread on ``threads`` threads, ``BAB_SLACK``
     times faster than every cell, ``2^log_cells * cell_s / (BAB_SLACK * threads)``.  Measured
-    on fashion mlp-small image 82 at eps 5 (2^34 cells, bounds prune nothing): priced 42.9 s on
-    2 threads, proved in 43.9 s (``benchmarks/tail.py``)."""
+    on 2 threads (``benchmarks/tail.py``): fashion mlp-small image 82 at eps 5 (2^34 cells,
+    bounds prune nothing) priced 43 s, proved in 44 s; but image 65 (2^35) priced 86 s took 261
+    s, two of 2^37 priced 344 s were open at 600 s, and conv-small boxes of 2^33-2^34 priced 43
+    and 86 s took 600+ and 217 s (Exact): a lower bound more than a forecast."""
     return 2.0 ** log_cells * cell_s / (BAB_SLACK * max(threads, 1))
 
 

@@ -116,8 +116,8 @@ def test_an_unknown_race_prices_the_box_for_branch_and_bound(monkeypatch):
     assert r.status == "unknown" and r.stats["bab_decided"] == 0
     assert r.stats["log2_cells"] == round(log_cells, 2) and r.stats["bab_estimate_s"] == round(price, 1)
     r.stats.update(log2_cells=39.0, bab_estimate_s=1380.0)
-    assert _estimate_text(r.stats).startswith("2^39 threshold cells: branch and bound alone would need about "
-                                              "23 min by its price per cell")
+    assert _estimate_text(r.stats).startswith("2^39 threshold cells: branch and bound alone would need at least "
+                                              "about 23 min by its price per cell")
     rec = run_query(m, 0, R.center, y, 3, "auto", 0.2, "linf", None, cores=2)
     assert rec["status"] == "unknown" and rec["bab_estimate_s"] == round(price, 1)
 

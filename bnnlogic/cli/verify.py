@@ -207,6 +207,7 @@ def _estimate_text(stats: dict) -> str:
     """What an ``unknown`` from the race would take (``Race.bab_estimate``), as one clause."""
     est, share = stats["bab_estimate_s"], stats["bab_decided"]
     took = f"{est / 3600:.1f} h" if est >= 3600 else f"{est / 60:.0f} min" if est >= 120 else f"{est:.0f} s"
-    pace = f"at the pace it kept here ({share:.1%} decided)" if share > 0 else "by its price per cell"
-    return (f"2^{stats['log2_cells']:.0f} threshold cells: branch and bound alone would need about {took} "
-            f"{pace}; raise --timeout, or --split N over --jobs/--ray workers")
+    how = f"about {took} at the pace it kept here ({share:.1%} decided)" if share > 0 else \
+        f"at least about {took} by its price per cell"
+    return (f"2^{stats['log2_cells']:.0f} threshold cells: branch and bound alone would need {how}; "
+            f"raise --timeout, or --split N over --jobs/--ray workers")
