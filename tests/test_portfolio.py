@@ -387,7 +387,7 @@ def test_a_yield_step_sleeps_while_branch_and_bound_runs_on_course_and_gives_it_
     the lane goes on."""
     m, R, y, bad = question(0)
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
-    race.applies = lambda engine, seconds: engine != "bab" or bab_runs
+    race.applies = lambda engine, seconds, threads=1: engine != "bab" or bab_runs
 
     def run_engine(engine, seconds, stop, threads=1, lane=0):
         log.append((engine, threads))
@@ -443,7 +443,7 @@ def test_a_yield_step_abandons_branch_and_bound_off_course_and_both_lanes_go_on(
     monkeypatch.setattr(portfolio, "bab_on_course", lambda progress, left, mark=None: False)
     m, R, y, bad = question(0)
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
-    race.applies = lambda engine, seconds: True
+    race.applies = lambda engine, seconds, threads=1: True
 
     def run_engine(engine, seconds, stop, threads=1, lane=0):
         log.append(engine)
