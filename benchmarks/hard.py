@@ -149,7 +149,8 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     within the engine run's timeout), each lane on its own core; None if not by ``deadline``.
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
     only where ``portfolio.bab_fits`` on the threads a race gives it (every core where a lane
-    yields to it, else one; its engine rows ran on every core, as beside a lane that yields).  The per-engine rows do not show branch and bound's progress, so a
+    yields to it, else one; its engine rows ran on every core, as beside a lane that yields).
+    The per-engine rows do not show branch and bound's progress, so a
     yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end,
     and each lane's Exact steps as one Exact alone: two lanes sharing the bad classes
     (``portfolio.Race.solve_by_class``) are not simulated."""
@@ -166,8 +167,8 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
             if engine == "bab" and not bab_fits(log_cells, limit, threads=threads):
                 continue
             if engine == "yield":  # the lane ends where branch and bound runs in another lane (on course)
-                if any(e == "bab" and bab_fits(log_cells, deadline, threads=threads) for other in schedule if other is not lane
-                       for e, _ in other):
+                if any(e == "bab" and bab_fits(log_cells, deadline, threads=threads)
+                       for other in schedule if other is not lane for e, _ in other):
                     break
                 continue
             need = times.get(engine)
