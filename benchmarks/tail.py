@@ -31,6 +31,7 @@ from bnnlogic.verification import make_region, verify_region  # noqa: E402
 from hard import warm_up  # noqa: E402
 from models import OUT, get_model  # noqa: E402
 from records import RECORDS, add_record_argument, revision, save_record  # noqa: E402
+from render import tail_tables  # noqa: E402
 
 
 def open_queries(model: str, eps: list[int]) -> list[dict]:
@@ -91,16 +92,6 @@ def summary(rows: list[dict], long: float) -> list[dict]:
     return out
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | image | eps | log2 cells | estimate at the budget (s) | verdict | time (s) | by |",
-             "|---|---:|---:|---:|---:|---|---:|---|"]
-    for r in rows:
-        est = "-" if r.get("estimate_s") is None else f"{r['estimate_s']:.0f}"
-        lines.append(f"| {r['model']} | {r['index']} | {r['eps']} | {r['log2_cells']:.0f} | {est} | {r['status']} "
-                     f"| {r['time_s']:.1f} | {r['backend'] if r['status'] != 'unknown' else '-'} |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="fashion-mlp-small,fashion-conv-small")
@@ -120,11 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m}: no hard record with open default queries at eps {a.eps}", file=sys.stderr)
             continue
         rows += run(m, qs, a.timeout, a.long, out)
-    print(table(rows))
-    summ = summary(rows, a.long)
-    print(json.dumps(summ))
+    summ = {"models": summary(rows, a.long), "timeout": a.timeout, "long": a.long}
+    print("\n".join(tail_tables({"summary": summ, "rows": rows})))
     if a.record:
-        print("record:", save_record("tail", {"models": summ, "timeout": a.timeout, "long": a.long}, rows, argv))
+        print("record:", save_record("tail", summ, rows, argv))
     return 0
 
 
