@@ -168,8 +168,9 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
     """The racing portfolio (``bnnlogic.portfolio``) decides R, or the time runs out."""
     from . import portfolio
 
+    cores = cores or portfolio.default_cores()
     race = portfolio.Race(model, R, bad, bounds, seed=seed, ties=ties)
-    lanes = portfolio.schedule_for(cores or portfolio.default_cores())
+    lanes = portfolio.schedule_for(cores)
     if not use_attack:
         lanes = tuple(tuple(s for s in lane if s[0] != "attack") for lane in lanes)
     try:
@@ -184,7 +185,7 @@ def _race(model: Model, R: Region, bad: list[int], bounds: Bounds, limit: float 
         res.encoding = _backend(res.backend)[1]
     if out.status == "unknown" and (open_ := race.open_classes()) is not None:
         res.stats["classes_open"] = open_
-    if out.status == "unknown" and (est := race.bab_estimate(cores or portfolio.default_cores())) is not None:
+    if out.status == "unknown" and (est := race.bab_estimate(cores)) is not None:
         res.stats.update(log2_cells=round(race.log_cells, 2), bab_decided=round(min(race.bab_progress.share, 1.0), 6),
                          bab_estimate_s=round(est, 1))
     if out.status == "unsat":
