@@ -10,8 +10,9 @@ benchmark encodes each query with bnnlogic's bounds-first encoder (``logic.encod
 gives every cardinality constraint to CryptoMiniSat as a BNN constraint (a one-way ``head =>
 sum >= k`` through a fresh output and a clause; a pair ``l, -l`` in a sum dropped and the cutoff
 lowered by one) and solves it in a forked child, killed after --timeout s (+2) without an
-answer (``unknown``); a crash of the library ends the child (``crashed``).  Each library found is tried: the CryptoMiniSat built into the
-``pycryptosat`` module that pyganak's wheel installs, and Debian's ``libcryptominisat5``.  The
+answer (``unknown``); a crash of the library ends the child (``crashed``).  Each library found
+is tried: the CryptoMiniSat built into the ``pycryptosat`` module that pyganak's wheel
+installs, and Debian's ``libcryptominisat5``.  The
 library is driven through its exported C++ methods (``ctypes``, ``std::vector`` as libstdc++
 lays it out).
 

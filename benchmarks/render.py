@@ -485,6 +485,23 @@ def cubes_tables(rec: Record) -> list[str]:
         f"median).  Disagreements (one engine robust, another a counterexample on a part): {s['disagreements']}.", ""]
 
 
+def cms_tables(rec: Record) -> list[str]:
+    """CryptoMiniSat's native BNN constraints on queries with a known verdict."""
+    s = rec["summary"]
+    libs = list(s["libraries"])
+    rows = [{**r, "known": f"{r['known']} ({r['known_from']})",
+             **{f"{k}_v": r[k]["status"] + (f", with x fixed: {r[k]['with_x_fixed']}" if "with_x_fixed" in r[k] else "")
+                for k in libs},
+             **{f"{k}_s": r[k]["time_s"] for k in libs}} for r in rec["rows"]]
+    cols = [("index", "image"), ("eps", "eps"), ("known", "known verdict (from)")]
+    cols += [c for k in libs for c in ((f"{k}_v", f"{k} {s['libraries'][k]}"), (f"{k}_s", "s"))]
+    sound = "; ".join(f"{k} {s['libraries'][k]}: {s[k]['unsound']} unsound, {s[k]['crashed']} crashed, "
+                      f"{s[k]['unsat']} unsat, {s[k]['sat']} sat, {s[k]['unknown']} unknown" for k in libs)
+    return dict_table(rows, cols, "rrl" + "lr" * len(libs)) + [
+        f"{s['model']}, {num(s['timeout'])} s per library and query.  *Unsound*: `unsat` where a replayed "
+        f"counterexample is known.  {sound}.  So CryptoMiniSat is not an engine of the portfolio.", ""]
+
+
 def tail_tables(rec: Record) -> list[str]:
     """The default's open queries again, with the estimate their ``unknown`` printed and the
     verdict of a longer budget."""
@@ -592,7 +609,8 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                 "simulates candidate schedules on the engines' measured solve times (how `portfolio.SCHEDULES` "
                 "was chosen); `bounds` and `cubes` measured two things not built: a linear relaxation in branch "
                 "and bound, and the solvers on its sub-boxes (cube and conquer); `tail` gives the queries the "
-                "default leaves open a longer budget.",
+                "default leaves open a longer budget; `cms` checked CryptoMiniSat's native BNN constraints (the "
+                "design of EEV's solver) as an engine, and found them unsound.",
                 [("hard", hard_tables, plot_hard,
                   "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core --one-core-images 5 --engines '' "
                   "--radius 5 --radius-timeout 60 --memory 10 --record"),
@@ -602,6 +620,7 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                  ("bounds", bounds_tables, None, "python benchmarks/bounds.py --images 20 --eps 5 --record"),
                  ("cubes", cubes_tables, None, "python benchmarks/cubes.py --record"),
                  ("tail", tail_tables, None, "python benchmarks/tail.py --per-model 4 --long 600 --record"),
+                 ("cms", cms_tables, None, "python benchmarks/cms.py --record"),
                  ("schedules", tune_tables, None,
                   "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
                   "fashion-conv-small --timeout 30 --record")]),
