@@ -222,7 +222,9 @@ def test_the_deadline_holds_when_nobody_decides():
     out = race.run(0.5, schedule=((("cpsat", None),), (("bab", None), ("cnf", None))))
     assert out.status == "unknown" and out.engine is None
     assert time.perf_counter() - t0 < 0.5 + 0.3
-    assert sorted(log) == [("bab", False), ("cpsat", True)] or all(stopped for _, stopped in log)
+    # each lane ends at the deadline (its own time limit or the race's cancel, whichever it sees
+    # first: a matter of thread timing), and no lane starts a step after it
+    assert sorted(engine for engine, _ in log) == ["bab", "cpsat"]
 
 
 def test_races_run_blas_on_one_thread_and_restore_it():
