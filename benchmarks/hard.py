@@ -149,7 +149,8 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     within the engine run's timeout), each lane on its own core; None if not by ``deadline``.
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
     only where ``portfolio.bab_fits`` on the threads a race gives it (every core where a lane
-    yields to it, else one; its engine rows ran on every core, as beside a lane that yields).
+    yields to it, else one; its engine rows ran on every core, as beside a lane that yields),
+    a hunt (the attack) only where branch and bound runs in no lane.
     The per-engine rows do not show branch and bound's progress, so a
     yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end,
     and each lane's Exact steps as one Exact alone: two lanes sharing the bad classes
@@ -158,6 +159,7 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
 
     best = None
     threads = len(schedule) if any(e == "yield" for lane in schedule for e, _ in lane) else 1
+    bab_runs = any(e == "bab" and bab_fits(log_cells, deadline, threads=threads) for lane in schedule for e, _ in lane)
     for lane in schedule:
         t, spent = 0.0, {}
         for engine, seconds in lane:
@@ -166,6 +168,10 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
                 break
             if engine == "bab" and not bab_fits(log_cells, limit, threads=threads):
                 continue
+            if engine == "hunt":  # the attack, where branch and bound runs in no lane
+                if bab_runs:
+                    continue
+                engine = "attack"
             if engine == "yield":  # the lane ends where branch and bound runs in another lane (on course)
                 if any(e == "bab" and bab_fits(log_cells, deadline, threads=threads)
                        for other in schedule if other is not lane for e, _ in other):
