@@ -5,8 +5,8 @@ Every engine answers one question about a model: does some raw input of the box 
 prediction in ``bad``?  ("sat" with a witness, "unsat", or "unknown")
 
     attack   counterexample search on the engine (``bnnlogic.attack``); never proves
-    hunt     the attack again (reported as ``attack``), but only on a box branch and bound has
-             not searched in this race (too big for it): there no prover decides late
+    hunt     the attack again (reported as ``attack``), but only on an L-inf box of more than
+             2^HUNT_MIN_LOG_CELLS threshold cells, where no prover was seen to decide late
     bab      branch and bound over input thresholds with the exhaustive sweep at the leaves
              (``logic.bab``); complete, but run only where sweeping the box's threshold cells
              would fit the step's time (``bab_fits``: about ``SWEEP_CELL_S`` s per cell and
@@ -88,14 +88,17 @@ ATTACK_S = 0.1
 #: CP-SAT, next in the 2-core lane then, decided 1 of the plain nets' 1000 queries in that record
 RESTART_S = 1.0
 RESTARTS = 7
-#: After the slices, a lane whose box branch and bound never searched (too big to sweep) keeps
-#: attacking to the deadline (``hunt``, on the next seed) instead of handing the rest to Exact:
-#: on such boxes (more than 2^40 cells) of the 100-image records, the trailing Exact decided 1
-#: query of 62 on the plain nets' two-core runs (fashion conv-small image 24 at eps 5, 58 s,
-#: both lanes' Exact), none on one core, and none after 7.5 s on the EEV-recipe net, whose
-#: big boxes Exact decides in the first seconds; a 40-s attack (seed 8) hit 3 of conv-small's 10
-#: eps-20 queries the two-core record at e009aae left open (after 6.7-15.7 s), and 2 of mlp-small's
-#: open ones at eps 10 and 20 (after 38-39 s).  The one-core lane does not hunt (not measured).
+#: After the slices, a lane on an L-inf box of more than 2^HUNT_MIN_LOG_CELLS threshold cells
+#: keeps attacking to the deadline (``hunt``, on the next seed) instead of handing the rest to
+#: Exact.  Every hit of the attack after its slices was on a box of 2^51 cells or more: a 40-s
+#: attack (seed 8) on the queries the plain nets' two-core records left open hit conv-small's
+#: images 36, 76, 77 at eps 20 (2^71-2^164, after 6.7-15.7 s) and mlp-small's 11 at eps 10 and
+#: 41 at eps 20 (2^51, after 38-39 s); hunting on every box branch and bound does not take (from
+#: 2^34, at 0739fea) hit conv-small images 1 and 36 at eps 20 after 34 s.  Every proof Exact took
+#: over 7 s for was on a box of at most 2^48, and that run lost two of them, which need both
+#: lanes' Exact (conv-small images 24 and 95 at eps 5, 2^48 and 2^34: 58 and 36 s before).  The
+#: one-core lane does not hunt, nor does any lane on an L0 region (neither measured).
+HUNT_MIN_LOG_CELLS = 50
 #: seconds Exact races beside branch and bound before it yields its core: on fashion conv-small,
 #: Exact decided boxes that branch and bound also takes (2^23-2^32 cells) in 0.2-3.5 s alone,
 #: 3.7-4.6 s beside branch and bound's two threads; on mlp-small it decided none of them
@@ -265,10 +268,10 @@ class Race:
 
     def applies(self, engine: str, seconds: float | None, threads: int = 1) -> bool:
         """Whether the engine should run for ``seconds`` (None: no limit) on this question: branch
-        and bound (on ``threads`` threads) only if ``bab_fits``, the hunt only if branch and bound
-        has not run."""
+        and bound (on ``threads`` threads) only if ``bab_fits``, the hunt only on an L-inf box
+        of more than 2^HUNT_MIN_LOG_CELLS cells."""
         if engine == "hunt":
-            return self.bab_progress.elapsed() == 0.0
+            return np.isfinite(self.log_cells) and self.log_cells > HUNT_MIN_LOG_CELLS
         return engine != "bab" or bab_fits(self.log_cells, seconds, self.cell_s, threads)
 
     def bab_estimate(self, cores: int) -> float | None:

@@ -155,30 +155,33 @@ def test_each_attack_slice_of_a_race_takes_the_next_seed(monkeypatch):
     assert out.status == "unknown" and sorted(seeds) == [7, 8, 9]
 
 
-@pytest.mark.parametrize("bab_ran", [False, True])
-def test_a_hunt_attacks_only_where_branch_and_bound_never_ran_and_reads_as_the_attack(bab_ran):
-    """``("hunt", None)``: on a box branch and bound has not searched in this race, the attack
-    runs to the deadline (its hit is the attack's); after branch and bound, the lane skips it."""
+@pytest.mark.parametrize("log_cells, hunts", [(portfolio.HUNT_MIN_LOG_CELLS + 1, True),
+                                               (portfolio.HUNT_MIN_LOG_CELLS, False)])
+def test_a_hunt_attacks_only_a_box_too_big_for_a_late_proof_and_reads_as_the_attack(log_cells, hunts):
+    """``("hunt", None)``: on a box of more than 2^HUNT_MIN_LOG_CELLS cells the attack runs to
+    the deadline (its hit is the attack's); on a smaller one the lane skips it."""
     m, R, y, bad = question(0)
     race, log = Race(m, R, bad, propagate(m.ir, R.lo, R.hi)), []
-    applies = race.applies
-    race.applies = lambda engine, seconds, threads=1: engine == "bab" or applies(engine, seconds, threads)
+    race.log_cells = log_cells
 
     def run_engine(engine, seconds, stop, threads=1, lane=0):
         log.append((engine, seconds))
-        if engine == "bab":
-            race.bab_progress.start()
-            time.sleep(0.001)
-            race.bab_progress.pause()
         return ("sat", R.lo, 0) if engine == "hunt" else ("unknown", None, 0)
 
     race.run_engine = run_engine
-    out = race.run(5, schedule=((("bab", 0.01),) * bab_ran + (("hunt", None), ("exact", None)),))
-    if bab_ran:
-        assert out.status == "unknown" and [e for e, _ in log] == ["bab", "exact"]
-    else:
+    out = race.run(5, schedule=((("hunt", None), ("exact", None)),))
+    if hunts:
         assert out.status == "sat" and out.engine == "attack" and set(out.seconds) == {"attack"}
         assert log[0][0] == "hunt" and log[0][1] == pytest.approx(5, abs=0.1)
+    else:
+        assert out.status == "unknown" and [e for e, _ in log] == ["exact"]
+
+
+def test_an_l0_region_is_never_hunted():
+    m, R, y, bad = question(0)
+    L = region.l0(m.ir.coding, R.lo, 2)
+    race = Race(m, L, bad, propagate(m.ir, L.lo, L.hi))
+    assert race.log_cells == float("inf") and not race.applies("hunt", None)
 
 
 @pytest.mark.parametrize("seed", range(8))
