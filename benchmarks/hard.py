@@ -150,12 +150,12 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
     Exact resumes across steps (``RESUMABLE``); the others start afresh; branch and bound runs
     only where ``portfolio.bab_fits`` on the threads a race gives it (every core where a lane
     yields to it, else one; its engine rows ran on every core, as beside a lane that yields),
-    a hunt (the attack) only on a box of more than 2^HUNT_MIN_LOG_CELLS cells.
+    a hunt (the attack) only where ``portfolio.hunt_fits``.
     The per-engine rows do not show branch and bound's progress, so a
     yield reads as branch and bound staying on course (``portfolio.bab_on_course``) to the end,
     and each lane's Exact steps as one Exact alone: two lanes sharing the bad classes
     (``portfolio.Race.solve_by_class``) are not simulated."""
-    from bnnlogic.portfolio import HUNT_MIN_LOG_CELLS, bab_fits
+    from bnnlogic.portfolio import bab_fits, hunt_fits
 
     best = None
     threads = len(schedule) if any(e == "yield" for lane in schedule for e, _ in lane) else 1
@@ -168,7 +168,7 @@ def simulate(times: dict[str, float], log_cells: float, schedule, deadline: floa
             if engine == "bab" and not bab_fits(log_cells, limit, threads=threads):
                 continue
             if engine == "hunt":  # the attack, on a big box
-                if log_cells <= HUNT_MIN_LOG_CELLS:
+                if not hunt_fits(log_cells):
                     continue
                 engine = "attack"
             if engine == "yield":  # the lane ends where branch and bound runs in another lane (on course)

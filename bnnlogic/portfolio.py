@@ -185,6 +185,12 @@ def bab_fits(log_cells: float, seconds: float | None, cell_s: float = SWEEP_CELL
     return log_cells <= BAB_MAX_LOG_CELLS and bab_price(log_cells, cell_s, threads) <= seconds
 
 
+def hunt_fits(log_cells: float) -> bool:
+    """The hunt is worth its time on a box of 2^log_cells threshold cells: finite (an L-inf box,
+    not an L0 region) and more than 2^HUNT_MIN_LOG_CELLS."""
+    return bool(np.isfinite(log_cells)) and log_cells > HUNT_MIN_LOG_CELLS
+
+
 def bab_on_course(progress: Progress, left: float | None, mark: tuple[float, float] = (0.0, 0.0)) -> bool:
     """Whether branch and bound, ``progress`` so far, should go on with ``left`` seconds to go
     (None: no limit): always before ``BAB_JUDGE_S`` of search and ``BAB_PACE_S`` since ``mark``
@@ -271,7 +277,7 @@ class Race:
         and bound (on ``threads`` threads) only if ``bab_fits``, the hunt only on an L-inf box
         of more than 2^HUNT_MIN_LOG_CELLS cells."""
         if engine == "hunt":
-            return np.isfinite(self.log_cells) and self.log_cells > HUNT_MIN_LOG_CELLS
+            return hunt_fits(self.log_cells)
         return engine != "bab" or bab_fits(self.log_cells, seconds, self.cell_s, threads)
 
     def bab_estimate(self, cores: int) -> float | None:
@@ -443,13 +449,13 @@ class Race:
                     finally:
                         if engine == "bab":
                             bab_running.clear()
-                    engine = REPORTED_AS.get(engine, engine)
+                    reported = REPORTED_AS.get(engine, engine)
                     with tlock:
                         if engine != "wait":
-                            out.seconds[engine] = out.seconds.get(engine, 0.0) + time.perf_counter() - now
+                            out.seconds[reported] = out.seconds.get(reported, 0.0) + time.perf_counter() - now
                         out.bab_nodes += nodes
                     if st != "unknown":
-                        results.put((st, x, engine))
+                        results.put((st, x, reported))
                         return
             except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
                 results.put(("error", e, None))
