@@ -518,6 +518,18 @@ def tail_tables(rec: Record) -> list[str]:
                   f"`--timeout {num(s['long'])}`.  Time over estimate, per decided query: {ratios}.", ""]
 
 
+def lns_tables(rec: Record) -> list[str]:
+    """LNS against the attack alone on the default's open queries."""
+    s = rec["summary"]
+    rows = [{**r, "lns_only": ", ".join(map(str, r["lns_only"])) or "-"} for r in s["rows"]]
+    a = s["settings"]
+    return dict_table(rows, [("model", "model"), ("eps", "eps"), ("queries", "open queries"),
+                             ("attack_hits", "attack: hits"), ("lns_hits", "LNS: hits"),
+                             ("lns_only", "images LNS alone hit")], "lrrrrl") + [
+        f"{num(a['timeout'])} s per method and query, one thread; neighbourhoods of 2^{num(a['bits'])} threshold "
+        f"cells, branch and bound at most {num(a['sub_timeout'])} s on each.", ""]
+
+
 def dict_table(rows: Iterable[Record], cols: list[tuple[str, str]], align: str | None = None) -> list[str]:
     """A table of ``rows`` (dicts) with columns ``(key, header)``; a missing key is '-'."""
     return table([h for _, h in cols], [[r.get(k) if not isinstance(r.get(k), bool) else str(r.get(k))
@@ -610,7 +622,8 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                 "was chosen); `bounds` and `cubes` measured two things not built: a linear relaxation in branch "
                 "and bound, and the solvers on its sub-boxes (cube and conquer); `tail` gives the queries the "
                 "default leaves open a longer budget; `cms` checked CryptoMiniSat's native BNN constraints (the "
-                "design of EEV's solver) as an engine, and found them unsound.",
+                "design of EEV's solver) as an engine, and found them unsound; `lns` measured a large-neighbourhood "
+                "search (branch and bound on neighbourhoods of the attack's best input) against the attack, not built.",
                 [("hard", hard_tables, plot_hard,
                   "python benchmarks/hard.py --images 20 --eps 1,3,5,10,20 --configs default,one-core --one-core-images 5 --engines '' "
                   "--radius 5 --radius-timeout 60 --memory 10 --record"),
@@ -621,6 +634,7 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, Renderer, Plotter | None, str]]
                  ("cubes", cubes_tables, None, "python benchmarks/cubes.py --record"),
                  ("tail", tail_tables, None, "python benchmarks/tail.py --per-model 4 --long 600 --record"),
                  ("cms", cms_tables, None, "python benchmarks/cms.py --record"),
+                 ("lns", lns_tables, None, "python benchmarks/lns.py --record"),
                  ("schedules", tune_tables, None,
                   "python benchmarks/hard.py --tune --models fashion-mlp-small,fashion-mlp-large-eev,"
                   "fashion-conv-small --timeout 30 --record")]),

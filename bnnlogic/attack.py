@@ -413,6 +413,9 @@ class _Search:
     max_steps: int
     ties: str = "low"
     stop: threading.Event | None = None
+    #: (gap, levels (n,)): the input with the largest ``_gap`` the local search reached over all
+    #: its calls (a large-neighbourhood search starts there: ``benchmarks/lns.py``)
+    elite: tuple[float, np.ndarray] | None = None
 
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -530,7 +533,8 @@ def _local_search(q: _Search, t_end: float | None) -> np.ndarray | None:
     and w their windows (``Relaxed``); the moved feature is then tabu for ``max(3, n / 8)``
     steps.  After ``LOCAL_PATIENCE`` steps without a new best the search restarts at its best
     input with ``PERTURB_FRAC`` of its features drawn anew (an L0 region: moved back to the
-    center).  Each step counts against ``max_steps``."""
+    center).  Each step counts against ``max_steps``; the best input by ``_gap`` is kept in
+    ``q.elite``."""
     net, S, rng = q.net, q.S, q.rng
     if not net.ops or net.ops[0][0] != "lin":
         return None
@@ -567,6 +571,8 @@ def _local_search(q: _Search, t_end: float | None) -> np.ndarray | None:
         stall += 1
         if (g, sm) > best:
             best, elite, stall = (g, sm), L, 0
+            if q.elite is None or g > q.elite[0]:
+                q.elite = (g, L)
         elif stall > LOCAL_PATIENCE:
             L, best, stall = elite.copy(), (-np.inf, -np.inf), 0
             redo = rng.random(S.n) < PERTURB_FRAC
