@@ -190,3 +190,26 @@ def test_each_stage_alone_is_sound(stage):
     assert exists >= 10
     if stage in ("_gradient", "_local_search"):
         assert found >= 0.8 * exists, (found, exists)
+
+
+def test_the_local_search_keeps_its_best_input():
+    """Where the local search finds nothing, ``q.elite`` is (gap, levels) of the best input it
+    met: levels of the region whose exact gap (best bad score minus best good score) is the
+    one recorded, and at most 0 (a robust box: at best a tie the good class wins)."""
+    import bnnlogic.attack as A
+
+    kept = 0
+    for seed in range(12):
+        ir, R, X, pred, y = query("dense", seed, "linf", 1)
+        bad = np.array([c != y for c in range(ir.n_classes)])
+        S = Space.of(ir, R)
+        if not S.n or bad[pred].any():  # robust boxes only: the search runs its whole budget
+            continue
+        q = A._Search(Relaxed(ir, S.x0, S.bits(ir)), S, bad, Engine(ir), np.random.default_rng(seed), 16, 60)
+        assert A._local_search(q, None) is None
+        gap, L = q.elite
+        assert ((L >= S.lo) & (L <= S.hi)).all()
+        scores = ir.scores(S.raw(L[None]))
+        assert gap == A._gap(q, scores)[0] <= 0
+        kept += 1
+    assert kept >= 3
