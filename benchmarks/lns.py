@@ -44,7 +44,7 @@ from bnnlogic.logic.region import Region  # noqa: E402
 from bnnlogic.verification import _replay, make_region  # noqa: E402
 from models import get_model  # noqa: E402
 from records import add_record_argument, save_record  # noqa: E402
-from tail import open_queries  # noqa: E402
+from tail import add_open_query_arguments, open_queries  # noqa: E402
 
 HUNT_SEED = 8
 LOCAL_S = 2.0
@@ -123,9 +123,7 @@ def summary(rows: list[dict]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="fashion-mlp-small,fashion-conv-small")
-    ap.add_argument("--eps", default="5,10,20")
-    ap.add_argument("--per-model", type=int, default=40, help="open queries per model, smallest boxes first")
+    add_open_query_arguments(ap, "5,10,20", 40)
     ap.add_argument("--timeout", type=float, default=20, help="seconds per method and query")
     ap.add_argument("--bits", type=float, default=24, help="log2 threshold cells of a neighbourhood")
     ap.add_argument("--sub-timeout", type=float, default=3, help="seconds of branch and bound per neighbourhood")

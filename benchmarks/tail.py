@@ -47,6 +47,14 @@ def open_queries(model: str, eps: list[int]) -> list[dict]:
                   key=lambda r: (r["log2_cells"], r["index"], r["eps"]))
 
 
+def add_open_query_arguments(ap, eps: str, per_model: int) -> None:
+    """``--models``, ``--eps``, ``--per-model``: which of the default's open queries to take
+    (``open_queries``, the first ``--per-model`` per model)."""
+    ap.add_argument("--models", default="fashion-mlp-small,fashion-conv-small")
+    ap.add_argument("--eps", default=eps)
+    ap.add_argument("--per-model", type=int, default=per_model, help="open queries per model, smallest boxes first")
+
+
 def run(model_name: str, rows: list[dict], timeout: float, long: float, out: Path) -> list[dict]:
     """Each query at ``timeout``, then at ``long`` if still open; resumable (``out``, this revision)."""
     rev = revision(short=True)
@@ -94,9 +102,7 @@ def summary(rows: list[dict], long: float) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="fashion-mlp-small,fashion-conv-small")
-    ap.add_argument("--eps", default="3,5")
-    ap.add_argument("--per-model", type=int, default=4, help="open queries per model, smallest boxes first")
+    add_open_query_arguments(ap, "3,5", 4)
     ap.add_argument("--timeout", type=float, default=60, help="the budget the hard record used")
     ap.add_argument("--long", type=float, default=600, help="the longer budget")
     add_record_argument(ap)
