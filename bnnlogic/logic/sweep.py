@@ -35,7 +35,8 @@ Where nearly every cell shows a new pattern (``DEEP_RATIO``: the whole domain of
 net), the table saves nothing and each pattern costs a product; from the next decision on the
 walk then starts again and carries every layer incrementally, cell by cell in Gray order over
 all digits (``_walk_deep``): the neurons that flip in layer l update layer l+1's sums by their
-rows, and the output is checked when it changes.
+rows, and the output is checked when it changes.  Its fastest digits are those whose steps
+flip the fewest rows' worth of neurons (``_deep_order``).
 """
 from __future__ import annotations
 
@@ -649,6 +650,36 @@ def _deep_state(p: _Plan, margin: np.ndarray) -> tuple | None:
     return size, U, uoff, um, moff, on, _signed_rows(p.W_out.astype(np.int32)), acc.astype(np.int64)
 
 
+def _deep_order(p: _Plan, samples: int = 64, seed: int = 0) -> np.ndarray:
+    """The digits (plan order) in the deep walk's order, the cheapest step first.  A reflected
+    Gray walk moves its first digit every step and digit j every r_0 ... r_{j-1} steps, so the
+    walk's work is dominated by the steps of its first digits.  A step of digit j costs the
+    rows of the neurons it flips, ``sum_l flips_l(j) |F_{l+1}|`` (|F_{L+1}|: the classes);
+    ``flips_l(j)``, free neurons of layer l that a move of digit j by one cell flips, is
+    averaged over ``samples`` random cells (``seed``: the order is deterministic).  Measured:
+    leaves of 2^20 cells of fashion conv-small image 11 at eps 5, 250-310 -> 167-182 ns per
+    cell."""
+    rng = np.random.default_rng(seed)
+    F, n1 = len(p.radix), len(p.k[0])
+    s = max(8, min(samples, 4096 // max(F, 1)))
+    D = rng.integers(0, p.radix, size=(s, F))
+    up = D + np.where(D < p.radix - 1, 1, -1)  # each digit one cell over (every radix is at least 2)
+    rows = np.concatenate([D] + [np.where(np.arange(F) == j, up, D) for j in range(F)])  # (s (F + 1), F)
+    m = np.broadcast_to(p.acc0[0] - p.k[0], (len(rows), n1)).astype(np.int64)
+    for j in range(F):  # cell c of digit j: its first c free bits are 1
+        cum = np.concatenate([np.zeros((1, n1), np.int64), np.cumsum(p.W0[p.bitcol[j, : p.radix[j] - 1]], axis=0)])
+        m = m + cum[rows[:, j]]
+    T, on0 = m >= 0, p.on0
+    widths = [len(k) for k in p.k[1:]] + [len(p.acc_out0)]
+    work = np.zeros(len(rows))
+    for l, width in enumerate(widths):
+        flips = (T.reshape(F + 1, s, -1)[1:] != T[:s][None]).sum(axis=2)  # (F, s)
+        work[:F] += flips.mean(axis=1) * width
+        if l < len(p.mats):
+            T = _product(T, on0[l], p.mats[l]) >= (p.k[l + 1] - p.acc0[l + 1]).astype(np.float32)
+    return np.argsort(work[:F], kind="stable")
+
+
 def _signed_rows(M: np.ndarray) -> np.ndarray:
     """(2n, m) C-contiguous: row 2i = -M[i], row 2i + 1 = M[i] (``_walk_deep``)."""
     return np.ascontiguousarray(np.stack([-M, M], axis=1).reshape(2 * M.shape[0], M.shape[1]))
@@ -780,13 +811,17 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     widest = max(len(k) for k in p.k)
     fa, fb = np.empty(widest, np.int64), np.empty(widest, np.int64)
     state = np.zeros(1, dtype=np.int64)
-    digit, direc, margin = np.zeros(len(p.radix), dtype=np.int64), np.ones(len(p.radix), dtype=np.int64), margin0
+    order = _deep_order(p)
+    radix, bitcol = p.radix[order], np.ascontiguousarray(p.bitcol[order])
+    digit, direc, margin = np.zeros(len(radix), dtype=np.int64), np.ones(len(radix), dtype=np.int64), margin0
     while True:
         if _expired(deadline, stop):
             return "unknown", None, int(state[0]) + 1
-        r = _walk_deep(DEEP_CHUNK, state, digit, direc, p.radix, p.bitcol, p.W0, margin, *deep, p.scale, p.offset,
+        r = _walk_deep(DEEP_CHUNK, state, digit, direc, radix, bitcol, p.W0, margin, *deep, p.scale, p.offset,
                        bad, ties == "adversarial", fa, fb)
         if r == 3:
-            return witness(_gray_digits(int(state[0]), p.radix), int(state[0]) + 1)
+            digits = np.empty_like(order)
+            digits[order] = _gray_digits(int(state[0]), radix)
+            return witness(digits, int(state[0]) + 1)
         if r == 2:
             return "unsat", None, int(state[0]) + 1

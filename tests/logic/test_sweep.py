@@ -1,4 +1,5 @@
 """The Gray-order cell sweep agrees with brute force (sound and complete) and stops on time."""
+import dataclasses
 import threading
 import time
 
@@ -65,6 +66,20 @@ def test_sweep_matches_brute_force(net, seed, cfg, monkeypatch):
                 assert stats["deep"]  # deep from the first decision (the second cell) on
             if w is not None:
                 assert R.contains(w[None])[0] and int(ir.predict(w[None])[0]) in bad
+
+
+def test_the_deep_walk_moves_the_cheapest_digit_fastest():
+    """``_deep_order`` is a permutation of the digits, and a feature whose bits feed no
+    first-layer neuron (its steps flip nothing) goes first, though it is the last in plan order."""
+    ir = random_ir(0, **WIDE)
+    first = ir.layers[0]
+    A = first.A.copy()
+    A[:, np.arange(ir.coding.n_levels) * ir.coding.n_features + ir.coding.n_features - 1] = 0
+    ir = dataclasses.replace(ir, layers=(dataclasses.replace(first, A=A), *ir.layers[1:]))
+    R = region.domain(ir.coding)
+    p = sweep_mod._plan(ir, R.lo, R.hi)
+    order = sweep_mod._deep_order(p)
+    assert sorted(order) == list(range(len(p.radix))) and order[0] == len(p.radix) - 1
 
 
 def test_gray_digits_follow_the_walk():
