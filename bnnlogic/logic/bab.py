@@ -255,10 +255,12 @@ def bab(engine, ir: IR, R: Region, bad_classes: Sequence[int], timeout: float | 
     if progress is not None:
         progress.start()
 
+    deep: dict = {}  # "deep" once a leaf's sweep went through every layer: the later ones start so
+
     def sweep_leaves(LO: np.ndarray, HI: np.ndarray, probe: np.ndarray):
         """``sweep`` of every node given, on threads when there are several."""
         nonlocal pool
-        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, halt, ties)  # noqa: E731
+        run = lambda i: sweep(ir, LO[i], HI[i], bad, probe[i], deadline, halt, ties, deep, "deep" in deep)  # noqa: E731
         if len(LO) <= 1:
             return map(run, range(len(LO)))
         if pool is None:

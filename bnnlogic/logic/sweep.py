@@ -738,7 +738,7 @@ def cell_inputs(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: n
 
 def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.ndarray | None = None,
           deadline: float | None = None, stop: threading.Event | None = None, ties: str = "low",
-          stats: dict | None = None) -> tuple[str, np.ndarray | None, int]:
+          stats: dict | None = None, deep_first: bool = False) -> tuple[str, np.ndarray | None, int]:
     """Decide whether some raw input of the box [lo, hi] (d,) is predicted in ``bad`` (bool (C,)),
     a tie read by the rule ``ties`` (``ir.in_classes``).
 
@@ -746,7 +746,9 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     ``time.perf_counter()`` passes ``deadline`` or ``stop`` is set, ``("unknown", None, cells
     visited)``.  The witness is the bad cell's input nearest ``probe`` (default: lo); the
     caller replays it.  ``stats``, if given, gets ``deep``: whether the walk went on through
-    every layer (nearly every cell showed a new layer-1 pattern)."""
+    every layer (nearly every cell showed a new layer-1 pattern).  ``deep_first``: start with
+    that walk (where the network allows it), for a caller whose earlier boxes of the same
+    search went deep: the block walk's first ``DEEP_CELLS`` cells would be spent again."""
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     p = _plan(ir, lo, hi)
     bad = np.asarray(bad, dtype=np.bool_)
@@ -766,6 +768,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
                np.zeros(n, np.int64), np.zeros(words, np.uint64), np.zeros(words, np.uint64))  # U, base, key
     steps = max(1, CHUNK // B)
     seen = 0  # distinct layer-1 patterns decided so far
+    deep = _deep_state(p, margin0) if deep_first else None
 
     def visited() -> int:
         return int(state[0] + state[2]) * B
@@ -776,7 +779,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
             x[f] = v[c]
         return "sat", x, cells
 
-    while True:
+    while deep is None:
         if _expired(deadline, stop):
             return "unknown", None, visited()
         r = _walk(steps, state, digit, direc, radix, bitcol, p.W0, margin, blk.DT, blk.imin, blk.imax, table,

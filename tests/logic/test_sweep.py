@@ -21,7 +21,8 @@ def _bad(ir, classes):
 
 
 D = dict(table=sweep_mod.TABLE, memory=sweep_mod.MEMORY, sparse=0.0, table0=1 << 12, deep=2.0,
-         block=sweep_mod.BLOCK, wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS, deep_cells=sweep_mod.DEEP_CELLS)
+         block=sweep_mod.BLOCK, wide=sweep_mod.WIDE, cache=sweep_mod.CACHE_BITS, deep_cells=sweep_mod.DEEP_CELLS,
+         deep_first=False)
 CONFIGS = [
     dict(D, table=1), dict(D, table=4),  # flushes (blocks of at most 1 and 4 cells); dense products
     dict(D, table=64, table0=2),  # growth 2, 4, ..., 128 slots, new patterns decided at each step, then flushes
@@ -32,7 +33,8 @@ CONFIGS = [
     dict(D, block=4, cache=1),  # ... blocks of at most 4 cells, a 2-slot cache
     dict(D, table0=2, deep=0.0, block=1, deep_cells=0),  # the deep walk from the second cell on
     dict(D, table0=16, deep=0.0, block=4, deep_cells=0),  # ... after a few blocks
-    dict(D, deep=0.0, deep_cells=64)]  # ... after 64 cells (boxes of fewer never go deep)
+    dict(D, deep=0.0, deep_cells=64),  # ... after 64 cells (boxes of fewer never go deep)
+    dict(D, deep_first=True)]  # the deep walk from the first cell
 
 
 @pytest.mark.parametrize("net", sorted(NETS) + ["wide"])
@@ -40,7 +42,8 @@ CONFIGS = [
 @pytest.mark.parametrize("cfg", CONFIGS, ids=range(len(CONFIGS)))
 def test_sweep_matches_brute_force(net, seed, cfg, monkeypatch):
     """Every configuration of the walk decides every box like brute force: the block walk
-    alone (``deep`` 2.0: never switches), the deep walk after the first decision (0.0)."""
+    alone (``deep`` 2.0: never switches), the deep walk after the first decision (0.0) or from
+    the first cell (``deep_first``)."""
     monkeypatch.setattr(sweep_mod, "CHUNK", 3)  # many resumed kernel calls per box
     for name, attr in [("deep", "DEEP_RATIO"), ("table", "TABLE"), ("table0", "TABLE0"), ("memory", "MEMORY"),
                        ("sparse", "SPARSE"), ("block", "BLOCK"), ("wide", "WIDE"), ("cache", "CACHE_BITS"),
@@ -58,9 +61,11 @@ def test_sweep_matches_brute_force(net, seed, cfg, monkeypatch):
         layer1 = ir.activations(box_inputs(R.lo, R.hi))[1].reshape(len(pred), -1)
         for bad in ([c for c in range(ir.n_classes) if c != y], [ir.n_classes - 1], [y]):
             stats = {}
-            status, w, _ = sweep(ir, R.lo, R.hi, _bad(ir, bad), probe=x, stats=stats)
+            status, w, _ = sweep(ir, R.lo, R.hi, _bad(ir, bad), probe=x, stats=stats, deep_first=cfg["deep_first"])
             assert status == ("sat" if np.isin(pred, bad).any() else "unsat")
-            if deep > 1:  # the block walk alone: never reported deep
+            if cfg["deep_first"]:
+                assert stats["deep"]
+            elif deep > 1:  # the block walk alone: never reported deep
                 assert "deep" not in stats
             elif net == "wide" and status == "unsat" and table0 == 2 and len(np.unique(layer1, axis=0)) > 1:
                 assert stats["deep"]  # deep from the first decision (the second cell) on
