@@ -43,6 +43,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -122,10 +123,23 @@ class _Plan:
     scale: int
     offset: np.ndarray  # (C,) int64
 
-    @property
+    @cached_property
     def on0(self) -> list[np.ndarray]:
         """Free neurons' outputs at the low corner, per hidden layer."""
         return [a >= k for a, k in zip(self.acc0, self.k)]
+
+    @cached_property
+    def contrib(self) -> list[np.ndarray]:
+        """Per digit j, (r_j, |F_1|) int64: layer 1's sums at each of its cells, less those at
+        cell 0 (cell c sets the free bits ``bitcol[j, :c]``)."""
+        n1 = self.W0.shape[1]
+        return [np.cumsum(np.vstack([np.zeros((1, n1), np.int64), self.W0[self.bitcol[j, :r - 1]]]), axis=0)
+                for j, r in enumerate(self.radix.tolist())]
+
+    def above(self, l: int, T: np.ndarray) -> np.ndarray:
+        """The free neurons of hidden layer l + 1 (bool (m, |F_{l+1}|)) from those of layer l
+        (T, bool (m, |F_l|); layers from 0): ``(T - t_l^0) M_{l+1} >= k_{l+1} - acc_{l+1}^0``."""
+        return _product(T, self.on0[l], self.mats[l]) >= (self.k[l + 1] - self.acc0[l + 1]).astype(np.float32)
 
 
 def _plan(ir: IR, lo: np.ndarray, hi: np.ndarray) -> _Plan:
@@ -215,10 +229,7 @@ def _blocks(p: _Plan, limit: int) -> _Blocks:
     """Inner digits: those moving layer 1's margins least (sum over free neurons of the range of
     their contribution) while their cells multiply to at most ``limit``.  Inside a block few
     neurons change, so ``_block`` compares only those, and its distinct patterns are few."""
-    n1 = p.W0.shape[1]
-    contrib = []
-    for j, r in enumerate(p.radix.tolist()):  # cell c of digit j sets bits bitcol[j, :c]
-        contrib.append(np.cumsum(np.vstack([np.zeros((1, n1), np.int64), p.W0[p.bitcol[j, :r - 1]]]), axis=0))
+    n1, contrib = p.W0.shape[1], p.contrib
     width = np.array([(c.max(axis=0) - c.min(axis=0)).sum() for c in contrib])
     inner, B = [], 1
     for j in np.argsort(width, kind="stable"):
@@ -610,12 +621,11 @@ def _product(T: np.ndarray, t0: np.ndarray, M) -> np.ndarray:
 
 def _decide_block(p: _Plan, T: np.ndarray, rep: np.ndarray, bad: np.ndarray, ties: str = "low") -> int:
     """``_decide`` on one block of patterns T (m, |F_1|) bool."""
-    on0 = p.on0
-    for l, M in enumerate(p.mats, start=1):
-        V = _product(T, on0[l - 1], M) >= (p.k[l] - p.acc0[l]).astype(np.float32)
+    for l in range(len(p.mats)):
+        V = p.above(l, T)
         keep = _unique_rows(V)
         T, rep = V[keep], rep[keep]
-    S = p.acc_out0 + np.rint((T.astype(np.float32) - on0[-1]) @ p.W_out).astype(np.int64)
+    S = p.acc_out0 + np.rint((T.astype(np.float32) - p.on0[-1]) @ p.W_out).astype(np.int64)
     hit = np.nonzero(in_classes(p.scale * S + p.offset, bad, ties))[0]
     return int(rep[hit[0]]) if len(hit) else -1
 
@@ -667,18 +677,15 @@ def _deep_order(p: _Plan, moves: int = 1024, seed: int = 0) -> np.ndarray:
     samples = max(8, min(64, moves // F))
     D = rng.integers(0, p.radix, size=(samples, F))
     up = D + np.where(D < p.radix - 1, 1, -1)  # each digit one cell over (every radix is at least 2)
-    # cell c of digit j adds the rows of its first c free bits to layer 1's margins
-    cum = [np.concatenate([np.zeros((1, len(p.k[0])), np.int64), np.cumsum(p.W0[p.bitcol[j, : r - 1]], axis=0)])
-           for j, r in enumerate(p.radix)]
+    cum = p.contrib
     m = p.acc0[0] - p.k[0] + sum(cum[j][D[:, j]] for j in range(F))  # (samples, |F_1|)
     moved = np.concatenate([m + cum[j][up[:, j]] - cum[j][D[:, j]] for j in range(F)])  # (F samples, |F_1|)
-    T, T1, on0 = m >= 0, moved >= 0, p.on0
+    T, T1 = m >= 0, moved >= 0
     work = np.zeros(F)
     for l, width in enumerate([len(k) for k in p.k[1:]] + [len(p.acc_out0)]):
         work += (T1.reshape(F, samples, -1) != T[None]).sum(axis=2).mean(axis=1) * width
         if l < len(p.mats):
-            k = (p.k[l + 1] - p.acc0[l + 1]).astype(np.float32)
-            T, T1 = _product(T, on0[l], p.mats[l]) >= k, _product(T1, on0[l], p.mats[l]) >= k
+            T, T1 = p.above(l, T), p.above(l, T1)
     return np.argsort(work, kind="stable")
 
 
