@@ -745,6 +745,62 @@ def cell_inputs(thresholds: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: n
         yield X
 
 
+def _block_sweep(p: _Plan, margin0: np.ndarray, bad: np.ndarray, deadline: float | None,
+                 stop: threading.Event | None, ties: str) -> tuple[str, object, int]:
+    """``sweep``'s block walk over the plan's cells: ``("sat", digits (plan order), cells)``,
+    ``("unsat" | "unknown", None, cells)``, or ``("deep", _deep_state, cells)`` once nearly
+    every cell showed a new layer-1 pattern (the deep walk should start over)."""
+    n, words = len(margin0), max(1, (len(margin0) + 63) // 64)
+    cap = min(2 * TABLE, 1 << max(1, int(MEMORY // (8 * (words + 1))).bit_length() - 1))  # a power of 2
+    blk = _blocks(p, max(1, min(BLOCK, cap // 2)))  # a block fits in a table that is at most half full
+    B, radix, bitcol = blk.size, p.radix[blk.outer], p.bitcol[blk.outer]
+    slots = 1 << (B - 1).bit_length()  # a power of 2, at least B
+    table = np.zeros((max(min(TABLE0, cap), 2 * slots), words + 1), np.uint64)  # a power of 2
+    state = np.zeros(3, dtype=np.int64)
+    digit, direc = np.zeros(len(radix), dtype=np.int64), np.ones(len(radix), dtype=np.int64)
+    margin = margin0.copy()
+    scratch = (np.zeros((1 << CACHE_BITS, words + 1), np.uint64),  # cache
+               np.zeros(B, np.uint64),  # sub
+               np.zeros(2 * slots, np.uint64), np.zeros(2 * slots, np.int64),  # seen, stamps
+               np.zeros(n, np.int64), np.zeros(words, np.uint64), np.zeros(words, np.uint64))  # U, base, key
+    steps = max(1, CHUNK // B)
+    seen = 0  # distinct layer-1 patterns decided so far
+
+    def visited() -> int:
+        return int(state[0] + state[2]) * B
+
+    while True:
+        if _expired(deadline, stop):
+            return "unknown", None, visited()
+        r = _walk(steps, state, digit, direc, radix, bitcol, p.W0, margin, blk.DT, blk.imin, blk.imax, table,
+                  *scratch, WIDE)
+        if r == 0:
+            continue
+        # decide the patterns met since the last decision (every time the table fills up, so a
+        # witness is found early; each pattern once: decided ones keep the DECIDED bit)
+        flags = table[:, words]
+        fresh = (flags != 0) & (flags & DECIDED == 0)
+        hit = _decide(p, table[fresh, :words], n, flags[fresh].astype(np.int64) - 1, bad, deadline, stop, ties)
+        if hit == GAVE_UP:
+            return "unknown", None, visited()
+        if hit >= 0:
+            return "sat", blk.digits(hit, p.radix), visited()
+        if r == 2:
+            return "unsat", None, visited()
+        seen += int(fresh.sum())
+        # nearly every cell is a new pattern: the deep walk, from the first cell again
+        if visited() >= DEEP_CELLS and seen >= DEEP_RATIO * visited() and (deep := _deep_state(p, margin0)) is not None:
+            return "deep", deep, visited()
+        table[fresh, words] |= DECIDED
+        if len(table) < cap:
+            bigger = np.zeros((2 * len(table), words + 1), np.uint64)
+            _rehash(table, bigger)
+            table = bigger
+        else:
+            table[:] = 0
+            state[1] = 0
+
+
 def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.ndarray | None = None,
           deadline: float | None = None, stop: threading.Event | None = None, ties: str = "low",
           stats: dict | None = None, deep_first: bool = False) -> tuple[str, np.ndarray | None, int]:
@@ -762,25 +818,7 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
     p = _plan(ir, lo, hi)
     bad = np.asarray(bad, dtype=np.bool_)
     margin0 = (p.acc0[0] - p.k[0]).astype(np.int32)
-    n, words = len(margin0), max(1, (len(margin0) + 63) // 64)
-    cap = min(2 * TABLE, 1 << max(1, int(MEMORY // (8 * (words + 1))).bit_length() - 1))  # a power of 2
-    blk = _blocks(p, max(1, min(BLOCK, cap // 2)))  # a block fits in a table that is at most half full
-    B, radix, bitcol = blk.size, p.radix[blk.outer], p.bitcol[blk.outer]
-    slots = 1 << (B - 1).bit_length()  # a power of 2, at least B
-    table = np.zeros((max(min(TABLE0, cap), 2 * slots), words + 1), np.uint64)  # a power of 2
-    state = np.zeros(3, dtype=np.int64)
-    digit, direc = np.zeros(len(radix), dtype=np.int64), np.ones(len(radix), dtype=np.int64)
-    margin = margin0.copy()
-    scratch = (np.zeros((1 << CACHE_BITS, words + 1), np.uint64),  # cache
-               np.zeros(B, np.uint64),  # sub
-               np.zeros(2 * slots, np.uint64), np.zeros(2 * slots, np.int64),  # seen, stamps
-               np.zeros(n, np.int64), np.zeros(words, np.uint64), np.zeros(words, np.uint64))  # U, base, key
-    steps = max(1, CHUNK // B)
-    seen = 0  # distinct layer-1 patterns decided so far
     deep = _deep_state(p, margin0) if deep_first else None
-
-    def visited() -> int:
-        return int(state[0] + state[2]) * B
 
     def witness(digits: np.ndarray, cells: int) -> tuple[str, np.ndarray, int]:
         feats, values, x = _cell_values(ir.coding.thresholds, lo, hi, lo if probe is None else probe)
@@ -788,36 +826,13 @@ def sweep(ir: IR, lo: np.ndarray, hi: np.ndarray, bad: np.ndarray, probe: np.nda
             x[f] = v[c]
         return "sat", x, cells
 
-    while deep is None:
-        if _expired(deadline, stop):
-            return "unknown", None, visited()
-        r = _walk(steps, state, digit, direc, radix, bitcol, p.W0, margin, blk.DT, blk.imin, blk.imax, table,
-                  *scratch, WIDE)
-        if r == 0:
-            continue
-        # decide the patterns met since the last decision (every time the table fills up, so a
-        # witness is found early; each pattern once: decided ones keep the DECIDED bit)
-        flags = table[:, words]
-        fresh = (flags != 0) & (flags & DECIDED == 0)
-        hit = _decide(p, table[fresh, :words], n, flags[fresh].astype(np.int64) - 1, bad, deadline, stop, ties)
-        if hit == GAVE_UP:
-            return "unknown", None, visited()
-        if hit >= 0:
-            return witness(blk.digits(hit, p.radix), visited())
-        if r == 2:
-            return "unsat", None, visited()
-        seen += int(fresh.sum())
-        if visited() >= DEEP_CELLS and seen >= DEEP_RATIO * visited() and (deep := _deep_state(p, margin0)) is not None:
-            break  # nearly every cell is a new pattern: the deep walk, from the first cell again
-        table[fresh, words] |= DECIDED
-        if len(table) < cap:
-            bigger = np.zeros((2 * len(table), words + 1), np.uint64)
-            _rehash(table, bigger)
-            table = bigger
-        else:
-            table[:] = 0
-            state[1] = 0
-    del table
+    if deep is None:
+        status, found, cells = _block_sweep(p, margin0, bad, deadline, stop, ties)
+        if status == "sat":
+            return witness(found, cells)
+        if status != "deep":
+            return status, None, cells
+        deep = found
     if stats is not None:
         stats["deep"] = True
     widest = max(len(k) for k in p.k)
