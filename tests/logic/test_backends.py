@@ -136,3 +136,27 @@ def test_cpsat_stops_when_interrupted_before_its_search_begins(monkeypatch):
     b.interrupt()
     th.join(60)
     assert time.monotonic() - t0 < 5 and out["r"][0] == "unknown"
+
+
+def test_a_solver_that_sees_its_interrupt_late_still_keeps_its_timeout(monkeypatch):
+    """Gluecard4 answered seconds after PySAT's interrupt (``LATE_INTERRUPT``), so it runs in a
+    forked child that is killed at its timeout.  Here the child's solver ignores the timeout
+    altogether (the fork inherits the patch): the solve still ends at the timeout, "unknown",
+    and the next solve, in a fresh child without the patch, answers as the solver in this
+    process does."""
+    from bnnlogic.logic import backends
+
+    f = _random_3sat(60, 4.0, 1)
+    expected = backends._build("native:gluecard4", f).solve([], None)[0]
+    solve = backends._PySAT.solve
+    monkeypatch.setattr(backends._PySAT, "solve", lambda self, a, t: (time.sleep(30), solve(self, a, t))[1])
+    b = backends.make_backend("native:gluecard4", f)
+    try:
+        assert isinstance(b, backends._Forked)
+        t0 = time.monotonic()
+        assert b.solve([], 0.2)[0] == "unknown"
+        assert time.monotonic() - t0 < 1.0
+        monkeypatch.undo()
+        assert b.solve([], None)[0] == expected
+    finally:
+        b.close()
