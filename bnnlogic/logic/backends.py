@@ -399,9 +399,9 @@ class _Forked:
     """A backend in a forked child process: Exact's Python binding holds the GIL while it
     solves, which would stall every other thread of a racing portfolio, so a race runs it
     here; a solver that sees an interrupt late (``LATE_INTERRUPT``) always runs here, where
-    it can be killed at its timeout.  The child inherits the formula (fork, copy-on-write: nothing is pickled), builds the
-    backend once and answers ``solve`` requests over a pipe (the parent's wait releases the
-    GIL), so learned constraints stay across calls.  ``interrupt`` sets a shared flag that the
+    it can be killed at its timeout.  The child inherits the formula (fork, copy-on-write:
+    nothing is pickled), builds the backend once and answers ``solve`` requests over a pipe
+    (the parent's wait releases the GIL), so learned constraints stay across calls.  ``interrupt`` sets a shared flag that the
     child's solver checks between slices, but a slice lasts up to ``EXACT_SLICE``: a child that
     has not answered when the parent next looks (within ``POLL_S``) after an interrupt, or
     ``KILL_GRACE`` seconds after the solve's timeout (still building, or inside a slice that
@@ -539,7 +539,7 @@ HOLDS_GIL = ("exact",)
 #: backends that see PySAT's interrupt late, so they always run forked and a late one is
 #: killed: with ``timeout=90`` Gluecard4 answered 4.8-8.4 s after the interrupt on fashion
 #: conv-small image 79 at eps 3 and mlp-small image 82 at eps 5 (within 0.4 s at 10 and 60 s);
-#: Minicard and Glucose 4 (kmtotalizer) at once on the same queries
+#: Minicard (image 82, 90 s) and Glucose 4 with kmtotalizer (image 79, 90 s) stopped at once
 LATE_INTERRUPT = ("native:gluecard4",)
 
 
