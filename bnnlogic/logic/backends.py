@@ -401,12 +401,12 @@ class _Forked:
     here; a solver that sees an interrupt late (``LATE_INTERRUPT``) always runs here, where
     it can be killed at its timeout.  The child inherits the formula (fork, copy-on-write:
     nothing is pickled), builds the backend once and answers ``solve`` requests over a pipe
-    (the parent's wait releases the GIL), so learned constraints stay across calls.  ``interrupt`` sets a shared flag that the
-    child's solver checks between slices, but a slice lasts up to ``EXACT_SLICE``: a child that
-    has not answered when the parent next looks (within ``POLL_S``) after an interrupt, or
-    ``KILL_GRACE`` seconds after the solve's timeout (still building, or inside a slice that
-    overran), is killed, the solve returns "unknown" at once and the next solve forks a fresh
-    child.  ``close`` kills the child."""
+    (the parent's wait releases the GIL), so learned constraints stay across calls.
+    ``interrupt`` sets a shared flag that the child's solver checks between slices, but a
+    slice lasts up to ``EXACT_SLICE``: a child that has not answered when the parent next
+    looks (within ``POLL_S``) after an interrupt, or ``KILL_GRACE`` seconds after the solve's
+    timeout (still building, or inside a slice that overran), is killed, the solve returns
+    "unknown" at once and the next solve forks a fresh child.  ``close`` kills the child."""
 
     def __init__(self, formula: Formula, name: str) -> None:
         self._formula, self._name = formula, name
