@@ -147,7 +147,9 @@ def test_a_solver_that_sees_its_interrupt_late_still_keeps_its_timeout(monkeypat
     from bnnlogic.logic import backends
 
     f = _random_3sat(60, 4.0, 1)
-    expected = backends._build("native:gluecard4", f).solve([], None)[0]
+    ref = backends._build("native:gluecard4", f)
+    expected = ref.solve([], None)[0]
+    ref.close()
     solve = backends._PySAT.solve
     monkeypatch.setattr(backends._PySAT, "solve", lambda self, a, t: (time.sleep(30), solve(self, a, t))[1])
     b = backends.make_backend("native:gluecard4", f)
